@@ -1,0 +1,41 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Creates a working default configuration on first use, inside the checkout only:
+#   DIR/parley.conf, DIR/certs/localhost.{crt,key} (self-signed), DIR/data/, DIR/secrets/.
+# An existing DIR/parley.conf is left alone.
+set -eu
+dir=${1:-run}
+conf="$dir/parley.conf"
+[ -f "$conf" ] && exit 0
+
+umask 077
+mkdir -p "$dir/certs" "$dir/data" "$dir/secrets"
+
+if [ ! -f "$dir/certs/localhost.crt" ]; then
+    openssl req -x509 -newkey rsa:2048 -nodes -days 825 -subj "/CN=localhost" \
+        -addext "subjectAltName=DNS:localhost,DNS:*.localhost" \
+        -keyout "$dir/certs/localhost.key" -out "$dir/certs/localhost.crt" 2>/dev/null
+fi
+
+# A secret for a third-party XEP-0114 component (a gateway, a bot) to connect with.
+secret_file="$dir/secrets/gateway.localhost.secret"
+[ -f "$secret_file" ] || openssl rand -hex 24 > "$secret_file"
+
+cat > "$conf" <<CONF
+# Parley configuration, created by 'make run'. Every key is described in docs/config.md.
+
+[log]
+level = info
+
+[router]
+# Where XEP-0114 components connect. Loopback only: components are trusted peers.
+listen = 127.0.0.1:5347
+max_stanza_size = 1M
+handshake_timeout = 10s
+
+# A third-party component (a gateway, a bot) may connect as gateway.localhost with the
+# secret in secrets/gateway.localhost.secret. Add one section per component.
+[component "gateway.localhost"]
+secret_file = secrets/gateway.localhost.secret
+CONF
+echo "Created $conf (self-signed certificate in $dir/certs, data in $dir/data)."

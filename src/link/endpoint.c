@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: MIT */
+/* The endpoint interface and the XEP-0114 handshake digest. */
+#include "link/internal.h"
+
+#include <openssl/evp.h>
+#include <string.h>
+
+int link_endpoint_send(link_endpoint_t *e, xml_stanza_t *st)
+{
+    return e->vt->send(e, st);
+}
+
+bool link_endpoint_up(const link_endpoint_t *e)
+{
+    return e->vt->up(e);
+}
+
+void link_endpoint_close(link_endpoint_t *e)
+{
+    e->vt->close(e);
+}
+
+void link_handshake_digest(const char *id, const char *secret, char out[41])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(ctx, EVP_sha1(), NULL);
+    EVP_DigestUpdate(ctx, id, strlen(id));
+    EVP_DigestUpdate(ctx, secret, strlen(secret));
+    EVP_DigestFinal_ex(ctx, md, &mdlen);
+    EVP_MD_CTX_free(ctx);
+    for (unsigned i = 0; i < mdlen && i < 20; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[40] = '\0';
+}

@@ -1,0 +1,19 @@
+/* SPDX-License-Identifier: MIT */
+/* The endpoint vtable shared by the two kinds of link. */
+#ifndef PARLEY_LINK_INTERNAL_H
+#define PARLEY_LINK_INTERNAL_H
+
+#include "link/link.h"
+
+typedef struct link_endpoint_vtable {
+    int (*send)(link_endpoint_t *e, xml_stanza_t *st);
+    bool (*up)(const link_endpoint_t *e);
+    void (*close)(link_endpoint_t *e);
+} link_endpoint_vtable_t;
+
+/* The first member of each kind's endpoint struct. */
+struct link_endpoint {
+    const link_endpoint_vtable_t *vt;
+};
+
+#endif

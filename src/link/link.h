@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: MIT */
+/* Links between components and the router: one interface, in-process or over a stream. */
+#ifndef PARLEY_LINK_H
+#define PARLEY_LINK_H
+
+#include "core/log.h"
+#include "core/xmpp_error.h"
+#include "net/net.h"
+#include "xml/xml.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+/* The link protocol extension namespace (docs/link-protocol.md). */
+#define LINK_NS "urn:parley:link:0"
+
+/* ---- the router's side: one link_t per connected component ---- */
+
+typedef struct link link_t;
+
+typedef struct link_ops {
+    /*
+     * Hands a stanza to the component. st is borrowed; the link keeps what it needs (a
+     * reference in process, the bytes on a stream).
+     */
+    void (*deliver)(link_t *l, xml_stanza_t *st);
+    /* Ends the link (a stream error on streams). The router is told through hub->gone. */
+    void (*close)(link_t *l, core_stream_err_t why);
+} link_ops_t;
+
+struct link {
+    const link_ops_t *ops;
+    uint64_t id; /* for the logs */
+    const char *name; /* the first bound name, for the logs (borrowed) */
+    void *hub_data; /* the router's record of this link */
+};
+
+/* The router as a link sees it (implemented by src/router). */
+typedef struct link_hub {
+    void *ctx;
+    /* A stanza from the component; st borrowed. */
+    void (*input)(void *ctx, link_t *l, xml_stanza_t *st);
+    /*
+     * Binds a name, or claims the default route (name NULL, default_route true). trusted:
+     * an in-process link, configured by the process itself. Returns 0, -EPERM (not allowed
+     * for this link) or -EEXIST (another link holds it).
+     */
+    int (*bind)(void *ctx, link_t *l, const char *name, bool default_route, bool trusted);
+    void (*unbind)(void *ctx, link_t *l, const char *name);
+    /* The link is gone: everything it bound is unbound. */
+    void (*gone)(void *ctx, link_t *l);
+} link_hub_t;
+
+/* ---- the component's side: the same for both kinds ---- */
+
+typedef struct link_endpoint link_endpoint_t;
+
+typedef struct link_endpoint_ops {
+    /* The link is up and every name is bound: the component may send. */
+    void (*on_up)(void *ud);
+    /* A stanza for the component; st is borrowed (take a reference to keep it). */
+    void (*on_stanza)(void *ud, xml_stanza_t *st);
+    /* The link is down (a stream endpoint then reconnects by itself, with backoff). */
+    void (*on_down)(void *ud);
+} link_endpoint_ops_t;
+
+typedef struct link_options {
+    const char *name; /* the component's domain (the XEP-0114 stream 'to') */
+    const char *const *extra_names; /* more names to bind (Parley's extension) */
+    size_t n_extra;
+    bool default_route; /* claim the default route */
+    /* stream links only */
+    const char *router_addr; /* "127.0.0.1:5347" */
+    const char *secret;
+    uint64_t reconnect_min_ms; /* 0: 100 ms */
+    uint64_t reconnect_max_ms; /* 0: 10 s */
+    const xml_limits_t *limits; /* NULL: defaults */
+} link_options_t;
+
+/*
+ * An in-process link to the router behind hub: stanzas pass as trees, by reference, and are
+ * delivered from the loop (never from inside the sender's call), in order. The names are
+ * bound at once; on_up runs from the loop. Strings in opt are copied.
+ */
+link_endpoint_t *link_inproc_open(uv_loop_t *loop, const link_hub_t *hub, const link_options_t *opt,
+                                  const link_endpoint_ops_t *ops, void *ud, const core_log_t *log);
+
+/*
+ * A stream link: connects to opt->router_addr over TCP, speaks XEP-0114 and binds the extra
+ * names; reconnects with exponential backoff when the connection is lost. Strings in opt are
+ * copied.
+ */
+link_endpoint_t *link_stream_open(net_ctx_t *net, const link_options_t *opt,
+                                  const link_endpoint_ops_t *ops, void *ud, const core_log_t *log);
+
+/*
+ * Sends a stanza to the router. st is borrowed. Returns 0, -ENOTCONN while the link is down
+ * (the caller decides: bounce, queue or drop), or -ENOBUFS when the link's queue is full.
+ */
+int link_endpoint_send(link_endpoint_t *e, xml_stanza_t *st);
+
+/* True while the link is up. */
+bool link_endpoint_up(const link_endpoint_t *e);
+
+/* Closes the link and frees the endpoint; no callback runs after this. */
+void link_endpoint_close(link_endpoint_t *e);
+
+/* ---- shared helpers ---- */
+
+/* Lowercase hex SHA-1 of id + secret (XEP-0114 §3). out gets 41 bytes. */
+void link_handshake_digest(const char *id, const char *secret, char out[41]);
+
+#endif

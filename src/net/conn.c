@@ -1,0 +1,312 @@
+/* SPDX-License-Identifier: MIT */
+/* TCP connections: reading into the loop's shared buffer, batched writes, orderly close. */
+#include "net/internal.h"
+
+#include "core/alloc.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#define DEFAULT_OUT_LIMIT (4u * 1024 * 1024)
+
+/* A uv_write in progress: owns the bytes until the callback. */
+typedef struct write_req {
+    uv_write_t req;
+    net_conn_t *conn;
+    char *data;
+} write_req_t;
+
+static void flush_all(uv_prepare_t *h);
+
+void net_ctx_init(net_ctx_t *ctx, uv_loop_t *loop, const core_log_t *log)
+{
+    memset(ctx, 0, sizeof(*ctx));
+    ctx->loop = loop;
+    ctx->log = log;
+    uv_prepare_init(loop, &ctx->flush);
+    uv_prepare_start(&ctx->flush, flush_all);
+    /* Flushing is work to do when there is output, not a reason to keep the loop alive. */
+    uv_unref((uv_handle_t *)&ctx->flush);
+}
+
+void net_ctx_close(net_ctx_t *ctx)
+{
+    uv_prepare_stop(&ctx->flush);
+    uv_close((uv_handle_t *)&ctx->flush, NULL);
+}
+
+static void pending_add(net_conn_t *c)
+{
+    if (c->pending)
+        return;
+    c->pending = true;
+    /* While output waits, the loop must run once more to write it, even at shutdown. */
+    if (c->ctx->pending == NULL)
+        uv_ref((uv_handle_t *)&c->ctx->flush);
+    c->next_pending = c->ctx->pending;
+    c->ctx->pending = c;
+}
+
+static void pending_remove(net_conn_t *c)
+{
+    if (!c->pending)
+        return;
+    for (net_conn_t **pp = &c->ctx->pending; *pp != NULL; pp = &(*pp)->next_pending) {
+        if (*pp == c) {
+            *pp = c->next_pending;
+            break;
+        }
+    }
+    if (c->ctx->pending == NULL)
+        uv_unref((uv_handle_t *)&c->ctx->flush);
+    c->pending = false;
+    c->next_pending = NULL;
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    net_conn_t *c = h->data;
+    if (!c->notified) {
+        c->notified = true;
+        if (c->ops != NULL && c->ops->on_close != NULL)
+            c->ops->on_close(c, c->close_status);
+    }
+    if (c->all_prev != NULL)
+        c->all_prev->all_next = c->all_next;
+    else
+        c->ctx->all = c->all_next;
+    if (c->all_next != NULL)
+        c->all_next->all_prev = c->all_prev;
+    core_buf_release(&c->out);
+    core_free(c);
+}
+
+static void close_now(net_conn_t *c)
+{
+    pending_remove(c);
+    c->closing = true;
+    c->close_after_flush = false;
+    if (!uv_is_closing((uv_handle_t *)&c->tcp))
+        uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+}
+
+static void on_write_done(uv_write_t *req, int status)
+{
+    write_req_t *w = (write_req_t *)req;
+    net_conn_t *c = w->conn;
+    core_free(w->data);
+    core_free(w);
+    c->in_flight = 0;
+    if (uv_is_closing((uv_handle_t *)&c->tcp))
+        return;
+    if (status < 0) {
+        c->close_status = status;
+        close_now(c);
+        return;
+    }
+    if (c->out.len > 0)
+        pending_add(c);
+    else if (c->close_after_flush)
+        close_now(c);
+}
+
+/* Hands queued output to the kernel: directly when it takes it, else through uv_write. */
+static void flush_one(net_conn_t *c)
+{
+    if (c->in_flight > 0 || uv_is_closing((uv_handle_t *)&c->tcp))
+        return;
+    if (c->out.len > 0) {
+        uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+        if (n < 0 && n != UV_EAGAIN) {
+            c->close_status = n;
+            close_now(c);
+            return;
+        }
+        size_t done = n > 0 ? (size_t)n : 0;
+        if (done == c->out.len) {
+            c->out.len = 0;
+            /* An idle connection keeps no output buffer. */
+            if (c->out.cap > 16 * 1024)
+                core_buf_release(&c->out);
+        } else {
+            write_req_t *w = core_malloc(sizeof(*w));
+            w->conn = c;
+            size_t len;
+            w->data = core_buf_steal(&c->out, &len);
+            uv_buf_t rest = uv_buf_init(w->data + done, (unsigned)(len - done));
+            c->in_flight = len - done;
+            int err = uv_write(&w->req, (uv_stream_t *)&c->tcp, &rest, 1, on_write_done);
+            if (err < 0) {
+                core_free(w->data);
+                core_free(w);
+                c->in_flight = 0;
+                c->close_status = err;
+                close_now(c);
+                return;
+            }
+        }
+    }
+    if (c->out.len == 0 && c->in_flight == 0 && c->close_after_flush)
+        close_now(c);
+}
+
+static void flush_all(uv_prepare_t *h)
+{
+    net_ctx_t *ctx = (net_ctx_t *)((char *)h - offsetof(net_ctx_t, flush));
+    while (ctx->pending != NULL) {
+        net_conn_t *c = ctx->pending;
+        ctx->pending = c->next_pending;
+        c->pending = false;
+        c->next_pending = NULL;
+        flush_one(c);
+    }
+    uv_unref((uv_handle_t *)&ctx->flush);
+}
+
+int net_conn_write(net_conn_t *c, const char *data, size_t len)
+{
+    if (c->closing)
+        return -EPIPE;
+    if (c->out.len + c->in_flight + len > c->out_limit)
+        return -ENOBUFS;
+    core_buf_append(&c->out, data, len);
+    pending_add(c);
+    return 0;
+}
+
+static void alloc_read(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    net_conn_t *c = h->data;
+    /* One buffer per loop: each read is consumed before the next one is made. */
+    *buf = uv_buf_init(c->ctx->read_buf, sizeof(c->ctx->read_buf));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+    net_conn_t *c = s->data;
+    if (nread > 0) {
+        if (!c->closing)
+            c->ops->on_read(c, buf->base, (size_t)nread);
+        return;
+    }
+    if (nread == 0)
+        return;
+    /* EOF or a read error: the peer is gone; what we still have queued may go out. */
+    c->close_status = nread == UV_EOF ? 0 : (int)nread;
+    net_conn_close(c, nread == UV_EOF);
+}
+
+int net_conn_read_start(net_conn_t *c)
+{
+    if (c->closing)
+        return -EPIPE;
+    return uv_read_start((uv_stream_t *)&c->tcp, alloc_read, on_read);
+}
+
+void net_conn_read_stop(net_conn_t *c)
+{
+    uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+void net_conn_close(net_conn_t *c, bool flush)
+{
+    if (uv_is_closing((uv_handle_t *)&c->tcp))
+        return;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    if (c->closing && !flush) {
+        close_now(c);
+        return;
+    }
+    c->closing = true;
+    if (flush && (c->out.len > 0 || c->in_flight > 0)) {
+        c->close_after_flush = true;
+        pending_add(c);
+        return;
+    }
+    close_now(c);
+}
+
+static void describe_peer(net_conn_t *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    char host[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+        if (ss.ss_family == AF_INET) {
+            const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+            uv_ip4_name(a, host, sizeof(host));
+            port = ntohs(a->sin_port);
+        } else if (ss.ss_family == AF_INET6) {
+            const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+            uv_ip6_name(a, host, sizeof(host));
+            port = ntohs(a->sin6_port);
+        }
+    }
+    snprintf(c->peer, sizeof(c->peer), ss.ss_family == AF_INET6 ? "[%s]:%d" : "%s:%d", host, port);
+}
+
+net_conn_t *net_conn_alloc(net_ctx_t *ctx)
+{
+    net_conn_t *c = core_calloc(1, sizeof(*c));
+    c->ctx = ctx;
+    c->id = ++ctx->next_id;
+    c->out_limit = DEFAULT_OUT_LIMIT;
+    uv_tcp_init(ctx->loop, &c->tcp);
+    c->tcp.data = c;
+    c->all_next = ctx->all;
+    if (ctx->all != NULL)
+        ctx->all->all_prev = c;
+    ctx->all = c;
+    return c;
+}
+
+void net_ctx_close_all(net_ctx_t *ctx)
+{
+    for (net_conn_t *c = ctx->all; c != NULL; c = c->all_next)
+        close_now(c);
+}
+
+void net_conn_accepted(net_conn_t *c)
+{
+    uv_tcp_nodelay(&c->tcp, 1);
+    describe_peer(c);
+}
+
+static void on_connected(uv_connect_t *req, int status)
+{
+    net_conn_t *c = req->data;
+    if (status == 0) {
+        net_conn_accepted(c);
+        c->ops->on_connect(c, 0);
+        return;
+    }
+    c->notified = true; /* a failed connect is reported by on_connect alone */
+    c->ops->on_connect(c, status);
+    close_now(c);
+}
+
+int net_connect(net_ctx_t *ctx, const char *addr, const net_conn_ops_t *ops, void *ud,
+                net_conn_t **out)
+{
+    struct sockaddr_storage ss;
+    int err = net_addr_parse(addr, &ss);
+    if (err < 0)
+        return err;
+    net_conn_t *c = net_conn_alloc(ctx);
+    c->ops = ops;
+    c->ud = ud;
+    c->connect_req.data = c;
+    err = uv_tcp_connect(&c->connect_req, &c->tcp, (const struct sockaddr *)&ss, on_connected);
+    if (err < 0) {
+        c->notified = true;
+        close_now(c);
+        return err;
+    }
+    snprintf(c->peer, sizeof(c->peer), "%s", addr);
+    *out = c;
+    return 0;
+}

@@ -1,0 +1,113 @@
+/* SPDX-License-Identifier: MIT */
+/* TCP connections on libuv: batched writes with a high-water mark, listeners, clients. */
+#ifndef PARLEY_NET_H
+#define PARLEY_NET_H
+
+#include "core/buf.h"
+#include "core/log.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct net_conn net_conn_t;
+
+/*
+ * The per-loop context of the network layer: one read buffer shared by every connection
+ * (bytes are consumed before the next read), and the list of connections with output to
+ * flush, written once per loop iteration from a uv_prepare handle.
+ */
+typedef struct net_ctx {
+    uv_loop_t *loop; /* borrowed */
+    const core_log_t *log; /* borrowed */
+    uv_prepare_t flush;
+    net_conn_t *pending; /* connections with queued output */
+    net_conn_t *all; /* every open connection, for shutdown */
+    uint64_t next_id; /* connection ids for the logs */
+    char read_buf[64 * 1024];
+    bool reading; /* read_buf is lent out */
+} net_ctx_t;
+
+/* What a connection's owner is told. Both run on the loop thread. */
+typedef struct net_conn_ops {
+    /* Bytes arrived: data is borrowed for the call. */
+    void (*on_read)(net_conn_t *c, const char *data, size_t len);
+    /*
+     * The connection is gone (peer closed, error, or after net_conn_close). Called exactly
+     * once; the owner must forget c, whose memory is freed after the callback returns.
+     * status is 0 or a negative libuv error.
+     */
+    void (*on_close)(net_conn_t *c, int status);
+    /* A connect started with net_connect finished; status 0 or a negative libuv error. */
+    void (*on_connect)(net_conn_t *c, int status);
+} net_conn_ops_t;
+
+struct net_conn {
+    uv_tcp_t tcp;
+    uv_connect_t connect_req;
+    net_ctx_t *ctx;
+    uint64_t id;
+    const net_conn_ops_t *ops;
+    void *ud; /* the owner's object */
+    core_buf_t out; /* queued output, not yet handed to the kernel */
+    size_t in_flight; /* bytes in a uv_write not yet completed */
+    size_t out_limit; /* high-water mark for out + in_flight */
+    net_conn_t *next_pending;
+    net_conn_t *all_next;
+    net_conn_t *all_prev;
+    bool pending;
+    bool closing; /* no more reads or callbacks to the owner except on_close */
+    bool close_after_flush;
+    bool notified; /* on_close has run */
+    int close_status;
+    char peer[64]; /* "ip:port" for the logs */
+};
+
+void net_ctx_init(net_ctx_t *ctx, uv_loop_t *loop, const core_log_t *log);
+/* Closes every connection at once, without flushing (the end of a shutdown deadline). */
+void net_ctx_close_all(net_ctx_t *ctx);
+/* Closes the flush handle; call once every connection is gone, before uv_loop_close. */
+void net_ctx_close(net_ctx_t *ctx);
+
+/*
+ * Queues bytes for writing (copied). Returns 0, or -ENOBUFS when the output would pass the
+ * connection's high-water mark (nothing is queued: the caller closes the slow consumer),
+ * or -EPIPE when the connection is closing.
+ */
+int net_conn_write(net_conn_t *c, const char *data, size_t len);
+
+/* Starts or stops reading (to throttle a peer). */
+int net_conn_read_start(net_conn_t *c);
+void net_conn_read_stop(net_conn_t *c);
+
+/*
+ * Closes the connection. With flush, queued output is written first (bounded by the peer
+ * reading it); then on_close runs. Safe to call more than once and from inside on_read.
+ */
+void net_conn_close(net_conn_t *c, bool flush);
+
+/* ---- listeners ---- */
+
+typedef struct net_listener net_listener_t;
+
+/* A new connection was accepted: set c->ops and c->ud, then call net_conn_read_start. */
+typedef void (*net_accept_fn)(void *ud, net_conn_t *c);
+
+/*
+ * Listens on addr ("127.0.0.1:5347", "[::1]:5347", "*:5347" or ":5347" for every address).
+ * Returns 0 and *out, or a negative libuv error (the address is logged by the caller).
+ */
+int net_listen(net_ctx_t *ctx, const char *addr, net_accept_fn fn, void *ud, net_listener_t **out);
+/* The port actually bound (useful with port 0). */
+int net_listener_port(const net_listener_t *l);
+/* Stops accepting and frees the listener (after its handle closes). */
+void net_listener_close(net_listener_t *l);
+
+/* Parses "host:port" / "[v6]:port" into a sockaddr. Returns 0 or -EINVAL. */
+int net_addr_parse(const char *addr, struct sockaddr_storage *out);
+
+/* Connects to addr; ops->on_connect reports the result. Returns 0 and *out, or an error. */
+int net_connect(net_ctx_t *ctx, const char *addr, const net_conn_ops_t *ops, void *ud,
+                net_conn_t **out);
+
+#endif

@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: MIT */
+/* The router's side of stream links: XEP-0114 handshake, then Parley's bind extension. */
+#include "router/internal.h"
+
+#include "core/alloc.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
+#include <string.h>
+
+enum session_state {
+    SESSION_WAIT_HEADER,
+    SESSION_WAIT_HANDSHAKE,
+    SESSION_READY,
+};
+
+struct router_session {
+    link_t link;
+    router_t *r;
+    stream_t *s;
+    const router_component_config_t *cfg;
+    char *domain; /* prepared; owned */
+    char id[33]; /* stream id */
+    enum session_state state;
+    router_session_t *next;
+    router_session_t *prev;
+};
+
+static router_session_t *from_link(link_t *l)
+{
+    return (router_session_t *)((char *)l - offsetof(router_session_t, link));
+}
+
+static void link_deliver(link_t *l, xml_stanza_t *st)
+{
+    router_session_t *rs = from_link(l);
+    if (rs->s != NULL && stream_send(rs->s, st) == -ENOBUFS)
+        stream_error(rs->s, CORE_STREAM_ERR_POLICY_VIOLATION, "output queue full");
+}
+
+static void link_close(link_t *l, core_stream_err_t why)
+{
+    router_session_t *rs = from_link(l);
+    if (rs->s != NULL)
+        stream_error(rs->s, why, NULL);
+    /* Unbind at once: nothing more may be routed to or accepted from this link. */
+    router_link_gone(rs->r, l);
+}
+
+static const link_ops_t session_link_ops = {
+    .deliver = link_deliver,
+    .close = link_close,
+};
+
+const router_component_config_t *router_component_find(router_t *r, const char *domain)
+{
+    size_t pos = 0;
+    const router_component_config_t *c;
+    while ((c = core_cfg_next(r->all_cfg, "component", &pos)) != NULL) {
+        char *p = router_prep_domain(r, c->name);
+        bool same = p != NULL && strcmp(p, domain) == 0;
+        core_free(p);
+        if (same)
+            return c;
+    }
+    return NULL;
+}
+
+static void on_open(stream_t *s, xml_stanza_t *hdr)
+{
+    router_session_t *rs = s->ud;
+    router_t *r = rs->r;
+    if (rs->state != SESSION_WAIT_HEADER) {
+        stream_error(s, CORE_STREAM_ERR_INVALID_XML, "unexpected stream restart");
+        return;
+    }
+    const char *to = xml_node_attr(hdr->root, "to");
+    char *dom = to != NULL ? router_prep_domain(r, to) : NULL;
+    const router_component_config_t *cfg = dom != NULL ? router_component_find(r, dom) : NULL;
+    if (cfg == NULL) {
+        stream_send_header(s, NULL, NULL, NULL, NULL);
+        stream_error(s, CORE_STREAM_ERR_HOST_UNKNOWN, NULL);
+        core_log(r->log, CORE_LOG_INFO, stream_conn_id(s), "component for unknown domain %s",
+                 to ? to : "(none)");
+        core_free(dom);
+        return;
+    }
+    rs->cfg = cfg;
+    rs->domain = dom;
+    unsigned char rnd[16];
+    RAND_bytes(rnd, sizeof(rnd));
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(rs->id + 2 * i, 3, "%02x", rnd[i]);
+    rs->state = SESSION_WAIT_HANDSHAKE;
+    stream_send_header(s, dom, NULL, rs->id, NULL);
+}
+
+static bool handshake_ok(router_session_t *rs, const xml_node_t *hs)
+{
+    size_t len;
+    const char *text = xml_node_text(hs, &len);
+    if (len != 40)
+        return false;
+    char want[41];
+    char got[40];
+    link_handshake_digest(rs->id, rs->cfg->secret, want);
+    for (size_t i = 0; i < 40; i++)
+        got[i] = (char)tolower((unsigned char)text[i]);
+    bool ok = CRYPTO_memcmp(want, got, 40) == 0;
+    OPENSSL_cleanse(want, sizeof(want));
+    return ok;
+}
+
+static void on_handshake(router_session_t *rs, xml_stanza_t *st)
+{
+    stream_t *s = rs->s;
+    router_t *r = rs->r;
+    if (!xml_node_is(st->root, XMLS_NS_CONTENT, "handshake")) {
+        stream_error(s, CORE_STREAM_ERR_NOT_AUTHORIZED, "handshake expected");
+        return;
+    }
+    if (!handshake_ok(rs, st->root)) {
+        core_log(r->log, CORE_LOG_INFO, stream_conn_id(s), "wrong handshake for %s", rs->domain);
+        stream_error(s, CORE_STREAM_ERR_NOT_AUTHORIZED, NULL);
+        return;
+    }
+    int err = router_bind(r, &rs->link, rs->domain, false, false, rs->cfg);
+    if (err < 0) {
+        /* One link per domain; the one already connected keeps it (docs/link-protocol.md). */
+        stream_error(s, err == -EEXIST ? CORE_STREAM_ERR_CONFLICT : CORE_STREAM_ERR_NOT_AUTHORIZED,
+                     NULL);
+        router_link_gone(r, &rs->link);
+        return;
+    }
+    rs->state = SESSION_READY;
+    stream_set_deadline(s, 0, CORE_STREAM_ERR_NONE);
+    xml_stanza_t *ok = xml_stanza_new(XMLS_NS_CONTENT, "handshake");
+    stream_send(s, ok);
+    xml_stanza_unref(ok);
+    core_log(r->log, CORE_LOG_INFO, stream_conn_id(s), "component %s authenticated", rs->domain);
+}
+
+/* Parley's link extension: <bind/> and <unbind/> in urn:parley:link:0. */
+static void on_link_control(router_session_t *rs, xml_stanza_t *st)
+{
+    const char *name = xml_node_attr(st->root, "name");
+    const char *dflt = xml_node_attr(st->root, "default");
+    bool want_default = dflt != NULL && strcmp(dflt, "true") == 0;
+    bool is_bind = strcmp(st->root->name, "bind") == 0;
+    int err = 0;
+    if (is_bind && (name != NULL || want_default))
+        err = router_bind(rs->r, &rs->link, name, want_default && name == NULL, false, rs->cfg);
+    else if (!is_bind && name != NULL)
+        router_unbind(rs->r, &rs->link, name);
+    else
+        err = -EINVAL;
+    xml_stanza_t *ans = xml_stanza_new(LINK_NS, st->root->name);
+    if (name != NULL)
+        xml_node_set_attr(ans, ans->root, NULL, "name", name);
+    if (want_default)
+        xml_node_set_attr(ans, ans->root, NULL, "default", "true");
+    xml_node_set_attr(ans, ans->root, NULL, "result", err == 0 ? "ok" : "error");
+    if (err < 0) {
+        core_stanza_err_t cond = err == -EEXIST ? CORE_STANZA_ERR_CONFLICT
+            : err == -EPERM                     ? CORE_STANZA_ERR_NOT_ALLOWED
+                                                : CORE_STANZA_ERR_BAD_REQUEST;
+        xml_node_add_element(ans, ans->root, CORE_NS_STANZA_ERRORS, core_stanza_err_name(cond));
+    }
+    stream_send(rs->s, ans);
+    xml_stanza_unref(ans);
+}
+
+static void on_element(stream_t *s, xml_stanza_t *st)
+{
+    router_session_t *rs = s->ud;
+    switch (rs->state) {
+    case SESSION_WAIT_HEADER:
+        break;
+    case SESSION_WAIT_HANDSHAKE:
+        on_handshake(rs, st);
+        break;
+    case SESSION_READY:
+        if (xml_node_is(st->root, LINK_NS, "bind") || xml_node_is(st->root, LINK_NS, "unbind"))
+            on_link_control(rs, st);
+        else
+            router_input(rs->r, &rs->link, st);
+        break;
+    }
+}
+
+static void on_gone(stream_t *s)
+{
+    router_session_t *rs = s->ud;
+    router_t *r = rs->r;
+    if (rs->state == SESSION_READY)
+        core_log(r->log, CORE_LOG_INFO, rs->link.id, "component %s disconnected", rs->domain);
+    router_link_gone(r, &rs->link);
+    if (rs->prev != NULL)
+        rs->prev->next = rs->next;
+    else
+        r->sessions = rs->next;
+    if (rs->next != NULL)
+        rs->next->prev = rs->prev;
+    core_free(rs->domain);
+    core_free(rs);
+}
+
+static const stream_ops_t session_stream_ops = {
+    .on_open = on_open,
+    .on_element = on_element,
+    .on_gone = on_gone,
+};
+
+void router_accept(void *ud, net_conn_t *c)
+{
+    router_t *r = ud;
+    core_log(r->log, CORE_LOG_INFO, c->id, "component connection from %s", c->peer);
+    router_session_t *rs = core_calloc(1, sizeof(*rs));
+    rs->r = r;
+    rs->link.ops = &session_link_ops;
+    rs->link.id = c->id;
+    rs->next = r->sessions;
+    if (r->sessions != NULL)
+        r->sessions->prev = rs;
+    r->sessions = rs;
+    rs->s = stream_new(c, XMLS_NS_COMPONENT, &r->limits, &session_stream_ops, rs, r->log);
+    stream_set_deadline(rs->s, r->cfg->handshake_timeout_ms, CORE_STREAM_ERR_CONNECTION_TIMEOUT);
+}
+
+void router_sessions_shutdown(router_t *r)
+{
+    for (router_session_t *rs = r->sessions; rs != NULL; rs = rs->next) {
+        router_link_gone(r, &rs->link);
+        stream_error(rs->s, CORE_STREAM_ERR_SYSTEM_SHUTDOWN, NULL);
+    }
+}

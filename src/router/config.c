@@ -1,0 +1,91 @@
+/* SPDX-License-Identifier: MIT */
+/* The router's configuration keys: [router] and [component "domain"]. */
+#include "router/internal.h"
+
+#include "core/alloc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static const core_cfg_key_t router_keys[] = {
+    {.name = "listen",
+     .type = CORE_CFG_STR,
+     .offset = offsetof(router_config_t, listen),
+     .def = "127.0.0.1:5347",
+     .help = "address:port where components connect (XEP-0114); loopback by default"},
+    {.name = "max_stanza_size",
+     .type = CORE_CFG_SIZE,
+     .offset = offsetof(router_config_t, max_stanza_size),
+     .def = "1M",
+     .min = 1024,
+     .max = 64 * 1024 * 1024,
+     .help = "largest top-level element a component may send; more is <policy-violation/>"},
+    {.name = "handshake_timeout",
+     .type = CORE_CFG_MSEC,
+     .offset = offsetof(router_config_t, handshake_timeout_ms),
+     .def = "10s",
+     .min = 100,
+     .max = 3600 * 1000,
+     .help = "time a component has to complete the handshake"},
+};
+
+const core_cfg_section_t router_cfg_section = {
+    .name = "router",
+    .size = sizeof(router_config_t),
+    .keys = router_keys,
+    .nkeys = sizeof(router_keys) / sizeof(router_keys[0]),
+};
+
+static int component_check(void *data, char *err, size_t errlen)
+{
+    router_component_config_t *c = data;
+    if ((c->secret == NULL) == (c->secret_file == NULL)) {
+        snprintf(err, errlen, "[component \"%s\"] needs exactly one of secret, secret_file",
+                 c->name);
+        return -EINVAL;
+    }
+    if (c->secret_file != NULL) {
+        int rc = core_cfg_read_secret(c->secret_file, &c->secret);
+        if (rc < 0) {
+            snprintf(err, errlen, "secret_file %s: %s", c->secret_file, strerror(-rc));
+            return -EINVAL;
+        }
+    }
+    if (c->secret[0] == '\0') {
+        snprintf(err, errlen, "[component \"%s\"]: the secret is empty", c->name);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static const core_cfg_key_t component_keys[] = {
+    {.name = "secret",
+     .type = CORE_CFG_STR,
+     .offset = offsetof(router_component_config_t, secret),
+     .help = "the shared secret of the XEP-0114 handshake"},
+    {.name = "secret_file",
+     .type = CORE_CFG_STR,
+     .offset = offsetof(router_component_config_t, secret_file),
+     .is_path = true,
+     .help = "a file holding the secret (instead of secret)"},
+    {.name = "bind",
+     .type = CORE_CFG_LIST,
+     .offset = offsetof(router_component_config_t, bind),
+     .help = "more names this component may bind (Parley's link extension)"},
+    {.name = "default_route",
+     .type = CORE_CFG_BOOL,
+     .offset = offsetof(router_component_config_t, default_route),
+     .def = "no",
+     .help = "the component may claim the default route (s2s)"},
+};
+
+const core_cfg_section_t router_component_cfg_section = {
+    .name = "component",
+    .labelled = true,
+    .size = sizeof(router_component_config_t),
+    .label_offset = offsetof(router_component_config_t, name),
+    .keys = component_keys,
+    .nkeys = sizeof(component_keys) / sizeof(component_keys[0]),
+    .check = component_check,
+};

@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: MIT */
+/* Declarations shared by the files of src/router only. */
+#ifndef PARLEY_ROUTER_INTERNAL_H
+#define PARLEY_ROUTER_INTERNAL_H
+
+#include "jid/jid.h"
+#include "router/router.h"
+#include "stream/stream.h"
+
+#include <stddef.h>
+
+/* ---- table.c: a hash map from names to pointers ---- */
+
+typedef struct router_table_entry router_table_entry_t;
+
+typedef struct router_table {
+    router_table_entry_t **buckets;
+    size_t nbuckets;
+    size_t count;
+} router_table_t;
+
+void router_table_init(router_table_t *t);
+/* The value stored for key[0..len), or NULL. */
+void *router_table_get(const router_table_t *t, const char *key, size_t len);
+/* Stores value (replacing any); the key is copied. */
+void router_table_put(router_table_t *t, const char *key, size_t len, void *value);
+/* Removes key; returns its value or NULL. */
+void *router_table_del(router_table_t *t, const char *key, size_t len);
+/* Calls fn for each entry (the table must not change meanwhile). */
+void router_table_each(const router_table_t *t, void (*fn)(void *ud, const char *key, void *v),
+                       void *ud);
+void router_table_free(router_table_t *t);
+
+/* ---- router.c ---- */
+
+/* A name the router knows: configured (ours) and/or bound by a link. */
+typedef struct router_route {
+    char *name; /* prepared domain */
+    link_t *link; /* NULL: not bound now */
+    bool ours; /* configured: bounce service-unavailable, not remote-server-not-found */
+} router_route_t;
+
+/* The router's record of one link: what it bound, what it may bind. */
+typedef struct router_link {
+    link_t *link;
+    char **names; /* bound, prepared */
+    size_t nnames;
+    bool default_route;
+    const router_component_config_t *cfg; /* NULL for trusted in-process links */
+    struct router_link *next;
+} router_link_t;
+
+typedef struct router_session router_session_t;
+
+struct router {
+    net_ctx_t *net;
+    const core_log_t *log;
+    const router_config_t *cfg;
+    const core_cfg_t *all_cfg;
+    jid_cache_t *jids;
+    router_table_t routes; /* prepared name → router_route_t */
+    link_t *default_link;
+    router_link_t *links; /* every attached link */
+    router_session_t *sessions; /* XEP-0114 streams, for shutdown */
+    net_listener_t *listener;
+    xml_limits_t limits;
+    link_hub_t hub;
+    router_stats_t stats;
+    uint64_t next_link_id;
+    bool stopping;
+};
+
+/* Prepares a domain into a new string; NULL if it is not a valid domain. */
+char *router_prep_domain(router_t *r, const char *name);
+
+void router_input(router_t *r, link_t *l, xml_stanza_t *st);
+int router_bind(router_t *r, link_t *l, const char *name, bool default_route, bool trusted,
+                const router_component_config_t *cfg);
+void router_unbind(router_t *r, link_t *l, const char *name);
+void router_link_gone(router_t *r, link_t *l);
+
+/* ---- accept.c: the XEP-0114 side of stream links ---- */
+
+void router_accept(void *ud, net_conn_t *c);
+void router_sessions_shutdown(router_t *r);
+/* The component config for a prepared domain, or NULL. */
+const router_component_config_t *router_component_find(router_t *r, const char *domain);
+
+#endif

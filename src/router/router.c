@@ -1,0 +1,364 @@
+/* SPDX-License-Identifier: MIT */
+/* Routing: the table of bound names, the checks on 'from', and bounces. */
+#include "router/internal.h"
+
+#include "core/alloc.h"
+#include "xml/dispatch.h"
+
+#include <errno.h>
+#include <string.h>
+
+static void hub_input(void *ctx, link_t *l, xml_stanza_t *st)
+{
+    router_input(ctx, l, st);
+}
+
+static int hub_bind(void *ctx, link_t *l, const char *name, bool default_route, bool trusted)
+{
+    return router_bind(ctx, l, name, default_route, trusted, NULL);
+}
+
+static void hub_unbind(void *ctx, link_t *l, const char *name)
+{
+    router_unbind(ctx, l, name);
+}
+
+static void hub_gone(void *ctx, link_t *l)
+{
+    router_link_gone(ctx, l);
+}
+
+char *router_prep_domain(router_t *r, const char *name)
+{
+    const char *dom;
+    size_t len;
+    if (jid_domain(r->jids, name, strlen(name), &dom, &len) < 0)
+        return NULL;
+    /* A name to bind is a bare domain: no node, no resource. */
+    if (strchr(name, '@') != NULL || strchr(name, '/') != NULL)
+        return NULL;
+    return core_strndup(dom, len);
+}
+
+static router_route_t *route_get(router_t *r, const char *name, size_t len)
+{
+    return router_table_get(&r->routes, name, len);
+}
+
+static router_route_t *route_make(router_t *r, const char *prepared)
+{
+    size_t len = strlen(prepared);
+    router_route_t *rt = route_get(r, prepared, len);
+    if (rt == NULL) {
+        rt = core_calloc(1, sizeof(*rt));
+        rt->name = core_strdup(prepared);
+        router_table_put(&r->routes, prepared, len, rt);
+    }
+    return rt;
+}
+
+static int mark_ours(router_t *r, const char *name)
+{
+    char *p = router_prep_domain(r, name);
+    if (p == NULL) {
+        core_log(r->log, CORE_LOG_ERROR, 0, "not a valid domain in the configuration: %s", name);
+        return -EINVAL;
+    }
+    route_make(r, p)->ours = true;
+    core_free(p);
+    return 0;
+}
+
+int router_new(net_ctx_t *net, const core_log_t *log, const core_cfg_t *cfg, router_t **out)
+{
+    router_t *r = core_calloc(1, sizeof(*r));
+    r->net = net;
+    r->log = log;
+    r->all_cfg = cfg;
+    r->cfg = core_cfg_get(cfg, "router");
+    r->jids = jid_cache_new(4096);
+    router_table_init(&r->routes);
+    r->limits = xml_limits_default;
+    r->limits.max_stanza_bytes = r->cfg->max_stanza_size;
+    r->hub = (link_hub_t){
+        .ctx = r,
+        .input = hub_input,
+        .bind = hub_bind,
+        .unbind = hub_unbind,
+        .gone = hub_gone,
+    };
+    size_t pos = 0;
+    const router_component_config_t *c;
+    int err = 0;
+    while (err == 0 && (c = core_cfg_next(cfg, "component", &pos)) != NULL) {
+        err = mark_ours(r, c->name);
+        for (size_t i = 0; err == 0 && i < c->bind.count; i++)
+            err = mark_ours(r, c->bind.items[i]);
+    }
+    if (err < 0) {
+        router_free(r);
+        return err;
+    }
+    *out = r;
+    return 0;
+}
+
+int router_start(router_t *r)
+{
+    int err = net_listen(r->net, r->cfg->listen, router_accept, r, &r->listener);
+    if (err < 0) {
+        core_log(r->log, CORE_LOG_ERROR, 0, "cannot listen on %s: %s", r->cfg->listen,
+                 uv_strerror(err));
+        return err;
+    }
+    core_log(r->log, CORE_LOG_INFO, 0, "listening on %s for components (port %d)", r->cfg->listen,
+             net_listener_port(r->listener));
+    return 0;
+}
+
+int router_port(const router_t *r)
+{
+    return r->listener ? net_listener_port(r->listener) : -1;
+}
+
+const link_hub_t *router_hub(router_t *r)
+{
+    return &r->hub;
+}
+
+void router_get_stats(const router_t *r, router_stats_t *out)
+{
+    *out = r->stats;
+}
+
+void router_stop(router_t *r)
+{
+    r->stopping = true;
+    if (r->listener != NULL) {
+        net_listener_close(r->listener);
+        r->listener = NULL;
+    }
+    router_sessions_shutdown(r);
+}
+
+static void free_route(void *ud, const char *key, void *v)
+{
+    router_route_t *rt = v;
+    core_free(rt->name);
+    core_free(rt);
+}
+
+void router_free(router_t *r)
+{
+    while (r->links != NULL)
+        router_link_gone(r, r->links->link);
+    router_table_each(&r->routes, free_route, NULL);
+    router_table_free(&r->routes);
+    jid_cache_free(r->jids);
+    core_free(r);
+}
+
+/* ---- links and names ---- */
+
+static router_link_t *link_record(router_t *r, link_t *l, const router_component_config_t *cfg)
+{
+    router_link_t *rl = l->hub_data;
+    if (rl == NULL) {
+        rl = core_calloc(1, sizeof(*rl));
+        rl->link = l;
+        rl->cfg = cfg;
+        rl->next = r->links;
+        r->links = rl;
+        l->hub_data = rl;
+        if (l->id == 0)
+            l->id = ++r->next_link_id;
+        r->stats.links++;
+    }
+    return rl;
+}
+
+static bool may_bind(const router_link_t *rl, router_t *r, const char *prepared)
+{
+    const router_component_config_t *c = rl->cfg;
+    if (c == NULL)
+        return true;
+    char *p = router_prep_domain(r, c->name);
+    bool ok = p != NULL && strcmp(p, prepared) == 0;
+    core_free(p);
+    for (size_t i = 0; !ok && i < c->bind.count; i++) {
+        p = router_prep_domain(r, c->bind.items[i]);
+        ok = p != NULL && strcmp(p, prepared) == 0;
+        core_free(p);
+    }
+    return ok;
+}
+
+int router_bind(router_t *r, link_t *l, const char *name, bool default_route, bool trusted,
+                const router_component_config_t *cfg)
+{
+    router_link_t *rl = link_record(r, l, cfg);
+    if (default_route) {
+        if (!trusted && (rl->cfg == NULL || !rl->cfg->default_route))
+            return -EPERM;
+        if (r->default_link != NULL && r->default_link != l)
+            return -EEXIST;
+        r->default_link = l;
+        rl->default_route = true;
+        core_log(r->log, CORE_LOG_INFO, l->id, "%s holds the default route", l->name);
+        return 0;
+    }
+    char *p = router_prep_domain(r, name);
+    if (p == NULL)
+        return -EINVAL;
+    if (!trusted && !may_bind(rl, r, p)) {
+        core_free(p);
+        return -EPERM;
+    }
+    router_route_t *rt = route_make(r, p);
+    if (rt->link != NULL) {
+        core_free(p);
+        return rt->link == l ? 0 : -EEXIST;
+    }
+    rt->link = l;
+    if (trusted)
+        rt->ours = true;
+    rl->names = core_realloc(rl->names, (rl->nnames + 1) * sizeof(char *));
+    rl->names[rl->nnames++] = p;
+    if (l->name == NULL)
+        l->name = rt->name;
+    core_log(r->log, CORE_LOG_INFO, l->id, "bound %s", rt->name);
+    return 0;
+}
+
+static void drop_route(router_t *r, router_link_t *rl, size_t i)
+{
+    char *name = rl->names[i];
+    size_t len = strlen(name);
+    router_route_t *rt = route_get(r, name, len);
+    if (rt != NULL && rt->link == rl->link) {
+        rt->link = NULL;
+        if (!rt->ours) {
+            router_table_del(&r->routes, name, len);
+            free_route(NULL, NULL, rt);
+        }
+    }
+    core_log(r->log, CORE_LOG_INFO, rl->link->id, "unbound %s", name);
+    core_free(name);
+    rl->names[i] = rl->names[--rl->nnames];
+}
+
+void router_unbind(router_t *r, link_t *l, const char *name)
+{
+    router_link_t *rl = l->hub_data;
+    char *p = rl ? router_prep_domain(r, name) : NULL;
+    if (p == NULL)
+        return;
+    for (size_t i = 0; i < rl->nnames; i++) {
+        if (strcmp(rl->names[i], p) == 0) {
+            drop_route(r, rl, i);
+            break;
+        }
+    }
+    core_free(p);
+}
+
+void router_link_gone(router_t *r, link_t *l)
+{
+    router_link_t *rl = l->hub_data;
+    if (rl == NULL)
+        return;
+    if (l->name != NULL && rl->nnames > 0)
+        l->name = NULL; /* it pointed into a route that may go away now */
+    while (rl->nnames > 0)
+        drop_route(r, rl, rl->nnames - 1);
+    if (r->default_link == l)
+        r->default_link = NULL;
+    for (router_link_t **pp = &r->links; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == rl) {
+            *pp = rl->next;
+            break;
+        }
+    }
+    core_free(rl->names);
+    core_free(rl);
+    l->hub_data = NULL;
+    r->stats.links--;
+}
+
+/* ---- routing ---- */
+
+/*
+ * Answers a stanza that cannot be delivered (RFC 6120 §8.3): the same stanza back to its
+ * sender, addresses swapped, type 'error', with the condition. Errors are never answered.
+ */
+static void bounce(router_t *r, link_t *l, xml_stanza_t *st, core_stanza_err_t cond)
+{
+    const char *type = xml_stanza_type(st);
+    if (type != NULL && strcmp(type, "error") == 0) {
+        r->stats.dropped++;
+        core_log(r->log, CORE_LOG_DEBUG, l->id, "undeliverable error stanza to %s dropped",
+                 xml_stanza_to(st));
+        return;
+    }
+    xml_stanza_t *b = xml_stanza_copy(st);
+    const char *to = xml_stanza_to(st);
+    const char *from = xml_stanza_from(st);
+    xml_node_set_attr(b, b->root, NULL, "to", from);
+    xml_node_set_attr(b, b->root, NULL, "from", to);
+    xml_node_set_attr(b, b->root, NULL, "type", "error");
+    xml_node_t *e = xml_node_add_element(b, b->root, XMLS_NS_CONTENT, "error");
+    xml_node_set_attr(b, e, NULL, "type", core_stanza_err_type(cond));
+    xml_node_add_element(b, e, CORE_NS_STANZA_ERRORS, core_stanza_err_name(cond));
+    r->stats.bounced++;
+    core_log(r->log, CORE_LOG_DEBUG, l->id, "bounced a stanza to %s: %s", to ? to : "(none)",
+             core_stanza_err_name(cond));
+    l->ops->deliver(l, b);
+    xml_stanza_unref(b);
+}
+
+static bool routable(const xml_stanza_t *st)
+{
+    return xml_stanza_kind(st) != XMLS_KIND_OTHER ||
+        xml_node_is(st->root, XMLS_NS_CONTENT, "route");
+}
+
+void router_input(router_t *r, link_t *l, xml_stanza_t *st)
+{
+    if (!routable(st)) {
+        l->ops->close(l, CORE_STREAM_ERR_UNSUPPORTED_STANZA_TYPE);
+        return;
+    }
+    const char *to = xml_stanza_to(st);
+    const char *from = xml_stanza_from(st);
+    if (to == NULL || from == NULL) {
+        l->ops->close(l, CORE_STREAM_ERR_IMPROPER_ADDRESSING);
+        return;
+    }
+    const char *dom;
+    size_t dlen;
+    router_route_t *rt;
+    /* RFC 6120 §4.9.3.9: a link may only send from the names it has bound. */
+    if (jid_domain(r->jids, from, strlen(from), &dom, &dlen) < 0 ||
+        (rt = route_get(r, dom, dlen)) == NULL || rt->link != l) {
+        core_log(r->log, CORE_LOG_INFO, l->id, "%s sent from a name it does not own",
+                 l->name ? l->name : "link");
+        l->ops->close(l, CORE_STREAM_ERR_INVALID_FROM);
+        return;
+    }
+    if (jid_domain(r->jids, to, strlen(to), &dom, &dlen) < 0) {
+        bounce(r, l, st, CORE_STANZA_ERR_JID_MALFORMED);
+        return;
+    }
+    rt = route_get(r, dom, dlen);
+    link_t *dest = rt != NULL ? rt->link : NULL;
+    if (dest == NULL && (rt == NULL || !rt->ours))
+        dest = r->default_link;
+    if (dest == NULL) {
+        bounce(r, l, st,
+               rt != NULL ? CORE_STANZA_ERR_SERVICE_UNAVAILABLE
+                          : CORE_STANZA_ERR_REMOTE_SERVER_NOT_FOUND);
+        return;
+    }
+    r->stats.routed++;
+    dest->ops->deliver(dest, st);
+}

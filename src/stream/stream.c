@@ -1,0 +1,220 @@
+/* SPDX-License-Identifier: MIT */
+/* The XMPP stream: parser events to the owner, stream errors and orderly closes. */
+#include "stream/stream.h"
+
+#include "core/alloc.h"
+#include "core/buf.h"
+
+#include <errno.h>
+#include <string.h>
+
+static void on_conn_read(net_conn_t *c, const char *data, size_t len);
+static void on_conn_close(net_conn_t *c, int status);
+
+static const net_conn_ops_t stream_conn_ops = {
+    .on_read = on_conn_read,
+    .on_close = on_conn_close,
+};
+
+stream_t *stream_new(net_conn_t *c, const char *content_ns, const xml_limits_t *limits,
+                     const stream_ops_t *ops, void *ud, const core_log_t *log)
+{
+    stream_t *s = core_calloc(1, sizeof(*s));
+    s->conn = c;
+    s->parser = xml_parser_new(limits);
+    s->ops = ops;
+    s->ud = ud;
+    s->log = log;
+    s->content_ns = content_ns;
+    uv_timer_init(c->ctx->loop, &s->timer);
+    s->timer.data = s;
+    c->ops = &stream_conn_ops;
+    c->ud = s;
+    net_conn_read_start(c);
+    return s;
+}
+
+uint64_t stream_conn_id(const stream_t *s)
+{
+    return s->conn != NULL ? s->conn->id : 0;
+}
+
+static int write_bytes(stream_t *s, const char *data, size_t len)
+{
+    if (s->conn == NULL)
+        return -EPIPE;
+    int err = net_conn_write(s->conn, data, len);
+    if (err == -ENOBUFS) {
+        core_log(s->log, CORE_LOG_WARN, s->conn->id, "peer does not read its output: closing");
+        net_conn_close(s->conn, false);
+    }
+    return err;
+}
+
+static void append_attr(core_buf_t *b, const char *name, const char *value)
+{
+    if (value == NULL)
+        return;
+    core_buf_append_str(b, " ");
+    core_buf_append_str(b, name);
+    core_buf_append_str(b, "='");
+    xml_escape(b, value, strlen(value), true);
+    core_buf_append_str(b, "'");
+}
+
+int stream_send_header(stream_t *s, const char *from, const char *to, const char *id,
+                       const char *version)
+{
+    core_buf_t b = {0};
+    core_buf_append_str(&b, "<?xml version='1.0'?><stream:stream xmlns='");
+    core_buf_append_str(&b, s->content_ns);
+    core_buf_append_str(&b, "' xmlns:stream='" XMLS_NS_STREAMS "'");
+    append_attr(&b, "from", from);
+    append_attr(&b, "to", to);
+    append_attr(&b, "id", id);
+    append_attr(&b, "version", version);
+    core_buf_append_str(&b, ">");
+    int err = write_bytes(s, b.data, b.len);
+    core_buf_release(&b);
+    if (err == 0)
+        s->header_sent = true;
+    return err;
+}
+
+int stream_send(stream_t *s, xml_stanza_t *st)
+{
+    if (s->closing || s->conn == NULL)
+        return -EPIPE;
+    size_t len;
+    const char *bytes = xml_stanza_bytes(st, &len);
+    return write_bytes(s, bytes, len);
+}
+
+void stream_error(stream_t *s, core_stream_err_t cond, const char *text)
+{
+    if (s->closing || s->conn == NULL)
+        return;
+    core_log(s->log, CORE_LOG_INFO, s->conn->id, "stream error <%s/>%s%s",
+             core_stream_err_name(cond), text ? ": " : "", text ? text : "");
+    if (!s->header_sent)
+        stream_send_header(s, NULL, NULL, NULL, "1.0");
+    core_buf_t b = {0};
+    core_buf_append_str(&b, "<stream:error><");
+    core_buf_append_str(&b, core_stream_err_name(cond));
+    core_buf_append_str(&b, " xmlns='" CORE_NS_STREAM_ERRORS "'/>");
+    if (text != NULL) {
+        core_buf_append_str(&b, "<text xmlns='" CORE_NS_STREAM_ERRORS "'>");
+        xml_escape(&b, text, strlen(text), false);
+        core_buf_append_str(&b, "</text>");
+    }
+    core_buf_append_str(&b, "</stream:error></stream:stream>");
+    write_bytes(s, b.data, b.len);
+    core_buf_release(&b);
+    s->closing = true;
+    if (s->conn != NULL)
+        net_conn_close(s->conn, true);
+}
+
+void stream_close(stream_t *s)
+{
+    if (s->closing || s->conn == NULL)
+        return;
+    s->closing = true;
+    if (s->header_sent)
+        write_bytes(s, "</stream:stream>", 16);
+    if (s->conn != NULL)
+        net_conn_close(s->conn, true);
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    stream_t *s = t->data;
+    stream_error(s, s->deadline_err, NULL);
+}
+
+void stream_set_deadline(stream_t *s, uint64_t ms, core_stream_err_t cond)
+{
+    uv_timer_stop(&s->timer);
+    if (ms == 0 || s->gone)
+        return;
+    s->deadline_err = cond;
+    uv_timer_start(&s->timer, on_deadline, ms, 0);
+}
+
+/* RFC 6120 §4.8: the root must be <stream:stream> in the streams namespace, with the
+ * expected content namespace as its default. */
+static bool check_header(stream_t *s, xml_stanza_t *hdr)
+{
+    if (!xml_node_is(hdr->root, XMLS_NS_STREAMS, "stream")) {
+        stream_error(s, CORE_STREAM_ERR_INVALID_NAMESPACE, NULL);
+        return false;
+    }
+    const char *prefix = xml_parser_stream_prefix(s->parser);
+    if (prefix == NULL || strcmp(prefix, "stream") != 0) {
+        stream_error(s, CORE_STREAM_ERR_BAD_NAMESPACE_PREFIX, NULL);
+        return false;
+    }
+    const char *ns = xml_parser_stream_ns(s->parser);
+    if (ns == NULL || strcmp(ns, s->content_ns) != 0) {
+        stream_error(s, CORE_STREAM_ERR_INVALID_NAMESPACE, NULL);
+        return false;
+    }
+    return true;
+}
+
+static void on_conn_read(net_conn_t *c, const char *data, size_t len)
+{
+    stream_t *s = c->ud;
+    if (s->closing)
+        return;
+    if (xml_parser_feed(s->parser, data, len) < 0)
+        return;
+    xml_event_t ev;
+    int err = 0;
+    /* The owner may close the stream on any event: stop at once when it does. */
+    while (!s->closing && s->conn != NULL && (err = xml_parser_next(s->parser, &ev)) == 0) {
+        switch (ev.kind) {
+        case XMLS_EV_STREAM_OPEN:
+            if (check_header(s, ev.stanza))
+                s->ops->on_open(s, ev.stanza);
+            break;
+        case XMLS_EV_ELEMENT:
+            s->ops->on_element(s, ev.stanza);
+            break;
+        case XMLS_EV_STREAM_CLOSE:
+            core_log(s->log, CORE_LOG_DEBUG, c->id, "peer closed the stream");
+            stream_close(s);
+            break;
+        }
+        xml_stanza_unref(ev.stanza);
+    }
+    if (err == -EPROTO && !s->closing) {
+        const char *detail = NULL;
+        core_stream_err_t cond = xml_parser_error(s->parser, &detail);
+        stream_error(s, cond, NULL);
+        if (detail != NULL)
+            core_log(s->log, CORE_LOG_INFO, c->id, "parse error: %s", detail);
+    }
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    stream_t *s = h->data;
+    xml_parser_free(s->parser);
+    core_free(s);
+}
+
+static void on_conn_close(net_conn_t *c, int status)
+{
+    stream_t *s = c->ud;
+    if (status < 0)
+        core_log(s->log, CORE_LOG_INFO, c->id, "connection lost: %s", uv_strerror(status));
+    else if (!s->closing)
+        core_log(s->log, CORE_LOG_INFO, c->id, "peer disconnected without closing the stream");
+    s->conn = NULL;
+    s->gone = true;
+    s->closing = true;
+    uv_timer_stop(&s->timer);
+    s->ops->on_gone(s);
+    uv_close((uv_handle_t *)&s->timer, on_timer_closed);
+}

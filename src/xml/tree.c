@@ -1,0 +1,400 @@
+/* SPDX-License-Identifier: MIT */
+/* Stanza trees: building, copying, changing and reading them, all inside one arena per stanza. */
+#include "xml/internal.h"
+
+#include "core/alloc.h"
+
+#include <assert.h>
+#include <string.h>
+
+/*
+ * The sentinel's characters are only a fallback for code that prints it; its identity is its
+ * address, which differs from every literal "jabber:client".
+ */
+const char xml_ns_content[] = "jabber:client";
+const char xml_ns_xml[] = XMLS_NS_XML;
+
+/* Enough for a reply or an error built by hand; parsed stanzas size their own first block. */
+#define STANZA_FIRST_BLOCK 512
+
+xml_stanza_t *xml_stanza_alloc(size_t first_block)
+{
+    core_arena_t a;
+    core_arena_init(&a, first_block);
+    xml_stanza_box_t *box = core_arena_alloc(&a, sizeof(*box));
+    memset(box, 0, sizeof(*box));
+    box->st.refs = 1;
+    box->st.arena = a; /* from here on the arena lives inside the memory it owns */
+    return &box->st;
+}
+
+void xml_stanza_drop_bytes(xml_stanza_t *st)
+{
+    xml_stanza_box_t *box = xml_stanza_box(st);
+    if (box->bytes_heap)
+        core_free(st->bytes);
+    box->bytes_heap = false;
+    st->bytes = NULL;
+    st->bytes_len = 0;
+}
+
+/* An element namespace stored for st: sentinels as they are, a URI shared with the parent. */
+static const char *ns_store(xml_stanza_t *st, const xml_node_t *parent, const char *ns)
+{
+    if (ns == NULL || ns == XMLS_NS_CONTENT || ns == xml_ns_xml)
+        return ns;
+    if (parent != NULL && parent->ns != NULL && parent->ns != XMLS_NS_CONTENT &&
+        strcmp(parent->ns, ns) == 0)
+        return parent->ns;
+    if (strcmp(ns, XMLS_NS_XML) == 0)
+        return xml_ns_xml;
+    return core_arena_strndup(&st->arena, ns, strlen(ns));
+}
+
+static xml_node_t *element_new(xml_stanza_t *st, xml_node_t *parent, const char *ns,
+                               const char *name)
+{
+    xml_node_t *n = xml_node_alloc(st);
+    n->ns = ns_store(st, parent, ns);
+    n->name = core_arena_strndup(&st->arena, name, strlen(name));
+    if (parent != NULL)
+        xml_node_link(parent, n);
+    return n;
+}
+
+xml_stanza_t *xml_stanza_new(const char *ns, const char *name)
+{
+    xml_stanza_t *st = xml_stanza_alloc(STANZA_FIRST_BLOCK);
+    st->root = element_new(st, NULL, ns, name);
+    return st;
+}
+
+xml_stanza_t *xml_stanza_ref(xml_stanza_t *st)
+{
+    assert(st->refs > 0);
+    st->refs++;
+    return st;
+}
+
+void xml_stanza_unref(xml_stanza_t *st)
+{
+    if (st == NULL)
+        return;
+    assert(st->refs > 0);
+    if (--st->refs > 0)
+        return;
+    xml_stanza_drop_bytes(st);
+    /* The arena struct sits in its own first block: free through a copy. */
+    core_arena_t a = st->arena;
+    core_arena_free(&a);
+}
+
+static void writable(xml_stanza_t *st)
+{
+    assert(st->refs == 1);
+    if (st->bytes != NULL)
+        xml_stanza_drop_bytes(st);
+}
+
+void xml_stanza_changed(xml_stanza_t *st)
+{
+    writable(st);
+}
+
+/* ---- copying ---- */
+
+static bool is_content_uri(const char *ns)
+{
+    return ns != NULL && ns != XMLS_NS_CONTENT &&
+           (strcmp(ns, XMLS_NS_CLIENT) == 0 || strcmp(ns, XMLS_NS_SERVER) == 0 ||
+            strcmp(ns, XMLS_NS_COMPONENT) == 0);
+}
+
+/*
+ * Copies one node (not its children) under dparent (NULL: as a root). content_uri non-NULL
+ * turns elements in that URI whose new parent is XMLS_NS_CONTENT (or which are the root) into
+ * XMLS_NS_CONTENT, as the parser would have.
+ */
+static xml_node_t *copy_one(xml_stanza_t *st, xml_node_t *dparent, const xml_node_t *s,
+                            const char *content_uri)
+{
+    xml_node_t *d = xml_node_alloc(st);
+    if (s->name == NULL) {
+        d->text = core_arena_strndup(&st->arena, s->text, s->text_len);
+        d->text_len = s->text_len;
+    } else {
+        const char *ns = s->ns;
+        if (content_uri != NULL && ns != NULL && ns != XMLS_NS_CONTENT &&
+            (dparent == NULL || dparent->ns == XMLS_NS_CONTENT) && strcmp(ns, content_uri) == 0)
+            ns = XMLS_NS_CONTENT;
+        d->ns = ns_store(st, dparent, ns);
+        d->name = core_arena_strndup(&st->arena, s->name, strlen(s->name));
+        if (s->nattrs > 0) {
+            d->attrs = core_arena_alloc(&st->arena, s->nattrs * sizeof(*d->attrs));
+            d->nattrs = d->attrs_cap = s->nattrs;
+            const char *prev_ns = NULL;
+            for (unsigned i = 0; i < s->nattrs; i++) {
+                const xml_attr_t *sa = &s->attrs[i];
+                xml_attr_t *da = &d->attrs[i];
+                if (sa->ns == NULL || sa->ns == xml_ns_xml)
+                    da->ns = sa->ns;
+                else if (prev_ns != NULL && strcmp(prev_ns, sa->ns) == 0)
+                    da->ns = prev_ns;
+                else
+                    da->ns = prev_ns = ns_store(st, NULL, sa->ns);
+                da->name = core_arena_strndup(&st->arena, sa->name, strlen(sa->name));
+                da->value = core_arena_strndup(&st->arena, sa->value, sa->value_len);
+                da->value_len = sa->value_len;
+            }
+        }
+    }
+    if (dparent != NULL)
+        xml_node_link(dparent, d);
+    return d;
+}
+
+/* Copies src and its subtree under dparent, without recursion (trees can be deep). */
+static xml_node_t *copy_tree(xml_stanza_t *st, xml_node_t *dparent, const xml_node_t *src,
+                             const char *content_uri)
+{
+    xml_node_t *top = copy_one(st, dparent, src, content_uri);
+    const xml_node_t *s = src;
+    xml_node_t *d = top;
+    for (;;) {
+        if (s->first != NULL) {
+            s = s->first;
+            d = copy_one(st, d, s, content_uri);
+            continue;
+        }
+        while (s != src && s->next == NULL) {
+            s = s->parent;
+            d = d->parent;
+        }
+        if (s == src)
+            break;
+        s = s->next;
+        d = copy_one(st, d->parent, s, content_uri);
+    }
+    return top;
+}
+
+xml_stanza_t *xml_stanza_copy(const xml_stanza_t *st)
+{
+    xml_stanza_t *c = xml_stanza_alloc(st->bytes_len > 0 ? st->bytes_len * 2 + 256
+                                                         : STANZA_FIRST_BLOCK);
+    c->root = copy_tree(c, NULL, st->root, NULL);
+    return c;
+}
+
+xml_stanza_t *xml_stanza_from_node(const xml_node_t *n)
+{
+    xml_stanza_t *c = xml_stanza_alloc(STANZA_FIRST_BLOCK);
+    c->root = copy_tree(c, NULL, n, is_content_uri(n->ns) ? n->ns : NULL);
+    return c;
+}
+
+/* ---- changing ---- */
+
+xml_node_t *xml_node_add_element(xml_stanza_t *st, xml_node_t *parent, const char *ns,
+                                 const char *name)
+{
+    assert(parent != NULL && parent->name != NULL);
+    writable(st);
+    return element_new(st, parent, ns, name);
+}
+
+void xml_node_add_text(xml_stanza_t *st, xml_node_t *parent, const char *text, size_t len)
+{
+    assert(parent != NULL && parent->name != NULL);
+    writable(st);
+    if (len == 0)
+        return;
+    xml_node_t *last = parent->last;
+    if (last != NULL && last->name == NULL) {
+        char *merged = core_arena_alloc(&st->arena, last->text_len + len + 1);
+        memcpy(merged, last->text, last->text_len);
+        memcpy(merged + last->text_len, text, len);
+        merged[last->text_len + len] = '\0';
+        last->text = merged;
+        last->text_len += len;
+        return;
+    }
+    xml_node_t *t = xml_node_alloc(st);
+    t->text = core_arena_strndup(&st->arena, text, len);
+    t->text_len = len;
+    xml_node_link(parent, t);
+}
+
+static bool attr_is(const xml_attr_t *a, const char *ns, const char *name)
+{
+    if (strcmp(a->name, name) != 0)
+        return false;
+    if (ns == NULL || a->ns == NULL)
+        return ns == a->ns;
+    return a->ns == ns || strcmp(a->ns, ns) == 0;
+}
+
+void xml_node_set_attr(xml_stanza_t *st, xml_node_t *n, const char *ns, const char *name,
+                       const char *value)
+{
+    assert(n != NULL && n->name != NULL);
+    /* Namespace declarations are the serialiser's to write, never attributes. */
+    assert(ns != NULL || (strcmp(name, "xmlns") != 0 && strncmp(name, "xmlns:", 6) != 0));
+    writable(st);
+    unsigned i = 0;
+    while (i < n->nattrs && !attr_is(&n->attrs[i], ns, name))
+        i++;
+    if (value == NULL) {
+        if (i < n->nattrs) {
+            memmove(&n->attrs[i], &n->attrs[i + 1], (n->nattrs - i - 1) * sizeof(*n->attrs));
+            n->nattrs--;
+        }
+        return;
+    }
+    size_t len = strlen(value);
+    if (i == n->nattrs) {
+        if (n->nattrs == n->attrs_cap) {
+            unsigned cap = n->attrs_cap ? n->attrs_cap * 2 : 4;
+            xml_attr_t *grown = core_arena_alloc(&st->arena, cap * sizeof(*grown));
+            if (n->nattrs > 0)
+                memcpy(grown, n->attrs, n->nattrs * sizeof(*grown));
+            n->attrs = grown;
+            n->attrs_cap = cap;
+        }
+        xml_attr_t *a = &n->attrs[n->nattrs++];
+        a->ns = ns_store(st, NULL, ns);
+        a->name = core_arena_strndup(&st->arena, name, strlen(name));
+    }
+    n->attrs[i].value = core_arena_strndup(&st->arena, value, len);
+    n->attrs[i].value_len = len;
+}
+
+xml_node_t *xml_node_add_copy(xml_stanza_t *st, xml_node_t *parent, const xml_node_t *src)
+{
+    assert(parent != NULL && parent->name != NULL);
+    writable(st);
+    return copy_tree(st, parent, src, NULL);
+}
+
+void xml_node_unlink(xml_stanza_t *st, xml_node_t *n)
+{
+    writable(st);
+    xml_node_t *parent = n->parent;
+    if (parent == NULL)
+        return;
+    xml_node_t *prev = NULL;
+    for (xml_node_t *c = parent->first; c != n; c = c->next) {
+        assert(c != NULL);
+        prev = c;
+    }
+    if (prev != NULL)
+        prev->next = n->next;
+    else
+        parent->first = n->next;
+    if (parent->last == n)
+        parent->last = prev;
+    n->parent = NULL;
+    n->next = NULL;
+}
+
+/* ---- reading ---- */
+
+const char *xml_node_attr(const xml_node_t *n, const char *name)
+{
+    for (unsigned i = 0; i < n->nattrs; i++)
+        if (n->attrs[i].ns == NULL && strcmp(n->attrs[i].name, name) == 0)
+            return n->attrs[i].value;
+    return NULL;
+}
+
+const char *xml_node_attr_ns(const xml_node_t *n, const char *ns, const char *name)
+{
+    for (unsigned i = 0; i < n->nattrs; i++)
+        if (attr_is(&n->attrs[i], ns, name))
+            return n->attrs[i].value;
+    return NULL;
+}
+
+bool xml_node_is(const xml_node_t *n, const char *ns, const char *name)
+{
+    if (n == NULL || n->name == NULL)
+        return false;
+    if (name != NULL && strcmp(n->name, name) != 0)
+        return false;
+    return ns == NULL || xml_ns_same(n->ns, ns);
+}
+
+xml_node_t *xml_node_child(const xml_node_t *n, const char *ns, const char *name)
+{
+    for (xml_node_t *c = n->first; c != NULL; c = c->next)
+        if (xml_node_is(c, ns, name))
+            return c;
+    return NULL;
+}
+
+xml_node_t *xml_node_first_element(const xml_node_t *n)
+{
+    xml_node_t *c = n->first;
+    while (c != NULL && c->name == NULL)
+        c = c->next;
+    return c;
+}
+
+xml_node_t *xml_node_next_element(const xml_node_t *n)
+{
+    xml_node_t *c = n->next;
+    while (c != NULL && c->name == NULL)
+        c = c->next;
+    return c;
+}
+
+const char *xml_node_text(const xml_node_t *n, size_t *len)
+{
+    /* Text-only means one text child: the parser and xml_node_add_text merge adjacent text. */
+    const xml_node_t *c = n->first;
+    if (c != NULL && c->next == NULL && c->name == NULL) {
+        if (len != NULL)
+            *len = c->text_len;
+        return c->text;
+    }
+    if (len != NULL)
+        *len = 0;
+    return "";
+}
+
+xml_stanza_kind_t xml_stanza_kind(const xml_stanza_t *st)
+{
+    const xml_node_t *r = st->root;
+    if (r == NULL || r->ns != XMLS_NS_CONTENT)
+        return XMLS_KIND_OTHER;
+    switch (r->name[0]) {
+    case 'm':
+        return strcmp(r->name, "message") == 0 ? XMLS_KIND_MESSAGE : XMLS_KIND_OTHER;
+    case 'p':
+        return strcmp(r->name, "presence") == 0 ? XMLS_KIND_PRESENCE : XMLS_KIND_OTHER;
+    case 'i':
+        return strcmp(r->name, "iq") == 0 ? XMLS_KIND_IQ : XMLS_KIND_OTHER;
+    default:
+        return XMLS_KIND_OTHER;
+    }
+}
+
+const char *xml_stanza_to(const xml_stanza_t *st)
+{
+    return xml_node_attr(st->root, "to");
+}
+
+const char *xml_stanza_from(const xml_stanza_t *st)
+{
+    return xml_node_attr(st->root, "from");
+}
+
+const char *xml_stanza_type(const xml_stanza_t *st)
+{
+    return xml_node_attr(st->root, "type");
+}
+
+const char *xml_stanza_id(const xml_stanza_t *st)
+{
+    return xml_node_attr(st->root, "id");
+}

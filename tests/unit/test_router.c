@@ -1,0 +1,316 @@
+/* SPDX-License-Identifier: MIT */
+/* The routing table and the routing rules, with fake links. */
+#include "router/internal.h"
+#include "router_fixture.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+typedef struct fake_link {
+    link_t link;
+    xml_stanza_t *got[16];
+    int n;
+    core_stream_err_t closed;
+} fake_link_t;
+
+static void fake_deliver(link_t *l, xml_stanza_t *st)
+{
+    fake_link_t *f = (fake_link_t *)l;
+    assert_true(f->n < 16);
+    f->got[f->n++] = xml_stanza_ref(st);
+}
+
+static void fake_close(link_t *l, core_stream_err_t why)
+{
+    ((fake_link_t *)l)->closed = why;
+}
+
+static const link_ops_t fake_ops = {.deliver = fake_deliver, .close = fake_close};
+
+static void fake_init(fake_link_t *f)
+{
+    memset(f, 0, sizeof(*f));
+    f->link.ops = &fake_ops;
+}
+
+static void fake_reset(fake_link_t *f)
+{
+    for (int i = 0; i < f->n; i++)
+        xml_stanza_unref(f->got[i]);
+    f->n = 0;
+    f->closed = CORE_STREAM_ERR_NONE;
+}
+
+static void test_table(void **state)
+{
+    router_table_t t;
+    router_table_init(&t);
+    char key[32];
+    for (int i = 0; i < 1000; i++) {
+        int n = snprintf(key, sizeof(key), "host%d.example", i);
+        router_table_put(&t, key, (size_t)n, (void *)(intptr_t)(i + 1));
+    }
+    assert_int_equal(t.count, 1000);
+    for (int i = 0; i < 1000; i++) {
+        int n = snprintf(key, sizeof(key), "host%d.example", i);
+        assert_int_equal((intptr_t)router_table_get(&t, key, (size_t)n), i + 1);
+    }
+    assert_null(router_table_get(&t, "host1000.example", 16));
+    /* A prefix of a key is another key. */
+    assert_null(router_table_get(&t, "host1.exampl", 12));
+    assert_int_equal((intptr_t)router_table_del(&t, "host5.example", 13), 6);
+    assert_null(router_table_get(&t, "host5.example", 13));
+    assert_null(router_table_del(&t, "host5.example", 13));
+    router_table_put(&t, "host6.example", 13, (void *)(intptr_t)77);
+    assert_int_equal((intptr_t)router_table_get(&t, "host6.example", 13), 77);
+    assert_int_equal(t.count, 999);
+    router_table_free(&t);
+}
+
+typedef struct fixture {
+    uv_loop_t loop;
+    core_log_t log;
+    net_ctx_t net;
+    core_cfg_t cfg;
+    router_t *r;
+    fake_link_t a, b, d;
+} fixture_t;
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    uv_loop_init(&f->loop);
+    f->log = (core_log_t){.level = CORE_LOG_ERROR, .component = "test"};
+    net_ctx_init(&f->net, &f->loop, &f->log);
+    fixture_config(&f->cfg,
+                   "[component \"a.test\"]\nsecret = s\n"
+                   "[component \"b.test\"]\nsecret = s\nbind = x.test\n"
+                   "[component \"c.test\"]\nsecret = s\n");
+    assert_int_equal(router_new(&f->net, &f->log, &f->cfg, &f->r), 0);
+    fake_init(&f->a);
+    fake_init(&f->b);
+    fake_init(&f->d);
+    const link_hub_t *hub = router_hub(f->r);
+    assert_int_equal(hub->bind(hub->ctx, &f->a.link, "a.test", false, true), 0);
+    assert_int_equal(hub->bind(hub->ctx, &f->b.link, "b.test", false, true), 0);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    fake_reset(&f->a);
+    fake_reset(&f->b);
+    fake_reset(&f->d);
+    router_free(f->r);
+    net_ctx_close(&f->net);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    core_cfg_free(&f->cfg);
+    free(f);
+    return 0;
+}
+
+static void send_from_a(fixture_t *f, const char *xml)
+{
+    xml_stanza_t *st = fixture_parse(xml);
+    const link_hub_t *hub = router_hub(f->r);
+    hub->input(hub->ctx, &f->a.link, st);
+    xml_stanza_unref(st);
+}
+
+/* The bounce's condition element name, checking the RFC 6120 §8.3 shape on the way. */
+static const char *bounce_condition(xml_stanza_t *st, const char *to, const char *from,
+                                    const char *errtype)
+{
+    assert_string_equal(xml_stanza_type(st), "error");
+    assert_string_equal(xml_stanza_to(st), to);
+    assert_string_equal(xml_stanza_from(st), from);
+    xml_node_t *e = xml_node_child(st->root, XMLS_NS_CONTENT, "error");
+    assert_non_null(e);
+    assert_string_equal(xml_node_attr(e, "type"), errtype);
+    xml_node_t *cond = xml_node_child(e, CORE_NS_STANZA_ERRORS, NULL);
+    assert_non_null(cond);
+    return cond->name;
+}
+
+static void test_routes_by_reference(void **state)
+{
+    fixture_t *f = *state;
+    xml_stanza_t *st = fixture_parse("<message from='a.test' to='u@b.test/r'><body>hi</body>"
+                                     "<x xmlns='urn:example:unknown' k='v'>z</x></message>");
+    const link_hub_t *hub = router_hub(f->r);
+    hub->input(hub->ctx, &f->a.link, st);
+    assert_int_equal(f->b.n, 1);
+    assert_ptr_equal(f->b.got[0], st); /* the same tree: nothing copied or re-serialised */
+    xml_stanza_unref(st);
+    assert_int_equal(f->a.n, 0);
+}
+
+static void test_routes_prepared_domain(void **state)
+{
+    fixture_t *f = *state;
+    send_from_a(f, "<message from='A.Test' to='someone@B.TEST./res'/>");
+    assert_int_equal(f->b.n, 1);
+    send_from_a(f, "<iq from='a.test' to='x.test' type='get' id='1'/>");
+    /* x.test is configured for b but not bound: ours, so service-unavailable. */
+    assert_int_equal(f->b.n, 1);
+    assert_int_equal(f->a.n, 1);
+    assert_string_equal(bounce_condition(f->a.got[0], "a.test", "x.test", "cancel"),
+                        "service-unavailable");
+}
+
+static void test_bounce_unknown_domain(void **state)
+{
+    fixture_t *f = *state;
+    send_from_a(f,
+                "<message from='u@a.test/r' to='v@nowhere.example' id='m1'><body>x</body>"
+                "</message>");
+    assert_int_equal(f->a.n, 1);
+    xml_stanza_t *b = f->a.got[0];
+    assert_string_equal(bounce_condition(b, "u@a.test/r", "v@nowhere.example", "cancel"),
+                        "remote-server-not-found");
+    assert_string_equal(xml_stanza_id(b), "m1");
+    /* The original payload comes back too. */
+    assert_non_null(xml_node_child(b->root, XMLS_NS_CONTENT, "body"));
+}
+
+static void test_bounce_absent_component(void **state)
+{
+    fixture_t *f = *state;
+    send_from_a(f, "<presence from='a.test' to='room@c.test/nick'/>");
+    assert_int_equal(f->a.n, 1);
+    assert_string_equal(bounce_condition(f->a.got[0], "a.test", "room@c.test/nick", "cancel"),
+                        "service-unavailable");
+}
+
+static void test_error_never_bounced(void **state)
+{
+    fixture_t *f = *state;
+    send_from_a(f, "<message from='a.test' to='nowhere.example' type='error'/>");
+    assert_int_equal(f->a.n, 0);
+    router_stats_t s;
+    router_get_stats(f->r, &s);
+    assert_int_equal(s.dropped, 1);
+}
+
+static void test_spoofed_from(void **state)
+{
+    fixture_t *f = *state;
+    send_from_a(f, "<message from='b.test' to='b.test'/>");
+    assert_int_equal(f->a.closed, CORE_STREAM_ERR_INVALID_FROM);
+    assert_int_equal(f->b.n, 0);
+    fake_reset(&f->a);
+    send_from_a(f, "<message from='nowhere.example' to='b.test'/>");
+    assert_int_equal(f->a.closed, CORE_STREAM_ERR_INVALID_FROM);
+    fake_reset(&f->a);
+    send_from_a(f, "<message from='@a.test' to='b.test'/>");
+    assert_int_equal(f->a.closed, CORE_STREAM_ERR_INVALID_FROM);
+}
+
+static void test_addressing(void **state)
+{
+    fixture_t *f = *state;
+    send_from_a(f, "<message from='a.test'/>");
+    assert_int_equal(f->a.closed, CORE_STREAM_ERR_IMPROPER_ADDRESSING);
+    fake_reset(&f->a);
+    send_from_a(f, "<message to='b.test'/>");
+    assert_int_equal(f->a.closed, CORE_STREAM_ERR_IMPROPER_ADDRESSING);
+    fake_reset(&f->a);
+    send_from_a(f, "<message from='a.test' to='u@@b.test'/>");
+    assert_int_equal(f->a.n, 1);
+    assert_string_equal(bounce_condition(f->a.got[0], "a.test", "u@@b.test", "modify"),
+                        "jid-malformed");
+    fake_reset(&f->a);
+    send_from_a(f, "<foo from='a.test' to='b.test'/>");
+    assert_int_equal(f->a.closed, CORE_STREAM_ERR_UNSUPPORTED_STANZA_TYPE);
+    assert_int_equal(f->b.n, 0);
+}
+
+static void test_route_envelope(void **state)
+{
+    fixture_t *f = *state;
+    send_from_a(f,
+                "<route from='a.test' to='b.test' sid='s1'><message from='u@a.test/r' "
+                "to='v@elsewhere.example'/></route>");
+    assert_int_equal(f->b.n, 1);
+    assert_true(xml_node_is(f->b.got[0]->root, XMLS_NS_CONTENT, "route"));
+    /* Undeliverable envelopes bounce like stanzas, so the sender learns the peer is gone. */
+    send_from_a(f, "<route from='a.test' to='c.test' sid='s2'/>");
+    assert_int_equal(f->a.n, 1);
+    assert_string_equal(bounce_condition(f->a.got[0], "a.test", "c.test", "cancel"),
+                        "service-unavailable");
+}
+
+static void test_default_route(void **state)
+{
+    fixture_t *f = *state;
+    const link_hub_t *hub = router_hub(f->r);
+    assert_int_equal(hub->bind(hub->ctx, &f->d.link, NULL, true, true), 0);
+    send_from_a(f, "<message from='a.test' to='juliet@remote.example'/>");
+    assert_int_equal(f->d.n, 1);
+    /* Our own absent component is not handed to s2s. */
+    send_from_a(f, "<message from='a.test' to='c.test'/>");
+    assert_int_equal(f->d.n, 1);
+    assert_int_equal(f->a.n, 1);
+    hub->gone(hub->ctx, &f->d.link);
+    send_from_a(f, "<message from='a.test' to='juliet@remote.example'/>");
+    assert_int_equal(f->a.n, 2);
+}
+
+static void test_bind_rules(void **state)
+{
+    fixture_t *f = *state;
+    const link_hub_t *hub = router_hub(f->r);
+    /* One link per name. */
+    assert_int_equal(hub->bind(hub->ctx, &f->d.link, "b.test", false, true), -EEXIST);
+    assert_int_equal(hub->bind(hub->ctx, &f->b.link, "b.test", false, true), 0);
+    assert_int_equal(hub->bind(hub->ctx, &f->d.link, "not a domain", false, true), -EINVAL);
+    /* A stream link may bind only what its [component] section lists. */
+    const router_component_config_t *bc = router_component_find(f->r, "b.test");
+    assert_non_null(bc);
+    assert_int_equal(router_bind(f->r, &f->b.link, "x.test", false, false, bc), 0);
+    assert_int_equal(router_bind(f->r, &f->b.link, "y.test", false, false, bc), -EPERM);
+    assert_int_equal(router_bind(f->r, &f->b.link, NULL, true, false, bc), -EPERM);
+    send_from_a(f, "<message from='a.test' to='x.test'/>");
+    assert_int_equal(f->b.n, 1);
+    /* Gone: everything it bound bounces from then on. */
+    hub->gone(hub->ctx, &f->b.link);
+    send_from_a(f, "<message from='a.test' to='b.test'/>");
+    send_from_a(f, "<message from='a.test' to='x.test'/>");
+    assert_int_equal(f->b.n, 1);
+    assert_int_equal(f->a.n, 2);
+    assert_string_equal(bounce_condition(f->a.got[1], "a.test", "x.test", "cancel"),
+                        "service-unavailable");
+    /* A name bound by an in-process link stays ours after it leaves. */
+    assert_int_equal(hub->bind(hub->ctx, &f->d.link, "dyn.test", false, true), 0);
+    hub->gone(hub->ctx, &f->d.link);
+    send_from_a(f, "<message from='a.test' to='dyn.test'/>");
+    assert_int_equal(f->a.n, 3);
+    assert_string_equal(bounce_condition(f->a.got[2], "a.test", "dyn.test", "cancel"),
+                        "service-unavailable");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_table),
+        cmocka_unit_test_setup_teardown(test_routes_by_reference, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_routes_prepared_domain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bounce_unknown_domain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bounce_absent_component, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_error_never_bounced, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_spoofed_from, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_addressing, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_route_envelope, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_default_route, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bind_rules, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
