@@ -372,6 +372,13 @@ static int value_parse(const core_cfg_key_t *k, const char *dir, const char *v, 
     switch (k->type) {
     case CORE_CFG_STR: {
         char *s = str_parse(k, dir, v);
+        /* A file the server cannot read is reported here, at the key's own line. */
+        if (k->must_exist && access(s, R_OK) != 0) {
+            snprintf(msg, msglen, "names a file that cannot be read: %.200s: %s", s,
+                     strerror(errno));
+            core_free(s);
+            return -EINVAL;
+        }
         field_clear(data, k);
         *(char **)f = s;
         return 0;

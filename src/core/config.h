@@ -48,6 +48,7 @@ typedef struct core_cfg_key {
     int64_t min, max; /* int, size, msec: inclusive range, checked when max > min */
     const char *const *choices; /* enum: NULL-terminated */
     bool is_path; /* str: a relative value is resolved against the file's folder */
+    bool must_exist; /* str: the resolved value names a file that can be read */
     const char *help; /* one line, for docs and --help-config */
 } core_cfg_key_t;
 

@@ -137,8 +137,8 @@ void jid_cache_stats(const jid_cache_t *c, uint64_t *hits, uint64_t *misses)
         *misses = c->misses;
 }
 
-bool jid_cache_get(jid_cache_t *c, enum jid_part part, const char *in, size_t len,
-                   const char **out, size_t *out_len, int *rc)
+bool jid_cache_get(jid_cache_t *c, enum jid_part part, const char *in, size_t len, const char **out,
+                   size_t *out_len, int *rc)
 {
     if (len <= JID_CACHE_KEY_MAX) {
         uint64_t h = hash_key(c->seed, part, in, len);
@@ -210,4 +210,9 @@ char *jid_cache_scratch(jid_cache_t *c)
 size_t jid_cache_count(const jid_cache_t *c)
 {
     return c->count;
+}
+
+size_t jid_cache_bucket(const jid_cache_t *c, enum jid_part part, const char *in, size_t len)
+{
+    return bucket_of(c, hash_key(c->seed, part, in, len));
 }

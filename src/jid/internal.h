@@ -17,8 +17,8 @@ enum jid_part {
 
 /* What the cheap ASCII check says about a raw part. */
 enum jid_fast {
-    JID_FAST_PREPARED,   /* already in prepared form: use the input bytes as they are */
-    JID_FAST_INVALID,    /* certainly malformed, no library call needed to know it */
+    JID_FAST_PREPARED, /* already in prepared form: use the input bytes as they are */
+    JID_FAST_INVALID, /* certainly malformed, no library call needed to know it */
     JID_FAST_NEEDS_PREP, /* needs the stringprep/IDNA slow path */
 };
 
@@ -36,8 +36,7 @@ enum jid_fast {
  * The ASCII fast path. For JID_FAST_PREPARED, *out_len is the length of the prepared part,
  * a prefix of in (a domain's trailing dot is dropped).
  */
-enum jid_fast jid_part_check_fast(enum jid_part part, const char *in, size_t len,
-                                  size_t *out_len);
+enum jid_fast jid_part_check_fast(enum jid_part part, const char *in, size_t len, size_t *out_len);
 
 /*
  * The slow path: prepares in[0..len) with libidn into out (JID_PART_MAX + 1 bytes,
@@ -50,8 +49,8 @@ int jid_part_prepare(enum jid_part part, const char *in, size_t len, char *out, 
  * *rc = 0 and *out, *out_len at the cached prepared string (valid until the next put), or
  * *rc = -EINVAL for a cached failure. Counts a hit, or a miss (a preparation will follow).
  */
-bool jid_cache_get(jid_cache_t *c, enum jid_part part, const char *in, size_t len,
-                   const char **out, size_t *out_len, int *rc);
+bool jid_cache_get(jid_cache_t *c, enum jid_part part, const char *in, size_t len, const char **out,
+                   size_t *out_len, int *rc);
 
 /*
  * Stores the result of preparing in[0..len): out[0..out_len), or a failure when out is NULL.
@@ -64,7 +63,8 @@ const char *jid_cache_put(jid_cache_t *c, enum jid_part part, const char *in, si
 /* A buffer of JID_PART_MAX + 1 bytes owned by the cache, for results that are not stored. */
 char *jid_cache_scratch(jid_cache_t *c);
 
-/* Entries held now (for tests). */
+/* Entries held now, and the bucket a key falls in (for tests). */
 size_t jid_cache_count(const jid_cache_t *c);
+size_t jid_cache_bucket(const jid_cache_t *c, enum jid_part part, const char *in, size_t len);
 
 #endif

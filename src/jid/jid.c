@@ -27,8 +27,9 @@
  * script added since 2002, which other servers accept.
  *
  * A domain is kept in Unicode: each label is nameprep'd (so lower case, NFKC) and an A-label
- * ("xn--...") is turned into its U-label, as RFC 7622 §3.2 asks, so that "xn--bcher-kva.example"
- * and "bücher.example" are one domain. The ACE form is for DNS and is derived when needed.
+ * ("xn--...") is turned into its U-label (RFC 7622 §3.2 wants U-labels in a domainpart), so
+ * "xn--bcher-kva.example" and "bücher.example" are one domain. The ACE form is for DNS only.
+ * An IP literal keeps its textual form, IPv6 in the RFC 5952 spelling inet_ntop gives.
  */
 
 /* RFC 3490 §3.1: the full stop, ideographic, fullwidth and halfwidth full stops. */
@@ -366,9 +367,10 @@ static size_t trailing_dot(const char *s, size_t len)
 {
     if (len >= 1 && s[len - 1] == '.')
         return 1;
-    if (len >= 3 && (memcmp(s + len - 3, "\xE3\x80\x82", 3) == 0 ||
-                     memcmp(s + len - 3, "\xEF\xBC\x8E", 3) == 0 ||
-                     memcmp(s + len - 3, "\xEF\xBD\xA1", 3) == 0))
+    if (len >= 3 &&
+        (memcmp(s + len - 3, "\xE3\x80\x82", 3) == 0 ||
+         memcmp(s + len - 3, "\xEF\xBC\x8E", 3) == 0 ||
+         memcmp(s + len - 3, "\xEF\xBD\xA1", 3) == 0))
         return 3;
     return 0;
 }
@@ -475,7 +477,7 @@ struct span {
 };
 
 /*
- * RFC 7622 §3.1: the resource starts after the first '/', the node ends at the last '@'
+ * RFC 7622 §3.2: the resource starts after the first '/', the node ends at the first '@'
  * before it. Separators are found before any preparation, which may create new ones.
  */
 static int split(const char *s, size_t len, struct span *node, struct span *domain,
@@ -485,7 +487,7 @@ static int split(const char *s, size_t len, struct span *node, struct span *doma
         return -EINVAL;
     const char *slash = memchr(s, '/', len);
     size_t bare = slash != NULL ? (size_t)(slash - s) : len;
-    const char *at = memrchr(s, '@', bare);
+    const char *at = memchr(s, '@', bare);
 
     *node = (struct span){0};
     *res = (struct span){0};
@@ -604,11 +606,11 @@ int jid_domain(jid_cache_t *cache, const char *s, size_t len, const char **dom, 
 bool jid_equal(const jid_t *a, const jid_t *b)
 {
     return a->full_len == b->full_len &&
-           (a->full_len == 0 || memcmp(a->full, b->full, a->full_len) == 0);
+        (a->full_len == 0 || memcmp(a->full, b->full, a->full_len) == 0);
 }
 
 bool jid_bare_equal(const jid_t *a, const jid_t *b)
 {
     return a->bare_len == b->bare_len &&
-           (a->bare_len == 0 || memcmp(a->full, b->full, a->bare_len) == 0);
+        (a->bare_len == 0 || memcmp(a->full, b->full, a->bare_len) == 0);
 }

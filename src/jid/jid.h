@@ -15,13 +15,13 @@
  * Two prepared JIDs are equal when their strings are equal as bytes.
  */
 typedef struct jid {
-    char *full;        /* owned, NUL-terminated, prepared */
+    char *full; /* owned, NUL-terminated, prepared */
     size_t full_len;
-    size_t node_len;   /* 0: no node; the node is full[0..node_len) */
+    size_t node_len; /* 0: no node; the node is full[0..node_len) */
     size_t domain_off; /* the domain is full[domain_off..domain_off+domain_len) */
     size_t domain_len;
-    size_t bare_len;   /* the bare JID is full[0..bare_len) */
-    size_t res_len;    /* 0: no resource; it is full[bare_len+1..full_len) */
+    size_t bare_len; /* the bare JID is full[0..bare_len) */
+    size_t res_len; /* 0: no resource; it is full[bare_len+1..full_len) */
 } jid_t;
 
 /*
@@ -47,10 +47,12 @@ void jid_clear(jid_t *j);
 void jid_copy(jid_t *dst, const jid_t *src);
 
 /*
- * Prepares only the domain of the JID s[0..len) (the routing key), without building a jid_t.
- * On success *dom points at a prepared, NUL-terminated domain that stays valid until the
- * next call on this cache (or into s itself when it was already in prepared form), and *dlen
- * is its length. Returns 0 or -EINVAL.
+ * Prepares only the domain of the JID s[0..len) (the routing key), without building a jid_t
+ * and without preparing the node or resource (it only checks they are not empty). On
+ * success *dom points at the prepared domain and *dlen is its length: either into s itself,
+ * when it was already in prepared form (then it is NOT NUL-terminated: always use *dlen), or
+ * into the cache, valid until the next call on it. cache must not be NULL. Returns 0 or
+ * -EINVAL.
  */
 int jid_domain(jid_cache_t *cache, const char *s, size_t len, const char **dom, size_t *dlen);
 

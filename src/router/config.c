@@ -68,6 +68,7 @@ static const core_cfg_key_t component_keys[] = {
      .type = CORE_CFG_STR,
      .offset = offsetof(router_component_config_t, secret_file),
      .is_path = true,
+     .must_exist = true,
      .help = "a file holding the secret (instead of secret)"},
     {.name = "bind",
      .type = CORE_CFG_LIST,

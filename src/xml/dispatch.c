@@ -59,9 +59,12 @@ static const type_name_t message_types[] = {
     {"error", XMLS_TYPE_ERROR},
 };
 static const type_name_t presence_types[] = {
-    {"unavailable", XMLS_TYPE_UNAVAILABLE},   {"subscribe", XMLS_TYPE_SUBSCRIBE},
-    {"subscribed", XMLS_TYPE_SUBSCRIBED},     {"unsubscribe", XMLS_TYPE_UNSUBSCRIBE},
-    {"unsubscribed", XMLS_TYPE_UNSUBSCRIBED}, {"probe", XMLS_TYPE_PROBE},
+    {"unavailable", XMLS_TYPE_UNAVAILABLE},
+    {"subscribe", XMLS_TYPE_SUBSCRIBE},
+    {"subscribed", XMLS_TYPE_SUBSCRIBED},
+    {"unsubscribe", XMLS_TYPE_UNSUBSCRIBE},
+    {"unsubscribed", XMLS_TYPE_UNSUBSCRIBED},
+    {"probe", XMLS_TYPE_PROBE},
     {"error", XMLS_TYPE_ERROR},
 };
 
@@ -115,7 +118,7 @@ static const unsigned iq_claim = XMLS_TYPE_GET | XMLS_TYPE_SET;
 static bool claims_iq(const xml_match_t *m)
 {
     return m->kind == XMLS_KIND_IQ && m->payload_ns != NULL &&
-           (m->types == 0 || (m->types & iq_claim) != 0);
+        (m->types == 0 || (m->types & iq_claim) != 0);
 }
 
 /* Two iq registrations overlap if some get or set payload would match both. */
@@ -126,7 +129,7 @@ static bool iq_overlap(const xml_match_t *a, const xml_match_t *b)
     if ((ta & tb) == 0 || !xml_ns_same(a->payload_ns, b->payload_ns))
         return false;
     return a->payload_name == NULL || b->payload_name == NULL ||
-           strcmp(a->payload_name, b->payload_name) == 0;
+        strcmp(a->payload_name, b->payload_name) == 0;
 }
 
 int xml_dispatch_add(xml_dispatch_t *d, const xml_match_t *m, xml_handler_fn fn, void *ud)
@@ -194,8 +197,7 @@ xml_handler_result_t xml_dispatch_run(const xml_dispatch_t *d, xml_stanza_t *st)
     return XMLS_PASS;
 }
 
-void xml_dispatch_each_ns(const xml_dispatch_t *d, void (*fn)(void *ud, const char *ns),
-                          void *ud)
+void xml_dispatch_each_ns(const xml_dispatch_t *d, void (*fn)(void *ud, const char *ns), void *ud)
 {
     for (size_t k = 0; k < 3; k++) {
         const entry_list_t *l = &d->kinds[k];

@@ -35,7 +35,7 @@ typedef enum xml_stanza_type {
 xml_stanza_type_t xml_stanza_type_bit(const xml_stanza_t *st);
 
 typedef enum xml_handler_result {
-    XMLS_PASS = 0,    /* not mine: try the next handler */
+    XMLS_PASS = 0, /* not mine: try the next handler */
     XMLS_HANDLED = 1, /* done; the handler took what it needed (its own references) */
 } xml_handler_result_t;
 
@@ -49,7 +49,7 @@ typedef xml_handler_result_t (*xml_handler_fn)(void *ud, xml_stanza_t *st,
 
 typedef struct xml_match {
     xml_stanza_kind_t kind; /* XMLS_KIND_MESSAGE, _PRESENCE or _IQ */
-    unsigned types;         /* mask of xml_stanza_type_t; 0 means any */
+    unsigned types; /* mask of xml_stanza_type_t; 0 means any */
     const char *payload_ns; /* NULL: any stanza of the kind and type */
     const char *payload_name; /* NULL: any element in payload_ns */
 } xml_match_t;
@@ -76,7 +76,6 @@ int xml_dispatch_add(xml_dispatch_t *d, const xml_match_t *m, xml_handler_fn fn,
 xml_handler_result_t xml_dispatch_run(const xml_dispatch_t *d, xml_stanza_t *st);
 
 /* Calls fn for every distinct payload namespace registered (for disco#info features). */
-void xml_dispatch_each_ns(const xml_dispatch_t *d, void (*fn)(void *ud, const char *ns),
-                          void *ud);
+void xml_dispatch_each_ns(const xml_dispatch_t *d, void (*fn)(void *ud, const char *ns), void *ud);
 
 #endif

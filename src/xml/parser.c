@@ -36,18 +36,18 @@ const xml_limits_t xml_limits_default = {
 
 /* Where the token scanner is, between tokens (SCAN_TEXT) or inside markup. */
 typedef enum scan_state {
-    SCAN_TEXT,       /* character data: any position is a token boundary */
-    SCAN_REF,        /* after '&' in text */
-    SCAN_LT,         /* after '<' */
-    SCAN_TAG,        /* in a start or end tag */
-    SCAN_TAG_QUOTE,  /* in a quoted attribute value */
-    SCAN_PI,         /* in <? ... ?> */
-    SCAN_BANG,       /* after "<!" */
-    SCAN_BANG_DASH,  /* after "<!-" */
+    SCAN_TEXT, /* character data: any position is a token boundary */
+    SCAN_REF, /* after '&' in text */
+    SCAN_LT, /* after '<' */
+    SCAN_TAG, /* in a start or end tag */
+    SCAN_TAG_QUOTE, /* in a quoted attribute value */
+    SCAN_PI, /* in <? ... ?> */
+    SCAN_BANG, /* after "<!" */
+    SCAN_BANG_DASH, /* after "<!-" */
     SCAN_CDATA_OPEN, /* matching "<![CDATA[" */
-    SCAN_COMMENT,    /* in <!-- ... --> */
-    SCAN_CDATA,      /* in <![CDATA[ ... ]]> */
-    SCAN_DECL,       /* in another <!...> declaration */
+    SCAN_COMMENT, /* in <!-- ... --> */
+    SCAN_CDATA, /* in <![CDATA[ ... ]]> */
+    SCAN_DECL, /* in another <!...> declaration */
     SCAN_DECL_QUOTE, /* in a quoted literal of one */
 } scan_state_t;
 
@@ -61,11 +61,11 @@ struct xml_parser {
      */
     core_buf_t in;
     uint64_t in_abs;
-    uint64_t keep_abs;    /* first byte still needed: after the last event or ignored space */
-    uint64_t fed_abs;     /* bytes before this were handed to expat */
-    uint64_t expat_abs;   /* offset of expat's byte index 0 (where this expat stream began) */
+    uint64_t keep_abs; /* first byte still needed: after the last event or ignored space */
+    uint64_t fed_abs; /* bytes before this were handed to expat */
+    uint64_t expat_abs; /* offset of expat's byte index 0 (where this expat stream began) */
     uint64_t tok_end_abs; /* end of the last token expat reported */
-    bool suspended;       /* expat stopped itself after an event; resume before feeding */
+    bool suspended; /* expat stopped itself after an event; resume before feeding */
     bool in_cdata;
 
     /* Careful mode: feed expat only up to a position the scanner knows is between tokens. */
@@ -89,7 +89,7 @@ struct xml_parser {
     xml_node_t *cur;
     uint64_t stanza_abs;
     bool bytes_ok;
-    unsigned decls;        /* namespace declarations on the element about to start */
+    unsigned decls; /* namespace declarations on the element about to start */
     const char **prefixes; /* prefixes declared inside the current top-level element */
     unsigned nprefixes, prefixes_cap;
     core_buf_t text; /* character data not yet in a text node (expat splits it) */
@@ -138,14 +138,12 @@ static void suspend(xml_parser_t *p)
     XML_StopParser(p->expat, XML_TRUE);
 }
 
-/* Absolute end of the token expat is reporting; checks the size limits against it. */
-static bool token_seen(xml_parser_t *p, uint64_t *start_out)
+/* Records where the token expat is reporting ends, and checks the size limit against it. */
+static bool token_seen(xml_parser_t *p)
 {
     uint64_t start = p->expat_abs + (uint64_t)XML_GetCurrentByteIndex(p->expat);
     uint64_t end = start + (uint64_t)XML_GetCurrentByteCount(p->expat);
     p->tok_end_abs = end;
-    if (start_out != NULL)
-        *start_out = start;
     uint64_t origin = p->cur_st != NULL ? p->stanza_abs : p->keep_abs;
     if (end - origin > p->limits.max_stanza_bytes) {
         fail(p, CORE_STREAM_ERR_POLICY_VIOLATION, "stanza too large");
@@ -171,28 +169,27 @@ typedef struct qname {
     const char *prefix; /* NULL: none */
 } qname_t;
 
+/* One pass over the name: names are short, and most attributes have no namespace. */
 static void qname_split(const char *s, qname_t *q)
 {
-    const char *sep = strchr(s, NS_SEP);
-    if (sep == NULL) {
+    const char *e = s;
+    while (*e != '\0' && *e != NS_SEP)
+        e++;
+    if (*e == '\0') {
         q->uri = NULL;
         q->uri_len = 0;
         q->local = s;
-        q->local_len = strlen(s);
+        q->local_len = (size_t)(e - s);
         q->prefix = NULL;
         return;
     }
     q->uri = s;
-    q->uri_len = (size_t)(sep - s);
-    q->local = sep + 1;
-    const char *sep2 = strchr(q->local, NS_SEP);
-    if (sep2 == NULL) {
-        q->local_len = strlen(q->local);
-        q->prefix = NULL;
-    } else {
-        q->local_len = (size_t)(sep2 - q->local);
-        q->prefix = sep2 + 1;
-    }
+    q->uri_len = (size_t)(e - s);
+    q->local = ++e;
+    while (*e != '\0' && *e != NS_SEP)
+        e++;
+    q->local_len = (size_t)(e - q->local);
+    q->prefix = *e == NS_SEP ? e + 1 : NULL;
 }
 
 static bool same_str(const char *s, const char *p, size_t len)
@@ -295,7 +292,6 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
     xml_parser_t *p = ud;
     if (p->err != CORE_STREAM_ERR_NONE)
         return;
-    uint64_t start;
     if (p->level == 1) {
         /* A top-level element starts: measure it from its own first byte. */
         p->stanza_abs = p->expat_abs + (uint64_t)XML_GetCurrentByteIndex(p->expat);
@@ -305,7 +301,7 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
         if (p->stream_ns == NULL)
             p->bytes_ok = false; /* no content namespace to be relative to */
     }
-    if (!token_seen(p, &start))
+    if (!token_seen(p))
         return;
     unsigned count = (unsigned)XML_GetSpecifiedAttributeCount(p->expat) / 2;
     /* Namespace declarations are attributes on the wire and count against the limit too. */
@@ -370,7 +366,7 @@ static void XMLCALL on_end(void *ud, const XML_Char *name)
     (void)name;
     if (p->err != CORE_STREAM_ERR_NONE)
         return;
-    if (!token_seen(p, NULL))
+    if (!token_seen(p))
         return;
     assert(p->level > 0);
     p->level--;
@@ -393,7 +389,7 @@ static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
     xml_parser_t *p = ud;
     if (p->err != CORE_STREAM_ERR_NONE)
         return;
-    if (!token_seen(p, NULL))
+    if (!token_seen(p))
         return;
     if (p->level <= 1) {
         /* Between top-level elements only whitespace (keepalives) may appear. */
@@ -405,6 +401,13 @@ static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
         return;
     }
     core_buf_append(&p->text, s, (size_t)len);
+}
+
+static bool is_content_uri(const char *uri)
+{
+    return strncmp(uri, "jabber:", 7) == 0 &&
+        (strcmp(uri, XMLS_NS_CLIENT) == 0 || strcmp(uri, XMLS_NS_SERVER) == 0 ||
+         strcmp(uri, XMLS_NS_COMPONENT) == 0);
 }
 
 static void XMLCALL on_ns_start(void *ud, const XML_Char *prefix, const XML_Char *uri)
@@ -422,10 +425,12 @@ static void XMLCALL on_ns_start(void *ud, const XML_Char *prefix, const XML_Char
         return;
     }
     /*
-     * A declaration naming the content namespace would turn into another namespace on a
-     * stream of another kind (jabber:client vs jabber:server): serialise such stanzas.
+     * Inside a stanza, a declaration naming this stream's content namespace, or that of
+     * another kind of stream, parses differently on a stream of the other kind (the content
+     * sentinel, or not): serialise such stanzas rather than forward their bytes.
      */
-    if (uri != NULL && p->stream_ns != NULL && strcmp(uri, p->stream_ns) == 0)
+    if (uri != NULL && p->bytes_ok &&
+        (is_content_uri(uri) || p->stream_ns == NULL || strcmp(uri, p->stream_ns) == 0))
         p->bytes_ok = false;
     if (prefix != NULL) {
         if (p->nprefixes == p->prefixes_cap) {
@@ -447,14 +452,14 @@ static void XMLCALL on_ns_end(void *ud, const XML_Char *prefix)
 static void XMLCALL on_cdata_start(void *ud)
 {
     xml_parser_t *p = ud;
-    if (p->err == CORE_STREAM_ERR_NONE && token_seen(p, NULL))
+    if (p->err == CORE_STREAM_ERR_NONE && token_seen(p))
         p->in_cdata = true;
 }
 
 static void XMLCALL on_cdata_end(void *ud)
 {
     xml_parser_t *p = ud;
-    if (p->err == CORE_STREAM_ERR_NONE && token_seen(p, NULL))
+    if (p->err == CORE_STREAM_ERR_NONE && token_seen(p))
         p->in_cdata = false;
 }
 
@@ -464,7 +469,7 @@ static void XMLCALL on_xml_decl(void *ud, const XML_Char *version, const XML_Cha
     xml_parser_t *p = ud;
     (void)version;
     (void)standalone;
-    if (p->err != CORE_STREAM_ERR_NONE || !token_seen(p, NULL))
+    if (p->err != CORE_STREAM_ERR_NONE || !token_seen(p))
         return;
     /* RFC 6120 §11.6: UTF-8 only. */
     if (encoding != NULL && strcasecmp(encoding, "UTF-8") != 0)

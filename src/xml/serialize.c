@@ -17,9 +17,8 @@ enum {
  * survive the end-of-line and attribute-value normalisation of XML 1.0 §2.11 and §3.3.3.
  */
 static const unsigned char esc_class[256] = {
-    ['&'] = ESC_TEXT | ESC_ATTR, ['<'] = ESC_TEXT | ESC_ATTR, ['>'] = ESC_TEXT,
-    ['"'] = ESC_ATTR,           ['\r'] = ESC_TEXT | ESC_ATTR, ['\n'] = ESC_ATTR,
-    ['\t'] = ESC_ATTR,
+    ['&'] = ESC_TEXT | ESC_ATTR,  ['<'] = ESC_TEXT | ESC_ATTR, ['>'] = ESC_TEXT,  ['"'] = ESC_ATTR,
+    ['\r'] = ESC_TEXT | ESC_ATTR, ['\n'] = ESC_ATTR,           ['\t'] = ESC_ATTR,
 };
 
 static const char *esc_ref(unsigned char c, size_t *len)
@@ -155,12 +154,22 @@ static void put_attrs(core_buf_t *out, const xml_node_t *n)
     }
 }
 
+/* An element in the XML namespace, which may not be the default one (Namespaces §3). */
+static bool xml_prefixed(const xml_node_t *n)
+{
+    return n->ns != NULL && n->ns != XMLS_NS_CONTENT && is_xml_ns(n->ns);
+}
+
 /* Writes the start tag of n; returns the default namespace in effect inside it. */
 static const char *put_start(core_buf_t *out, const xml_node_t *n, const char *ctx)
 {
-    bool decl;
-    const char *inner = default_ns(ctx, n->ns, &decl);
+    bool decl = false;
+    const char *inner = ctx;
     put(out, "<", 1);
+    if (xml_prefixed(n))
+        put(out, "xml:", 4);
+    else
+        inner = default_ns(ctx, n->ns, &decl);
     put_str(out, n->name);
     if (decl) {
         put(out, " xmlns=\"", 8);
@@ -179,6 +188,8 @@ static const char *put_start(core_buf_t *out, const xml_node_t *n, const char *c
 static void put_end(core_buf_t *out, const xml_node_t *n)
 {
     put(out, "</", 2);
+    if (xml_prefixed(n))
+        put(out, "xml:", 4);
     put_str(out, n->name);
     put(out, ">", 1);
 }

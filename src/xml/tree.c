@@ -38,14 +38,20 @@ void xml_stanza_drop_bytes(xml_stanza_t *st)
     st->bytes_len = 0;
 }
 
-/* An element namespace stored for st: sentinels as they are, a URI shared with the parent. */
+/* An element namespace stored for st: sentinels as they are, URIs copied or shared. */
 static const char *ns_store(xml_stanza_t *st, const xml_node_t *parent, const char *ns)
 {
     if (ns == NULL || ns == XMLS_NS_CONTENT || ns == xml_ns_xml)
         return ns;
-    if (parent != NULL && parent->ns != NULL && parent->ns != XMLS_NS_CONTENT &&
-        strcmp(parent->ns, ns) == 0)
-        return parent->ns;
+    if (parent != NULL) {
+        /* share the URI with the parent or the previous sibling when they have it */
+        if (parent->ns != NULL && parent->ns != XMLS_NS_CONTENT && strcmp(parent->ns, ns) == 0)
+            return parent->ns;
+        const xml_node_t *prev = parent->last;
+        if (prev != NULL && prev->ns != NULL && prev->ns != XMLS_NS_CONTENT &&
+            strcmp(prev->ns, ns) == 0)
+            return prev->ns;
+    }
     if (strcmp(ns, XMLS_NS_XML) == 0)
         return xml_ns_xml;
     return core_arena_strndup(&st->arena, ns, strlen(ns));
@@ -106,8 +112,8 @@ void xml_stanza_changed(xml_stanza_t *st)
 static bool is_content_uri(const char *ns)
 {
     return ns != NULL && ns != XMLS_NS_CONTENT &&
-           (strcmp(ns, XMLS_NS_CLIENT) == 0 || strcmp(ns, XMLS_NS_SERVER) == 0 ||
-            strcmp(ns, XMLS_NS_COMPONENT) == 0);
+        (strcmp(ns, XMLS_NS_CLIENT) == 0 || strcmp(ns, XMLS_NS_SERVER) == 0 ||
+         strcmp(ns, XMLS_NS_COMPONENT) == 0);
 }
 
 /*
@@ -180,8 +186,8 @@ static xml_node_t *copy_tree(xml_stanza_t *st, xml_node_t *dparent, const xml_no
 
 xml_stanza_t *xml_stanza_copy(const xml_stanza_t *st)
 {
-    xml_stanza_t *c = xml_stanza_alloc(st->bytes_len > 0 ? st->bytes_len * 2 + 256
-                                                         : STANZA_FIRST_BLOCK);
+    xml_stanza_t *c =
+        xml_stanza_alloc(st->bytes_len > 0 ? st->bytes_len * 2 + 256 : STANZA_FIRST_BLOCK);
     c->root = copy_tree(c, NULL, st->root, NULL);
     return c;
 }

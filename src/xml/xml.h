@@ -28,7 +28,7 @@ extern const char xml_ns_content[];
 #define XMLS_NS_CONTENT xml_ns_content
 
 typedef struct xml_attr {
-    const char *ns;    /* NULL: no namespace (almost every attribute) */
+    const char *ns; /* NULL: no namespace (almost every attribute) */
     const char *name;
     const char *value; /* unescaped, NUL-terminated */
     size_t value_len;
@@ -39,12 +39,12 @@ typedef struct xml_node xml_node_t;
 /* An element, or a text node (name == NULL). Everything lives in the owning stanza's arena. */
 struct xml_node {
     xml_node_t *parent;
-    xml_node_t *next;  /* next sibling */
+    xml_node_t *next; /* next sibling */
     xml_node_t *first; /* first child */
-    xml_node_t *last;  /* last child */
-    const char *ns;    /* element: XMLS_NS_CONTENT, a namespace URI, or NULL for none */
-    const char *name;  /* element: local name; NULL for a text node */
-    const char *text;  /* text node: unescaped characters, NUL-terminated */
+    xml_node_t *last; /* last child */
+    const char *ns; /* element: XMLS_NS_CONTENT, a namespace URI, or NULL for none */
+    const char *name; /* element: local name; NULL for a text node */
+    const char *text; /* text node: unescaped characters, NUL-terminated */
     size_t text_len;
     xml_attr_t *attrs;
     unsigned nattrs;
@@ -158,8 +158,8 @@ void xml_escape(core_buf_t *out, const char *s, size_t len, bool attr);
 
 typedef struct xml_limits {
     size_t max_stanza_bytes; /* one top-level element, and any header or token in between */
-    unsigned max_depth;      /* element nesting inside one top-level element */
-    unsigned max_attrs;      /* attributes on one element */
+    unsigned max_depth; /* element nesting inside one top-level element */
+    unsigned max_attrs; /* attributes on one element */
 } xml_limits_t;
 
 /* Finite defaults: 256 KiB, depth 64, 64 attributes. */
@@ -167,8 +167,8 @@ extern const xml_limits_t xml_limits_default;
 
 typedef enum xml_event_kind {
     XMLS_EV_STREAM_OPEN = 1, /* the stream header arrived */
-    XMLS_EV_ELEMENT,         /* a complete top-level element */
-    XMLS_EV_STREAM_CLOSE,    /* </stream:stream> */
+    XMLS_EV_ELEMENT, /* a complete top-level element */
+    XMLS_EV_STREAM_CLOSE, /* </stream:stream> */
 } xml_event_kind_t;
 
 typedef struct xml_event {

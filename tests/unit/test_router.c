@@ -275,19 +275,25 @@ static void test_bind_rules(void **state)
     /* A stream link may bind only what its [component] section lists. */
     const router_component_config_t *bc = router_component_find(f->r, "b.test");
     assert_non_null(bc);
-    assert_int_equal(router_bind(f->r, &f->b.link, "x.test", false, false, bc), 0);
-    assert_int_equal(router_bind(f->r, &f->b.link, "y.test", false, false, bc), -EPERM);
-    assert_int_equal(router_bind(f->r, &f->b.link, NULL, true, false, bc), -EPERM);
+    fake_link_t e;
+    fake_init(&e);
+    assert_int_equal(router_bind(f->r, &e.link, "x.test", false, false, bc), 0);
+    assert_int_equal(router_bind(f->r, &e.link, "y.test", false, false, bc), -EPERM);
+    assert_int_equal(router_bind(f->r, &e.link, NULL, true, false, bc), -EPERM);
+    assert_int_equal(router_bind(f->r, &e.link, "b.test", false, false, bc), -EEXIST);
     send_from_a(f, "<message from='a.test' to='x.test'/>");
-    assert_int_equal(f->b.n, 1);
+    assert_int_equal(e.n, 1);
     /* Gone: everything it bound bounces from then on. */
+    hub->gone(hub->ctx, &e.link);
     hub->gone(hub->ctx, &f->b.link);
     send_from_a(f, "<message from='a.test' to='b.test'/>");
     send_from_a(f, "<message from='a.test' to='x.test'/>");
-    assert_int_equal(f->b.n, 1);
+    assert_int_equal(e.n, 1);
+    assert_int_equal(f->b.n, 0);
     assert_int_equal(f->a.n, 2);
     assert_string_equal(bounce_condition(f->a.got[1], "a.test", "x.test", "cancel"),
                         "service-unavailable");
+    fake_reset(&e);
     /* A name bound by an in-process link stays ours after it leaves. */
     assert_int_equal(hub->bind(hub->ctx, &f->d.link, "dyn.test", false, true), 0);
     hub->gone(hub->ctx, &f->d.link);
