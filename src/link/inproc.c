@@ -123,17 +123,18 @@ static inproc_t *from_link(link_t *l)
     return (inproc_t *)((char *)l - offsetof(inproc_t, link));
 }
 
-static void link_deliver(link_t *l, xml_stanza_t *st)
+static int link_deliver(link_t *l, xml_stanza_t *st)
 {
     inproc_t *ip = from_link(l);
     if (ip->down)
-        return;
-    if (queue_push(&ip->to_component, st) < 0) {
-        core_log(ip->log, CORE_LOG_WARN, l->id, "in-process queue to %s full: stanza dropped",
-                 ip->name);
-        return;
+        return -EPIPE;
+    int err = queue_push(&ip->to_component, st);
+    if (err < 0) {
+        core_log(ip->log, CORE_LOG_WARN, l->id, "in-process queue to %s full", ip->name);
+        return err;
     }
     wake(ip);
+    return 0;
 }
 
 static void link_close(link_t *l, core_stream_err_t why)

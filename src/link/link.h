@@ -23,9 +23,11 @@ typedef struct link link_t;
 typedef struct link_ops {
     /*
      * Hands a stanza to the component. st is borrowed; the link keeps what it needs (a
-     * reference in process, the bytes on a stream).
+     * reference in process, the bytes on a stream). Returns 0, or a negative error when the
+     * link can no longer take it (closing, or its queue is full): the router then bounces
+     * the stanza, so nothing is lost silently.
      */
-    void (*deliver)(link_t *l, xml_stanza_t *st);
+    int (*deliver)(link_t *l, xml_stanza_t *st);
     /* Ends the link (a stream error on streams). The router is told through hub->gone. */
     void (*close)(link_t *l, core_stream_err_t why);
 } link_ops_t;

@@ -15,7 +15,7 @@
 typedef struct write_req {
     uv_write_t req;
     net_conn_t *conn;
-    char *data;
+    core_buf_t buf;
 } write_req_t;
 
 static void flush_all(uv_prepare_t *h);
@@ -33,8 +33,34 @@ void net_ctx_init(net_ctx_t *ctx, uv_loop_t *loop, const core_log_t *log)
 
 void net_ctx_close(net_ctx_t *ctx)
 {
+    while (ctx->nspare > 0)
+        core_buf_release(&ctx->spare[--ctx->nspare]);
     uv_prepare_stop(&ctx->flush);
     uv_close((uv_handle_t *)&ctx->flush, NULL);
+}
+
+/*
+ * An idle connection holds no output buffer, but a busy loop should not pay a fresh
+ * allocation (and its page faults) for every flush: emptied buffers wait in the context
+ * for the next writer.
+ */
+static void buf_give_back(net_conn_t *c)
+{
+    net_ctx_t *ctx = c->ctx;
+    c->out.len = 0;
+    if (ctx->nspare < sizeof(ctx->spare) / sizeof(ctx->spare[0]) && c->out.cap <= 4 * 1024 * 1024) {
+        ctx->spare[ctx->nspare++] = c->out;
+        c->out = (core_buf_t){0};
+    } else {
+        core_buf_release(&c->out);
+    }
+}
+
+static void buf_borrow(net_conn_t *c)
+{
+    net_ctx_t *ctx = c->ctx;
+    if (c->out.data == NULL && ctx->nspare > 0)
+        c->out = ctx->spare[--ctx->nspare];
 }
 
 static void pending_add(net_conn_t *c)
@@ -96,7 +122,11 @@ static void on_write_done(uv_write_t *req, int status)
 {
     write_req_t *w = (write_req_t *)req;
     net_conn_t *c = w->conn;
-    core_free(w->data);
+    net_ctx_t *ctx = c->ctx;
+    if (ctx->nspare < sizeof(ctx->spare) / sizeof(ctx->spare[0]) && w->buf.cap <= 4 * 1024 * 1024)
+        ctx->spare[ctx->nspare++] = (core_buf_t){.data = w->buf.data, .cap = w->buf.cap};
+    else
+        core_buf_release(&w->buf);
     core_free(w);
     c->in_flight = 0;
     if (uv_is_closing((uv_handle_t *)&c->tcp))
@@ -128,19 +158,18 @@ static void flush_one(net_conn_t *c)
         size_t done = n > 0 ? (size_t)n : 0;
         if (done == c->out.len) {
             c->out.len = 0;
-            /* An idle connection keeps no output buffer. */
-            if (c->out.cap > 16 * 1024)
-                core_buf_release(&c->out);
+            buf_give_back(c);
         } else {
             write_req_t *w = core_malloc(sizeof(*w));
             w->conn = c;
-            size_t len;
-            w->data = core_buf_steal(&c->out, &len);
-            uv_buf_t rest = uv_buf_init(w->data + done, (unsigned)(len - done));
+            w->buf = c->out;
+            c->out = (core_buf_t){0};
+            size_t len = w->buf.len;
+            uv_buf_t rest = uv_buf_init(w->buf.data + done, (unsigned)(len - done));
             c->in_flight = len - done;
             int err = uv_write(&w->req, (uv_stream_t *)&c->tcp, &rest, 1, on_write_done);
             if (err < 0) {
-                core_free(w->data);
+                core_buf_release(&w->buf);
                 core_free(w);
                 c->in_flight = 0;
                 c->close_status = err;
@@ -172,6 +201,7 @@ int net_conn_write(net_conn_t *c, const char *data, size_t len)
         return -EPIPE;
     if (c->out.len + c->in_flight + len > c->out_limit)
         return -ENOBUFS;
+    buf_borrow(c);
     core_buf_append(&c->out, data, len);
     pending_add(c);
     return 0;

@@ -24,6 +24,8 @@ typedef struct net_ctx {
     net_conn_t *pending; /* connections with queued output */
     net_conn_t *all; /* every open connection, for shutdown */
     uint64_t next_id; /* connection ids for the logs */
+    core_buf_t spare[8]; /* emptied output buffers, lent to the next writer */
+    unsigned nspare;
     char read_buf[64 * 1024];
     bool reading; /* read_buf is lent out */
 } net_ctx_t;

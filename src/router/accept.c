@@ -33,11 +33,13 @@ static router_session_t *from_link(link_t *l)
     return (router_session_t *)((char *)l - offsetof(router_session_t, link));
 }
 
-static void link_deliver(link_t *l, xml_stanza_t *st)
+static int link_deliver(link_t *l, xml_stanza_t *st)
 {
     router_session_t *rs = from_link(l);
-    if (rs->s != NULL && stream_send(rs->s, st) == -ENOBUFS)
-        stream_error(rs->s, CORE_STREAM_ERR_POLICY_VIOLATION, "output queue full");
+    if (rs->s == NULL)
+        return -EPIPE;
+    /* A stream that is closing takes nothing more: the router bounces it instead. */
+    return stream_send(rs->s, st);
 }
 
 static void link_close(link_t *l, core_stream_err_t why)

@@ -312,7 +312,9 @@ static void bounce(router_t *r, link_t *l, xml_stanza_t *st, core_stanza_err_t c
     r->stats.bounced++;
     core_log(r->log, CORE_LOG_DEBUG, l->id, "bounced a stanza to %s: %s", to ? to : "(none)",
              core_stanza_err_name(cond));
-    l->ops->deliver(l, b);
+    /* If the sender cannot take its bounce either, there is no one left to tell. */
+    if (l->ops->deliver(l, b) < 0)
+        r->stats.dropped++;
     xml_stanza_unref(b);
 }
 
@@ -359,6 +361,9 @@ void router_input(router_t *r, link_t *l, xml_stanza_t *st)
                           : CORE_STANZA_ERR_REMOTE_SERVER_NOT_FOUND);
         return;
     }
+    if (dest->ops->deliver(dest, st) < 0) {
+        bounce(r, l, st, CORE_STANZA_ERR_SERVICE_UNAVAILABLE);
+        return;
+    }
     r->stats.routed++;
-    dest->ops->deliver(dest, st);
 }

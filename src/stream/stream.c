@@ -46,6 +46,7 @@ static int write_bytes(stream_t *s, const char *data, size_t len)
     int err = net_conn_write(s->conn, data, len);
     if (err == -ENOBUFS) {
         core_log(s->log, CORE_LOG_WARN, s->conn->id, "peer does not read its output: closing");
+        s->closing = true;
         net_conn_close(s->conn, false);
     }
     return err;

@@ -230,10 +230,17 @@ static const char *element_ns(xml_parser_t *p, const qname_t *q, const xml_node_
 {
     if (q->uri == NULL)
         return NULL;
-    bool parent_content = parent == NULL || parent->ns == XMLS_NS_CONTENT;
-    if (parent_content && p->stream_ns != NULL && q->uri_len == p->stream_ns_len &&
-        memcmp(q->uri, p->stream_ns, q->uri_len) == 0)
-        return XMLS_NS_CONTENT;
+    if (p->stream_ns != NULL && q->uri_len == p->stream_ns_len &&
+        memcmp(q->uri, p->stream_ns, q->uri_len) == 0) {
+        if (parent == NULL || parent->ns == XMLS_NS_CONTENT)
+            return XMLS_NS_CONTENT;
+        /*
+         * In the stream's namespace under a foreign parent, with no declaration inside the
+         * stanza (that case is caught in on_ns_start): the stream's default reached it
+         * through a prefixed parent, and on another stream it would be another namespace.
+         */
+        p->bytes_ok = false;
+    }
     if (parent != NULL && parent->ns != NULL && parent->ns != XMLS_NS_CONTENT &&
         same_str(parent->ns, q->uri, q->uri_len))
         return parent->ns;
@@ -524,22 +531,21 @@ static const XML_Memory_Handling_Suite expat_memory = {
     .free_fcn = core_free,
 };
 
-#if XML_MAJOR_VERSION > 2 || (XML_MAJOR_VERSION == 2 && XML_MINOR_VERSION >= 6)
 /*
- * Expat 2.6 may hold back a complete token until more bytes arrive (its fix for
- * CVE-2023-52425); a stanza must never wait for the next packet, and careful mode bounds
- * re-scanning here instead.
+ * Expat 2.6 (and distributions' backports of its fix for CVE-2023-52425) may hold back a
+ * complete token until more bytes arrive. A stanza must never wait for the next packet, and
+ * careful mode bounds re-scanning here instead, so turn that off where it exists. The
+ * Debian 12 expat 2.5.0 has no such deferral; the weak reference finds the call on any
+ * build that has it, whatever its version number says.
  */
+extern XML_Bool XML_SetReparseDeferralEnabled(XML_Parser parser, XML_Bool enabled)
+    __attribute__((weak));
+
 static void expat_no_deferral(XML_Parser x)
 {
-    XML_SetReparseDeferralEnabled(x, XML_FALSE);
+    if (XML_SetReparseDeferralEnabled != NULL)
+        XML_SetReparseDeferralEnabled(x, XML_FALSE);
 }
-#else
-static void expat_no_deferral(XML_Parser x)
-{
-    (void)x;
-}
-#endif
 
 static void expat_start(xml_parser_t *p)
 {

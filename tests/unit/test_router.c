@@ -16,13 +16,17 @@ typedef struct fake_link {
     xml_stanza_t *got[16];
     int n;
     core_stream_err_t closed;
+    bool refuse; /* a link that is closing */
 } fake_link_t;
 
-static void fake_deliver(link_t *l, xml_stanza_t *st)
+static int fake_deliver(link_t *l, xml_stanza_t *st)
 {
     fake_link_t *f = (fake_link_t *)l;
+    if (f->refuse)
+        return -EPIPE;
     assert_true(f->n < 16);
     f->got[f->n++] = xml_stanza_ref(st);
+    return 0;
 }
 
 static void fake_close(link_t *l, core_stream_err_t why)
@@ -181,6 +185,16 @@ static void test_bounce_unknown_domain(void **state)
     assert_non_null(xml_node_child(b->root, XMLS_NS_CONTENT, "body"));
 }
 
+static void test_bounce_when_link_refuses(void **state)
+{
+    fixture_t *f = *state;
+    f->b.refuse = true;
+    send_from_a(f, "<message from='a.test' to='b.test' id='late'/>");
+    assert_int_equal(f->a.n, 1);
+    assert_string_equal(bounce_condition(f->a.got[0], "a.test", "b.test", "cancel"),
+                        "service-unavailable");
+}
+
 static void test_bounce_absent_component(void **state)
 {
     fixture_t *f = *state;
@@ -311,6 +325,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_routes_prepared_domain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounce_unknown_domain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bounce_absent_component, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bounce_when_link_refuses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_error_never_bounced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_spoofed_from, setup, teardown),
         cmocka_unit_test_setup_teardown(test_addressing, setup, teardown),
