@@ -54,14 +54,17 @@ $(FUZZBUILD)/build.ninja:
 	CC=clang meson setup $(FUZZBUILD) --buildtype=debugoptimized -Dfuzzing=libfuzzer \
 	  -Db_sanitize=address,undefined -Db_lundef=false
 
-# Fuzzes each target for FUZZ_SECONDS seconds, starting from (and adding to) its corpus.
+# Fuzzes each target for FUZZ_SECONDS seconds, starting from its committed corpus. New
+# inputs go to build/fuzz/corpus/ (merge the useful ones with -merge=1); crashes to
+# tests/fuzz/crashes/.
 fuzz: deps-test $(FUZZBUILD)/build.ninja
 	ninja -C $(FUZZBUILD)
 	@for t in $$(ls tests/fuzz/corpus); do \
-	  mkdir -p tests/fuzz/crashes/$$t; \
+	  mkdir -p tests/fuzz/crashes/$$t $(FUZZBUILD)/corpus/$$t; \
 	  echo "fuzzing $$t for $(FUZZ_SECONDS)s"; \
 	  $(FUZZBUILD)/tests/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) \
-	    -artifact_prefix=tests/fuzz/crashes/$$t/ tests/fuzz/corpus/$$t || exit 1; \
+	    -artifact_prefix=tests/fuzz/crashes/$$t/ $(FUZZBUILD)/corpus/$$t tests/fuzz/corpus/$$t \
+	    || exit 1; \
 	done
 
 bench: deps-bench build
