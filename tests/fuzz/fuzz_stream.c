@@ -8,6 +8,8 @@
 #include "core/alloc.h"
 #include "xml/xml.h"
 
+#include "../common/xml_dump.h"
+
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -38,45 +40,12 @@ static void check(bool ok, const char *what)
     }
 }
 
-/* A canonical text form of a tree; namespaces explicit, "#C" for the content sentinel. */
-static void dump_node(const xml_node_t *n, core_buf_t *b)
-{
-    if (n->name == NULL) {
-        check(n->text_len > 0 && strlen(n->text) == n->text_len, "bad text node");
-        core_buf_append_str(b, "\"");
-        core_buf_append(b, n->text, n->text_len);
-        core_buf_append_str(b, "\"");
-        return;
-    }
-    core_buf_append_str(b, "<{");
-    core_buf_append_str(b, n->ns == XMLS_NS_CONTENT ? "#C" : n->ns ? n->ns : "");
-    core_buf_append_str(b, "}");
-    core_buf_append_str(b, n->name);
-    for (unsigned i = 0; i < n->nattrs; i++) {
-        core_buf_append_str(b, " {");
-        core_buf_append_str(b, n->attrs[i].ns ? n->attrs[i].ns : "");
-        core_buf_append_str(b, "}");
-        core_buf_append_str(b, n->attrs[i].name);
-        core_buf_append_str(b, "='");
-        core_buf_append(b, n->attrs[i].value, n->attrs[i].value_len);
-        core_buf_append_str(b, "'");
-    }
-    core_buf_append_str(b, ">");
-    const xml_node_t *prev = NULL;
-    for (const xml_node_t *c = n->first; c != NULL; c = c->next) {
-        check(c->parent == n, "bad parent link");
-        check(prev == NULL || prev->name != NULL || c->name != NULL, "adjacent text nodes");
-        dump_node(c, b);
-        prev = c;
-    }
-    check(n->last == prev, "bad last link");
-    core_buf_append_str(b, "</>");
-}
-
 static char *dump(const xml_node_t *n)
 {
+    const char *fault = xml_dump_check(n);
+    check(fault == NULL, fault ? fault : "");
     core_buf_t b = {0};
-    dump_node(n, &b);
+    xml_dump_node(n, &b);
     core_buf_append(&b, "", 1);
     size_t len;
     return core_buf_steal(&b, &len);

@@ -11,6 +11,8 @@
 #include "xml/internal.h"
 #include "xml/xml.h"
 
+#include "../common/xml_dump.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,50 +28,18 @@
 
 /* ---- helpers ---- */
 
-/* A canonical text form of a node, showing namespaces explicitly ("#C" for the sentinel). */
-static void dump_node(const xml_node_t *n, core_buf_t *b)
-{
-    if (n->name == NULL) {
-        core_buf_append_str(b, "\"");
-        core_buf_append(b, n->text, n->text_len);
-        core_buf_append_str(b, "\"");
-        return;
-    }
-    core_buf_append_str(b, "<{");
-    core_buf_append_str(b, n->ns == XMLS_NS_CONTENT ? "#C" : n->ns ? n->ns : "");
-    core_buf_append_str(b, "}");
-    core_buf_append_str(b, n->name);
-    for (unsigned i = 0; i < n->nattrs; i++) {
-        core_buf_append_str(b, " {");
-        core_buf_append_str(b, n->attrs[i].ns ? n->attrs[i].ns : "");
-        core_buf_append_str(b, "}");
-        core_buf_append_str(b, n->attrs[i].name);
-        core_buf_append_str(b, "='");
-        core_buf_append(b, n->attrs[i].value, n->attrs[i].value_len);
-        core_buf_append_str(b, "'");
-        assert_int_equal(strlen(n->attrs[i].value), n->attrs[i].value_len);
-    }
-    core_buf_append_str(b, ">");
-    for (const xml_node_t *c = n->first; c != NULL; c = c->next) {
-        assert_ptr_equal(c->parent, n);
-        if (c->next == NULL)
-            assert_ptr_equal(n->last, c);
-        dump_node(c, b);
-    }
-    core_buf_append_str(b, "</>");
-}
-
 /* Appends one event's canonical form to b. */
 static void dump_event(const xml_event_t *ev, core_buf_t *b)
 {
     switch (ev->kind) {
     case XMLS_EV_STREAM_OPEN:
         core_buf_append_str(b, "OPEN ");
-        dump_node(ev->stanza->root, b);
+        xml_dump_node(ev->stanza->root, b);
         break;
     case XMLS_EV_ELEMENT:
+        assert_null(xml_dump_check(ev->stanza->root));
         core_buf_append_str(b, "EL ");
-        dump_node(ev->stanza->root, b);
+        xml_dump_node(ev->stanza->root, b);
         if (ev->stanza->bytes != NULL) {
             core_buf_append_str(b, " BYTES[");
             core_buf_append(b, ev->stanza->bytes, ev->stanza->bytes_len);

@@ -10,6 +10,8 @@
 #include "core/alloc.h"
 #include "xml/xml.h"
 
+#include "../common/xml_dump.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,37 +20,10 @@
 
 /* ---- helpers ---- */
 
-static void dump_node(const xml_node_t *n, core_buf_t *b)
-{
-    if (n->name == NULL) {
-        core_buf_append_str(b, "\"");
-        core_buf_append(b, n->text, n->text_len);
-        core_buf_append_str(b, "\"");
-        return;
-    }
-    core_buf_append_str(b, "<{");
-    core_buf_append_str(b, n->ns == XMLS_NS_CONTENT ? "#C" : n->ns ? n->ns : "");
-    core_buf_append_str(b, "}");
-    core_buf_append_str(b, n->name);
-    for (unsigned i = 0; i < n->nattrs; i++) {
-        core_buf_append_str(b, " {");
-        core_buf_append_str(b, n->attrs[i].ns ? n->attrs[i].ns : "");
-        core_buf_append_str(b, "}");
-        core_buf_append_str(b, n->attrs[i].name);
-        core_buf_append_str(b, "='");
-        core_buf_append(b, n->attrs[i].value, n->attrs[i].value_len);
-        core_buf_append_str(b, "'");
-    }
-    core_buf_append_str(b, ">");
-    for (const xml_node_t *c = n->first; c != NULL; c = c->next)
-        dump_node(c, b);
-    core_buf_append_str(b, "</>");
-}
-
 static char *dump(const xml_node_t *n)
 {
     core_buf_t b = {0};
-    dump_node(n, &b);
+    xml_dump_node(n, &b);
     core_buf_append(&b, "", 1);
     size_t len;
     return core_buf_steal(&b, &len);
