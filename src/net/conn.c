@@ -105,6 +105,8 @@ static void on_handle_closed(uv_handle_t *h)
         c->ctx->all = c->all_next;
     if (c->all_next != NULL)
         c->all_next->all_prev = c->all_prev;
+    if (c->tls != NULL)
+        net_tls_free(c);
     core_buf_release(&c->out);
     core_free(c);
 }
@@ -116,6 +118,22 @@ static void close_now(net_conn_t *c)
     c->close_after_flush = false;
     if (!uv_is_closing((uv_handle_t *)&c->tcp))
         uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
+}
+
+static void maybe_drained(net_conn_t *c)
+{
+    if (!c->want_drain || c->closing || c->out.len > 0 || c->in_flight > 0)
+        return;
+    c->want_drain = false;
+    if (c->ops->on_drain != NULL)
+        c->ops->on_drain(c);
+}
+
+void net_conn_want_drain(net_conn_t *c)
+{
+    c->want_drain = true;
+    /* The next flush reports it, even when there is nothing left to write. */
+    pending_add(c);
 }
 
 static void on_write_done(uv_write_t *req, int status)
@@ -140,6 +158,8 @@ static void on_write_done(uv_write_t *req, int status)
         pending_add(c);
     else if (c->close_after_flush)
         close_now(c);
+    else
+        maybe_drained(c);
 }
 
 /* Hands queued output to the kernel: directly when it takes it, else through uv_write. */
@@ -180,6 +200,8 @@ static void flush_one(net_conn_t *c)
     }
     if (c->out.len == 0 && c->in_flight == 0 && c->close_after_flush)
         close_now(c);
+    else
+        maybe_drained(c);
 }
 
 static void flush_all(uv_prepare_t *h)
@@ -190,6 +212,8 @@ static void flush_all(uv_prepare_t *h)
         ctx->pending = c->next_pending;
         c->pending = false;
         c->next_pending = NULL;
+        if (c->tls != NULL)
+            net_tls_trim(c);
         flush_one(c);
     }
     uv_unref((uv_handle_t *)&ctx->flush);
@@ -199,12 +223,28 @@ int net_conn_write(net_conn_t *c, const char *data, size_t len)
 {
     if (c->closing)
         return -EPIPE;
+    if (c->tls != NULL)
+        return net_tls_write(c, data, len);
     if (c->out.len + c->in_flight + len > c->out_limit)
         return -ENOBUFS;
     buf_borrow(c);
     core_buf_append(&c->out, data, len);
     pending_add(c);
     return 0;
+}
+
+char *net_conn_out_reserve(net_conn_t *c, size_t n)
+{
+    buf_borrow(c);
+    return core_buf_reserve(&c->out, n);
+}
+
+void net_conn_out_commit(net_conn_t *c, size_t n)
+{
+    core_buf_commit(&c->out, n);
+    /* Once the handle is closing the queue is only waiting to be freed. */
+    if (n > 0 && !uv_is_closing((uv_handle_t *)&c->tcp))
+        pending_add(c);
 }
 
 static void alloc_read(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -218,7 +258,11 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
     net_conn_t *c = s->data;
     if (nread > 0) {
-        if (!c->closing)
+        if (c->closing)
+            return;
+        if (c->tls != NULL)
+            net_tls_feed(c, buf->base, (size_t)nread);
+        else
             c->ops->on_read(c, buf->base, (size_t)nread);
         return;
     }
@@ -226,6 +270,8 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;
     /* EOF or a read error: the peer is gone; what we still have queued may go out. */
     c->close_status = nread == UV_EOF ? 0 : (int)nread;
+    if (nread == UV_EOF && c->tls != NULL)
+        c->close_status = net_tls_eof_status(c);
     net_conn_close(c, nread == UV_EOF);
 }
 
@@ -250,6 +296,9 @@ void net_conn_close(net_conn_t *c, bool flush)
         close_now(c);
         return;
     }
+    /* A TLS peer learns that the end is not a truncation (RFC 8446 §6.1). */
+    if (flush && !c->closing && c->tls != NULL)
+        net_tls_close_notify(c);
     c->closing = true;
     if (flush && (c->out.len > 0 || c->in_flight > 0)) {
         c->close_after_flush = true;

@@ -11,6 +11,8 @@
 #include <uv.h>
 
 typedef struct net_conn net_conn_t;
+/* A connection's TLS state (src/net/tls.c); see net/tls.h. */
+typedef struct net_tls_conn net_tls_conn_t;
 
 /*
  * The per-loop context of the network layer: one read buffer shared by every connection
@@ -42,6 +44,10 @@ typedef struct net_conn_ops {
     void (*on_close)(net_conn_t *c, int status);
     /* A connect started with net_connect finished; status 0 or a negative libuv error. */
     void (*on_connect)(net_conn_t *c, int status);
+    /* Optional: the TLS handshake started by net_conn_start_tls completed. Called once. */
+    void (*on_tls_ready)(net_conn_t *c);
+    /* Optional: all queued output reached the kernel, after net_conn_want_drain. Once. */
+    void (*on_drain)(net_conn_t *c);
 } net_conn_ops_t;
 
 struct net_conn {
@@ -61,7 +67,9 @@ struct net_conn {
     bool closing; /* no more reads or callbacks to the owner except on_close */
     bool close_after_flush;
     bool notified; /* on_close has run */
+    bool want_drain; /* call ops->on_drain when the output is empty */
     int close_status;
+    net_tls_conn_t *tls; /* owned; set by net_conn_start_tls, freed with the connection */
     char peer[64]; /* "ip:port" for the logs */
 };
 
@@ -72,11 +80,21 @@ void net_ctx_close_all(net_ctx_t *ctx);
 void net_ctx_close(net_ctx_t *ctx);
 
 /*
- * Queues bytes for writing (copied). Returns 0, or -ENOBUFS when the output would pass the
- * connection's high-water mark (nothing is queued: the caller closes the slow consumer),
- * or -EPIPE when the connection is closing.
+ * Queues bytes for writing (copied; on a TLS connection, plaintext to encrypt). Returns 0, or
+ * -ENOBUFS when the output would pass the connection's high-water mark (nothing is queued: the
+ * caller closes the slow consumer), or -EPIPE when the connection is closing.
  */
 int net_conn_write(net_conn_t *c, const char *data, size_t len);
+
+/* Bytes queued for this connection that the kernel has not taken yet. */
+static inline size_t net_conn_queued(const net_conn_t *c)
+{
+    return c->out.len + c->in_flight;
+}
+
+/* Asks for one ops->on_drain call when the queued output is next empty (at once if it is:
+ * from the loop, not from inside this call). */
+void net_conn_want_drain(net_conn_t *c);
 
 /* Starts or stops reading (to throttle a peer). */
 int net_conn_read_start(net_conn_t *c);
