@@ -31,6 +31,7 @@ typedef struct inproc {
     bool announced; /* on_up has run */
     bool down; /* the router closed the link */
     bool down_told; /* hub->gone and on_down have run */
+    bool paused; /* the router takes nothing from the component for now */
 } inproc_t;
 
 static int queue_push(stanza_queue_t *q, xml_stanza_t *st)
@@ -102,7 +103,7 @@ static void on_idle(uv_idle_t *h)
         if (ip->ops->on_up != NULL)
             ip->ops->on_up(ip->ud);
     }
-    for (size_t n = ip->to_router.len; n > 0 && !ip->down; n--) {
+    for (size_t n = ip->paused ? 0 : ip->to_router.len; n > 0 && !ip->down; n--) {
         xml_stanza_t *st = queue_pop(&ip->to_router);
         ip->hub->input(ip->hub->ctx, &ip->link, st);
         xml_stanza_unref(st);
@@ -114,7 +115,7 @@ static void on_idle(uv_idle_t *h)
     }
     if (ip->down)
         return; /* the next run tells everyone */
-    if (ip->to_router.len == 0 && ip->to_component.len == 0)
+    if ((ip->paused || ip->to_router.len == 0) && ip->to_component.len == 0)
         uv_idle_stop(h);
 }
 
@@ -146,9 +147,19 @@ static void link_close(link_t *l, core_stream_err_t why)
     wake(ip);
 }
 
+/* The component's stanzas wait in its queue (which is bounded) while paused. */
+static void link_pause(link_t *l, bool paused)
+{
+    inproc_t *ip = from_link(l);
+    ip->paused = paused;
+    if (!paused)
+        wake(ip);
+}
+
 static const link_ops_t inproc_link_ops = {
     .deliver = link_deliver,
     .close = link_close,
+    .pause = link_pause,
 };
 
 static int ep_send(link_endpoint_t *e, xml_stanza_t *st)

@@ -16,6 +16,12 @@
 /* The link protocol extension namespace (docs/link-protocol.md). */
 #define LINK_NS "urn:parley:link:0"
 
+/*
+ * Flow control: when a link's backlog passes this many bytes, the router pauses the links
+ * that feed it; the link calls hub->drained once its backlog is empty again.
+ */
+#define LINK_BACKLOG_HIGH (1024u * 1024u)
+
 /* ---- the router's side: one link_t per connected component ---- */
 
 typedef struct link link_t;
@@ -30,6 +36,14 @@ typedef struct link_ops {
     int (*deliver)(link_t *l, xml_stanza_t *st);
     /* Ends the link (a stream error on streams). The router is told through hub->gone. */
     void (*close)(link_t *l, core_stream_err_t why);
+    /*
+     * Flow control (optional, both or neither). backlog: bytes accepted by deliver but not
+     * yet taken by the component. pause: stop (true) or restart (false) taking stanzas from
+     * the component. A link whose backlog the router found too high calls hub->drained once
+     * it has caught up.
+     */
+    size_t (*backlog)(link_t *l);
+    void (*pause)(link_t *l, bool paused);
 } link_ops_t;
 
 struct link {
@@ -53,6 +67,8 @@ typedef struct link_hub {
     void (*unbind)(void *ctx, link_t *l, const char *name);
     /* The link is gone: everything it bound is unbound. */
     void (*gone)(void *ctx, link_t *l);
+    /* The link's backlog has drained: links paused on its account may send again. */
+    void (*drained)(void *ctx, link_t *l);
 } link_hub_t;
 
 /* ---- the component's side: the same for both kinds ---- */

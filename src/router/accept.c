@@ -24,6 +24,7 @@ struct router_session {
     char *domain; /* prepared; owned */
     char id[33]; /* stream id */
     enum session_state state;
+    bool stalled; /* over the backlog mark, waiting to drain */
     router_session_t *next;
     router_session_t *prev;
 };
@@ -51,9 +52,36 @@ static void link_close(link_t *l, core_stream_err_t why)
     router_link_gone(rs->r, l);
 }
 
+static size_t link_backlog(link_t *l)
+{
+    router_session_t *rs = from_link(l);
+    if (rs->s == NULL)
+        return 0;
+    size_t n = stream_backlog(rs->s);
+    /*
+     * The router is about to pause the senders: tell it when we have caught up, and give up
+     * on a component that stops reading altogether, so it cannot hold them forever.
+     */
+    if (n > LINK_BACKLOG_HIGH && !rs->stalled) {
+        rs->stalled = true;
+        stream_want_drain(rs->s);
+        stream_set_deadline(rs->s, rs->r->cfg->stall_timeout_ms, CORE_STREAM_ERR_POLICY_VIOLATION);
+    }
+    return n;
+}
+
+static void link_pause(link_t *l, bool paused)
+{
+    router_session_t *rs = from_link(l);
+    if (rs->s != NULL)
+        stream_pause_reading(rs->s, paused);
+}
+
 static const link_ops_t session_link_ops = {
     .deliver = link_deliver,
     .close = link_close,
+    .backlog = link_backlog,
+    .pause = link_pause,
 };
 
 const router_component_config_t *router_component_find(router_t *r, const char *domain)
@@ -209,10 +237,31 @@ static void on_gone(stream_t *s)
     core_free(rs);
 }
 
+/* A deadline: the handshake took too long, or the component stopped reading. */
+static void on_deadline(stream_t *s, core_stream_err_t cond)
+{
+    router_session_t *rs = s->ud;
+    if (rs->stalled)
+        core_log(rs->r->log, CORE_LOG_WARN, stream_conn_id(s),
+                 "%s has not read its output for too long: disconnecting it", rs->domain);
+    /* Unbinds at once, so the senders it held resume without waiting for its socket. */
+    link_close(&rs->link, cond);
+}
+
+static void on_drain(stream_t *s)
+{
+    router_session_t *rs = s->ud;
+    rs->stalled = false;
+    stream_set_deadline(s, 0, CORE_STREAM_ERR_NONE);
+    router_link_drained(rs->r, &rs->link);
+}
+
 static const stream_ops_t session_stream_ops = {
     .on_open = on_open,
     .on_element = on_element,
     .on_gone = on_gone,
+    .on_drain = on_drain,
+    .on_deadline = on_deadline,
 };
 
 void router_accept(void *ud, net_conn_t *c)

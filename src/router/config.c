@@ -28,6 +28,13 @@ static const core_cfg_key_t router_keys[] = {
      .min = 100,
      .max = 3600 * 1000,
      .help = "time a component has to complete the handshake"},
+    {.name = "stall_timeout",
+     .type = CORE_CFG_MSEC,
+     .offset = offsetof(router_config_t, stall_timeout_ms),
+     .def = "30s",
+     .min = 100,
+     .max = 3600 * 1000,
+     .help = "a component that leaves more than 1 MiB unread this long is disconnected"},
 };
 
 const core_cfg_section_t router_cfg_section = {

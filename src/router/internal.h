@@ -47,6 +47,9 @@ typedef struct router_link {
     size_t nnames;
     bool default_route;
     const router_component_config_t *cfg; /* NULL for trusted in-process links */
+    link_t **waiters; /* links paused until this one drains */
+    size_t nwaiters;
+    unsigned blocked_on; /* how many links this one waits for (paused while > 0) */
     struct router_link *next;
 } router_link_t;
 
@@ -78,6 +81,8 @@ int router_bind(router_t *r, link_t *l, const char *name, bool default_route, bo
                 const router_component_config_t *cfg);
 void router_unbind(router_t *r, link_t *l, const char *name);
 void router_link_gone(router_t *r, link_t *l);
+/* l's backlog is empty again: resume the links paused on its account. */
+void router_link_drained(router_t *r, link_t *l);
 
 /* ---- accept.c: the XEP-0114 side of stream links ---- */
 

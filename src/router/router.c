@@ -28,6 +28,11 @@ static void hub_gone(void *ctx, link_t *l)
     router_link_gone(ctx, l);
 }
 
+static void hub_drained(void *ctx, link_t *l)
+{
+    router_link_drained(ctx, l);
+}
+
 char *router_prep_domain(router_t *r, const char *name)
 {
     const char *dom;
@@ -86,6 +91,7 @@ int router_new(net_ctx_t *net, const core_log_t *log, const core_cfg_t *cfg, rou
         .bind = hub_bind,
         .unbind = hub_unbind,
         .gone = hub_gone,
+        .drained = hub_drained,
     };
     size_t pos = 0;
     const router_component_config_t *c;
@@ -262,11 +268,61 @@ void router_unbind(router_t *r, link_t *l, const char *name)
     core_free(p);
 }
 
+/* ---- flow control ---- */
+
+/* Pauses src until dest drains (once per pair: a link waits on each destination once). */
+static void throttle(router_t *r, router_link_t *src, router_link_t *dest)
+{
+    for (size_t i = 0; i < dest->nwaiters; i++) {
+        if (dest->waiters[i] == src->link)
+            return;
+    }
+    dest->waiters = core_realloc(dest->waiters, (dest->nwaiters + 1) * sizeof(link_t *));
+    dest->waiters[dest->nwaiters++] = src->link;
+    core_log(r->log, CORE_LOG_DEBUG, src->link->id, "%s paused until %s catches up",
+             src->link->name ? src->link->name : "link",
+             dest->link->name ? dest->link->name : "link");
+    if (src->blocked_on++ == 0)
+        src->link->ops->pause(src->link, true);
+}
+
+void router_link_drained(router_t *r, link_t *l)
+{
+    router_link_t *rl = l->hub_data;
+    if (rl == NULL)
+        return;
+    link_t **waiters = rl->waiters;
+    size_t n = rl->nwaiters;
+    rl->waiters = NULL;
+    rl->nwaiters = 0;
+    for (size_t i = 0; i < n; i++) {
+        router_link_t *w = waiters[i]->hub_data;
+        if (w != NULL && w->blocked_on > 0 && --w->blocked_on == 0)
+            w->link->ops->pause(w->link, false);
+    }
+    core_free(waiters);
+}
+
+/* A link that goes away no longer waits for anyone, and nobody waits for it. */
+static void forget_waits(router_t *r, router_link_t *gone)
+{
+    router_link_drained(r, gone->link);
+    for (router_link_t *rl = r->links; rl != NULL; rl = rl->next) {
+        for (size_t i = 0; i < rl->nwaiters; i++) {
+            if (rl->waiters[i] == gone->link) {
+                rl->waiters[i] = rl->waiters[--rl->nwaiters];
+                break;
+            }
+        }
+    }
+}
+
 void router_link_gone(router_t *r, link_t *l)
 {
     router_link_t *rl = l->hub_data;
     if (rl == NULL)
         return;
+    forget_waits(r, rl);
     if (l->name != NULL && rl->nnames > 0)
         l->name = NULL; /* it pointed into a route that may go away now */
     while (rl->nnames > 0)
@@ -366,4 +422,8 @@ void router_input(router_t *r, link_t *l, xml_stanza_t *st)
         return;
     }
     r->stats.routed++;
+    /* A fast sender must not bury a slower receiver: stop reading the sender meanwhile. */
+    if (dest->ops->backlog != NULL && l->ops->pause != NULL && dest != l &&
+        dest->ops->backlog(dest) > LINK_BACKLOG_HIGH)
+        throttle(r, l->hub_data, dest->hub_data);
 }

@@ -15,6 +15,7 @@ typedef struct router_config {
     char *listen; /* where XEP-0114 components connect */
     uint64_t max_stanza_size; /* bytes */
     uint64_t handshake_timeout_ms;
+    uint64_t stall_timeout_ms; /* a link that does not read its backlog for this long is closed */
 } router_config_t;
 
 /* [component "domain"]: a component that may connect, and what it may bind. */

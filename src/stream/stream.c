@@ -8,12 +8,20 @@
 #include <errno.h>
 #include <string.h>
 
+/* How long a closing stream waits for the peer to read what is still queued. */
+#define CLOSE_FLUSH_MS 5000
+
+static void on_deadline(uv_timer_t *t);
+static void close_flushing(stream_t *s);
 static void on_conn_read(net_conn_t *c, const char *data, size_t len);
 static void on_conn_close(net_conn_t *c, int status);
+
+static void on_conn_drain(net_conn_t *c);
 
 static const net_conn_ops_t stream_conn_ops = {
     .on_read = on_conn_read,
     .on_close = on_conn_close,
+    .on_drain = on_conn_drain,
 };
 
 stream_t *stream_new(net_conn_t *c, const char *content_ns, const xml_limits_t *limits,
@@ -112,8 +120,7 @@ void stream_error(stream_t *s, core_stream_err_t cond, const char *text)
     write_bytes(s, b.data, b.len);
     core_buf_release(&b);
     s->closing = true;
-    if (s->conn != NULL)
-        net_conn_close(s->conn, true);
+    close_flushing(s);
 }
 
 void stream_close(stream_t *s)
@@ -123,20 +130,38 @@ void stream_close(stream_t *s)
     s->closing = true;
     if (s->header_sent)
         write_bytes(s, "</stream:stream>", 16);
-    if (s->conn != NULL)
-        net_conn_close(s->conn, true);
+    close_flushing(s);
 }
 
 static void on_deadline(uv_timer_t *t)
 {
     stream_t *s = t->data;
-    stream_error(s, s->deadline_err, NULL);
+    if (s->closing) {
+        /* The peer did not take our last words in time: stop waiting for it. */
+        if (s->conn != NULL)
+            net_conn_close(s->conn, false);
+        return;
+    }
+    if (s->ops->on_deadline != NULL)
+        s->ops->on_deadline(s, s->deadline_err);
+    else
+        stream_error(s, s->deadline_err, NULL);
+}
+
+/* Closes after what is queued is written, but not waiting longer than CLOSE_FLUSH_MS. */
+static void close_flushing(stream_t *s)
+{
+    if (s->conn == NULL)
+        return;
+    net_conn_close(s->conn, true);
+    if (s->conn != NULL && !s->gone)
+        uv_timer_start(&s->timer, on_deadline, CLOSE_FLUSH_MS, 0);
 }
 
 void stream_set_deadline(stream_t *s, uint64_t ms, core_stream_err_t cond)
 {
     uv_timer_stop(&s->timer);
-    if (ms == 0 || s->gone)
+    if (ms == 0 || s->gone || s->closing)
         return;
     s->deadline_err = cond;
     uv_timer_start(&s->timer, on_deadline, ms, 0);
@@ -163,17 +188,15 @@ static bool check_header(stream_t *s, xml_stanza_t *hdr)
     return true;
 }
 
-static void on_conn_read(net_conn_t *c, const char *data, size_t len)
+/* Hands parsed events to the owner until input runs out, or the owner closes or pauses. */
+static void process(stream_t *s)
 {
-    stream_t *s = c->ud;
-    if (s->closing)
-        return;
-    if (xml_parser_feed(s->parser, data, len) < 0)
-        return;
+    net_conn_t *c = s->conn;
     xml_event_t ev;
     int err = 0;
     /* The owner may close the stream on any event: stop at once when it does. */
-    while (!s->closing && s->conn != NULL && (err = xml_parser_next(s->parser, &ev)) == 0) {
+    while (!s->closing && !s->paused && s->conn != NULL &&
+           (err = xml_parser_next(s->parser, &ev)) == 0) {
         switch (ev.kind) {
         case XMLS_EV_STREAM_OPEN:
             if (check_header(s, ev.stanza))
@@ -196,6 +219,49 @@ static void on_conn_read(net_conn_t *c, const char *data, size_t len)
         if (detail != NULL)
             core_log(s->log, CORE_LOG_INFO, c->id, "parse error: %s", detail);
     }
+}
+
+static void on_conn_read(net_conn_t *c, const char *data, size_t len)
+{
+    stream_t *s = c->ud;
+    if (s->closing)
+        return;
+    if (xml_parser_feed(s->parser, data, len) < 0)
+        return;
+    process(s);
+}
+
+void stream_pause_reading(stream_t *s, bool paused)
+{
+    if (s->conn == NULL || s->paused == paused)
+        return;
+    s->paused = paused;
+    if (paused) {
+        net_conn_read_stop(s->conn);
+        return;
+    }
+    /* Events already read wait in the parser: hand them over before reading more. */
+    process(s);
+    if (!s->paused && s->conn != NULL && !s->closing)
+        net_conn_read_start(s->conn);
+}
+
+static void on_conn_drain(net_conn_t *c)
+{
+    stream_t *s = c->ud;
+    if (s->ops->on_drain != NULL)
+        s->ops->on_drain(s);
+}
+
+size_t stream_backlog(const stream_t *s)
+{
+    return s->conn != NULL ? net_conn_queued(s->conn) : 0;
+}
+
+void stream_want_drain(stream_t *s)
+{
+    if (s->conn != NULL)
+        net_conn_want_drain(s->conn);
 }
 
 static void on_timer_closed(uv_handle_t *h)

@@ -26,6 +26,10 @@ typedef struct stream_ops {
     void (*on_element)(stream_t *s, xml_stanza_t *st);
     /* The connection is gone; s is freed when this returns. */
     void (*on_gone)(stream_t *s);
+    /* Optional: all output was written, after stream_want_drain. */
+    void (*on_drain)(stream_t *s);
+    /* Optional: a deadline passed (default without it: stream_error with its condition). */
+    void (*on_deadline)(stream_t *s, core_stream_err_t cond);
 } stream_ops_t;
 
 struct stream {
@@ -39,7 +43,7 @@ struct stream {
     core_stream_err_t deadline_err;
     bool header_sent;
     bool closing; /* we sent or are sending </stream:stream> */
-    bool in_read; /* inside the read loop: defer what must not happen there */
+    bool paused; /* stream_pause_reading: no reads, no events */
     bool gone;
 };
 
@@ -74,7 +78,19 @@ void stream_error(stream_t *s, core_stream_err_t cond, const char *text);
 /* Sends </stream:stream> and closes once it is written. Idempotent. */
 void stream_close(stream_t *s);
 
-/* Arms (ms > 0) or disarms (ms == 0) a deadline: when it passes, stream_error(cond). */
+/*
+ * Flow control. pause_reading stops reading and handing events to the owner (events already
+ * parsed wait); resuming hands them over first. backlog: bytes written but not yet taken by
+ * the kernel. want_drain: one on_drain call once the backlog is empty.
+ */
+void stream_pause_reading(stream_t *s, bool paused);
+size_t stream_backlog(const stream_t *s);
+void stream_want_drain(stream_t *s);
+
+/*
+ * Arms (ms > 0) or disarms (ms == 0) a deadline: when it passes, ops->on_deadline, or
+ * stream_error(cond) without one. A closing stream has its own deadline for the flush.
+ */
 void stream_set_deadline(stream_t *s, uint64_t ms, core_stream_err_t cond);
 
 #endif

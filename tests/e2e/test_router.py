@@ -322,3 +322,41 @@ def test_stanzas_sent_before_close_are_delivered(raw):
     a.send("".join(stanza("message", "b.test", "a.test", id=i) for i in ids) + "</stream:stream>")
     a.expect_closed()
     assert [b.recv().get("id") for _ in ids] == ids
+
+
+@pytest.mark.raw
+@pytest.mark.slow
+def test_slow_receiver_pauses_senders_then_is_dropped(make_server, raw):
+    """A component that stops reading cannot make the router buffer without bound: the
+    router stops reading its senders (flow control) and, after stall_timeout, disconnects
+    it with policy-violation; the senders then carry on."""
+    import threading
+    srv = make_server(router_opts={"stall_timeout": "1s"})
+    a, b, c = raw("a.test", srv=srv), raw("b.test", srv=srv), raw("c.test", srv=srv)
+    body = "x" * 4000
+    # More than the kernel's socket buffers can hide: b's backlog must stay high.
+    flood = "".join(stanza("message", "b.test", "a.test", id=f"f{i}", body=body)
+                    for i in range(4000))
+    sender = threading.Thread(target=a.send, args=(flood,), daemon=True)
+    sender.start()
+    assert srv.wait_log(lambda t: "a.test paused until b.test catches up" in t, timeout=5), \
+        srv.log_tail()
+    assert srv.wait_log(lambda t: "stream error <policy-violation/>" in t, timeout=15), \
+        srv.log_tail()
+    # What a sent after b was dropped bounces back to a: read it so a keeps up.
+    bounced = 0
+    while sender.is_alive() or bounced == 0:
+        try:
+            el = a.recv(3.0)
+        except TimeoutError:
+            break
+        assert stanza_error(el)[:2] == ("cancel", "service-unavailable"), dump(el)
+        bounced += 1
+    sender.join(10)
+    assert not sender.is_alive(), "the router never read the rest of a's flood"
+    assert bounced > 0
+    # The hard output limit was never reached: flow control kept b's backlog small.
+    assert "does not read its output" not in srv.log_text()
+    a.send(stanza("message", "c.test", "a.test", id="after"))
+    assert c.recv_until(lambda el: el.get("id") == "after").get("id") == "after"
+    b.abort()

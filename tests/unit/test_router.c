@@ -17,6 +17,8 @@ typedef struct fake_link {
     int n;
     core_stream_err_t closed;
     bool refuse; /* a link that is closing */
+    size_t backlog; /* bytes it pretends not to have written yet */
+    int paused; /* pause(true) minus pause(false) */
 } fake_link_t;
 
 static int fake_deliver(link_t *l, xml_stanza_t *st)
@@ -34,7 +36,22 @@ static void fake_close(link_t *l, core_stream_err_t why)
     ((fake_link_t *)l)->closed = why;
 }
 
-static const link_ops_t fake_ops = {.deliver = fake_deliver, .close = fake_close};
+static size_t fake_backlog(link_t *l)
+{
+    return ((fake_link_t *)l)->backlog;
+}
+
+static void fake_pause(link_t *l, bool paused)
+{
+    ((fake_link_t *)l)->paused += paused ? 1 : -1;
+}
+
+static const link_ops_t fake_ops = {
+    .deliver = fake_deliver,
+    .close = fake_close,
+    .backlog = fake_backlog,
+    .pause = fake_pause,
+};
 
 static void fake_init(fake_link_t *f)
 {
@@ -317,6 +334,42 @@ static void test_bind_rules(void **state)
                         "service-unavailable");
 }
 
+static void test_flow_control(void **state)
+{
+    fixture_t *f = *state;
+    const link_hub_t *hub = router_hub(f->r);
+    assert_int_equal(hub->bind(hub->ctx, &f->d.link, "d.test", false, true), 0);
+    /* Below the mark nothing happens. */
+    f->b.backlog = LINK_BACKLOG_HIGH;
+    send_from_a(f, "<message from='a.test' to='b.test'/>");
+    assert_int_equal(f->a.paused, 0);
+    /* Above it the sender is paused, once however often it sends. */
+    f->b.backlog = LINK_BACKLOG_HIGH + 1;
+    send_from_a(f, "<message from='a.test' to='b.test'/>");
+    send_from_a(f, "<message from='a.test' to='b.test'/>");
+    assert_int_equal(f->a.paused, 1);
+    /* Waiting on two receivers, it resumes when both have drained. */
+    f->d.backlog = LINK_BACKLOG_HIGH + 1;
+    send_from_a(f, "<message from='a.test' to='d.test'/>");
+    assert_int_equal(f->a.paused, 1);
+    hub->drained(hub->ctx, &f->b.link);
+    assert_int_equal(f->a.paused, 1);
+    hub->drained(hub->ctx, &f->d.link);
+    assert_int_equal(f->a.paused, 0);
+    /* A receiver that goes away releases its waiters too. */
+    send_from_a(f, "<message from='a.test' to='d.test'/>");
+    assert_int_equal(f->a.paused, 1);
+    hub->gone(hub->ctx, &f->d.link);
+    assert_int_equal(f->a.paused, 0);
+    /* A paused sender that goes away is forgotten by the receiver it waited on. */
+    send_from_a(f, "<message from='a.test' to='b.test'/>");
+    assert_int_equal(f->a.paused, 1);
+    hub->gone(hub->ctx, &f->a.link);
+    hub->drained(hub->ctx, &f->b.link);
+    assert_int_equal(f->a.paused, 1);
+    assert_int_equal(f->b.n, 4);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -332,6 +385,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_route_envelope, setup, teardown),
         cmocka_unit_test_setup_teardown(test_default_route, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bind_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flow_control, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
