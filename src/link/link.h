@@ -114,6 +114,18 @@ link_endpoint_t *link_stream_open(net_ctx_t *net, const link_options_t *opt,
                                   const link_endpoint_ops_t *ops, void *ud, const core_log_t *log);
 
 /*
+ * How a component gets its link without knowing which kind it is: parleyd passes an opener
+ * that calls link_inproc_open (parleyd all) or link_stream_open with the router's address
+ * and the component's secret from the configuration (parleyd COMPONENT). Returns NULL if
+ * the link cannot be opened (logged).
+ */
+typedef struct link_opener {
+    void *ctx;
+    link_endpoint_t *(*open)(void *ctx, const link_options_t *opt, const link_endpoint_ops_t *ops,
+                             void *ud);
+} link_opener_t;
+
+/*
  * Sends a stanza to the router. st is borrowed. Returns 0, -ENOTCONN while the link is down
  * (the caller decides: bounce, queue or drop), or -ENOBUFS when the link's queue is full.
  */
