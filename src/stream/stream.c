@@ -123,6 +123,12 @@ void stream_error(stream_t *s, core_stream_err_t cond, const char *text)
     close_flushing(s);
 }
 
+void stream_restart(stream_t *s, bool keep_unparsed)
+{
+    xml_parser_restart(s->parser, keep_unparsed);
+    s->header_sent = false;
+}
+
 void stream_close(stream_t *s)
 {
     if (s->closing || s->conn == NULL)

@@ -75,6 +75,14 @@ int stream_send(stream_t *s, xml_stanza_t *st);
  */
 void stream_error(stream_t *s, core_stream_err_t cond, const char *text);
 
+/*
+ * Starts a new stream on the same connection (RFC 6120 §4.3.3: after STARTTLS and after SASL
+ * success): a fresh parser state, and our next header is sent again. keep_unparsed false
+ * drops bytes received but not yet parsed (plaintext after <starttls/>). Callable from
+ * on_element; the next event comes from the new stream.
+ */
+void stream_restart(stream_t *s, bool keep_unparsed);
+
 /* Sends </stream:stream> and closes once it is written. Idempotent. */
 void stream_close(stream_t *s);
 

@@ -1,0 +1,218 @@
+/* SPDX-License-Identifier: MIT */
+/* The c2s component: its [c2s] keys, TLS context, listeners and link to the router. */
+#include "c2s/internal.h"
+
+#include "core/alloc.h"
+
+#include <errno.h>
+#include <string.h>
+
+static const core_cfg_key_t c2s_keys[] = {
+    {.name = "name",
+     .type = CORE_CFG_STR,
+     .offset = offsetof(c2s_config_t, name),
+     .required = true,
+     .help = "this c2s instance's link name, e.g. c2s-1.localhost (route envelopes)"},
+    {.name = "domain",
+     .type = CORE_CFG_STR,
+     .offset = offsetof(c2s_config_t, domain),
+     .required = true,
+     .help = "the domain whose users connect here"},
+    {.name = "listen",
+     .type = CORE_CFG_STR,
+     .offset = offsetof(c2s_config_t, listen),
+     .def = "*:5222",
+     .help = "address:port for clients with STARTTLS; empty to disable"},
+    {.name = "listen_tls",
+     .type = CORE_CFG_STR,
+     .offset = offsetof(c2s_config_t, listen_tls),
+     .def = "*:5223",
+     .help = "address:port for clients with direct TLS (XEP-0368); empty to disable"},
+    {.name = "certificate",
+     .type = CORE_CFG_STR,
+     .offset = offsetof(c2s_config_t, certificate),
+     .is_path = true,
+     .must_exist = true,
+     .help = "the TLS certificate chain (PEM)"},
+    {.name = "key",
+     .type = CORE_CFG_STR,
+     .offset = offsetof(c2s_config_t, key),
+     .is_path = true,
+     .must_exist = true,
+     .help = "the TLS private key (PEM, unencrypted)"},
+    {.name = "require_tls",
+     .type = CORE_CFG_BOOL,
+     .offset = offsetof(c2s_config_t, require_tls),
+     .def = "yes",
+     .help = "clients must use TLS before authenticating"},
+    {.name = "max_stanza_size",
+     .type = CORE_CFG_SIZE,
+     .offset = offsetof(c2s_config_t, max_stanza_size),
+     .def = "256K",
+     .min = 1024,
+     .max = 64 * 1024 * 1024,
+     .help = "largest stanza a client may send; more is <policy-violation/>"},
+    {.name = "auth_timeout",
+     .type = CORE_CFG_MSEC,
+     .offset = offsetof(c2s_config_t, auth_timeout_ms),
+     .def = "30s",
+     .min = 100,
+     .max = 3600 * 1000,
+     .help = "time a client has to authenticate and bind"},
+    {.name = "max_auth_attempts",
+     .type = CORE_CFG_INT,
+     .offset = offsetof(c2s_config_t, max_auth_attempts),
+     .def = "3",
+     .min = 1,
+     .max = 100,
+     .help = "failed SASL attempts before the stream is closed with <policy-violation/>"},
+};
+
+static int c2s_check(void *data, char *err, size_t errlen)
+{
+    c2s_config_t *c = data;
+    if ((c->certificate == NULL) != (c->key == NULL)) {
+        snprintf(err, errlen, "[c2s] needs both certificate and key, or neither");
+        return -EINVAL;
+    }
+    if (c->certificate == NULL && (c->require_tls || (c->listen_tls && c->listen_tls[0]))) {
+        snprintf(err, errlen, "[c2s] require_tls and listen_tls need a certificate and key");
+        return -EINVAL;
+    }
+    return 0;
+}
+
+const core_cfg_section_t c2s_cfg_section = {
+    .name = "c2s",
+    .size = sizeof(c2s_config_t),
+    .keys = c2s_keys,
+    .nkeys = sizeof(c2s_keys) / sizeof(c2s_keys[0]),
+    .check = c2s_check,
+};
+
+int c2s_new(net_ctx_t *net, const core_log_t *log, const core_cfg_t *cfg,
+            const link_opener_t *opener, auth_source_t *auth, c2s_t **out)
+{
+    const c2s_config_t *cc = core_cfg_get(cfg, "c2s");
+    if (cc == NULL || cc->name == NULL || cc->domain == NULL) {
+        core_log(log, CORE_LOG_ERROR, 0, "no [c2s] section with name and domain");
+        return -EINVAL;
+    }
+    c2s_t *c2s = core_calloc(1, sizeof(*c2s));
+    c2s->net = net;
+    c2s->log = log;
+    c2s->cfg = cc;
+    c2s->opener = opener;
+    c2s->auth = auth;
+    c2s->limits = xml_limits_default;
+    c2s->limits.max_stanza_bytes = cc->max_stanza_size;
+    if (cc->certificate != NULL) {
+        char err[256];
+        net_tls_server_opts_t o = {.cert_file = cc->certificate, .key_file = cc->key};
+        int rc = net_tls_ctx_new_server(&o, &c2s->tls, err, sizeof(err));
+        if (rc < 0) {
+            core_log(log, CORE_LOG_ERROR, 0, "c2s TLS: %s", err);
+            core_free(c2s);
+            return -EINVAL;
+        }
+    }
+    c2s->jids = jid_cache_new(4096);
+    *out = c2s;
+    return 0;
+}
+
+static void on_link_up(void *ud)
+{
+    c2s_t *c2s = ud;
+    core_log(c2s->log, CORE_LOG_INFO, 0, "link to the router is up as %s", c2s->cfg->name);
+}
+
+static void on_link_down(void *ud)
+{
+    c2s_t *c2s = ud;
+    core_log(c2s->log, CORE_LOG_WARN, 0, "link to the router is down");
+}
+
+static void on_link_stanza(void *ud, xml_stanza_t *st)
+{
+    c2s_relay_from_link(ud, st);
+}
+
+static const link_endpoint_ops_t c2s_link_ops = {
+    .on_up = on_link_up,
+    .on_stanza = on_link_stanza,
+    .on_down = on_link_down,
+};
+
+static void on_accept_plain(void *ud, net_conn_t *nc)
+{
+    c2s_conn_accept(ud, nc, false);
+}
+
+static void on_accept_tls(void *ud, net_conn_t *nc)
+{
+    c2s_conn_accept(ud, nc, true);
+}
+
+static int listen_on(c2s_t *c2s, const char *addr, net_accept_fn fn, net_listener_t **out)
+{
+    if (addr == NULL || addr[0] == '\0')
+        return 0;
+    int rc = net_listen(c2s->net, addr, fn, c2s, out);
+    if (rc < 0)
+        core_log(c2s->log, CORE_LOG_ERROR, 0, "c2s cannot listen on %s: %s", addr, uv_strerror(rc));
+    return rc;
+}
+
+int c2s_start(c2s_t *c2s)
+{
+    link_options_t o = {.name = c2s->cfg->name};
+    c2s->link = c2s->opener->open(c2s->opener->ctx, &o, &c2s_link_ops, c2s);
+    if (c2s->link == NULL)
+        return -ENOTCONN;
+    int rc = listen_on(c2s, c2s->cfg->listen, on_accept_plain, &c2s->listener);
+    if (rc == 0 && c2s->tls != NULL)
+        rc = listen_on(c2s, c2s->cfg->listen_tls, on_accept_tls, &c2s->listener_tls);
+    return rc;
+}
+
+int c2s_port(const c2s_t *c2s, bool tls)
+{
+    const net_listener_t *l = tls ? c2s->listener_tls : c2s->listener;
+    return l != NULL ? net_listener_port(l) : -1;
+}
+
+void c2s_stop(c2s_t *c2s)
+{
+    c2s->stopping = true;
+    if (c2s->listener != NULL)
+        net_listener_close(c2s->listener);
+    if (c2s->listener_tls != NULL)
+        net_listener_close(c2s->listener_tls);
+    c2s->listener = c2s->listener_tls = NULL;
+    for (c2s_conn_t *c = c2s->conns; c != NULL; c = c->next) {
+        if (c->s != NULL)
+            stream_error(c->s, CORE_STREAM_ERR_SYSTEM_SHUTDOWN, NULL);
+    }
+    /* The link stays until the last client is gone, so that the sm hears every end. */
+    c2s_link_release(c2s);
+}
+
+void c2s_link_release(c2s_t *c2s)
+{
+    if (c2s->stopping && c2s->conns == NULL && c2s->link != NULL) {
+        link_endpoint_close(c2s->link);
+        c2s->link = NULL;
+    }
+}
+
+void c2s_free(c2s_t *c2s)
+{
+    if (c2s == NULL)
+        return;
+    if (c2s->link != NULL)
+        link_endpoint_close(c2s->link);
+    net_tls_ctx_free(c2s->tls);
+    jid_cache_free(c2s->jids);
+    core_free(c2s);
+}

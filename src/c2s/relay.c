@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+/* Relay between a bound client and the sm: route envelopes and session control both ways. */
+#include "c2s/internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* <route to='domain' from='our name' sid='S'/>: the envelope of docs/link-protocol.md. */
+static xml_stanza_t *envelope_new(c2s_conn_t *c)
+{
+    xml_stanza_t *env = xml_stanza_new(XMLS_NS_CONTENT, "route");
+    xml_node_set_attr(env, env->root, NULL, "to", c->c2s->cfg->domain);
+    xml_node_set_attr(env, env->root, NULL, "from", c->c2s->cfg->name);
+    xml_node_set_attr(env, env->root, NULL, "sid", c->sid);
+    return env;
+}
+
+static int link_send(c2s_t *c2s, xml_stanza_t *env)
+{
+    if (c2s->link == NULL)
+        return -ENOTCONN;
+    return link_endpoint_send(c2s->link, env);
+}
+
+int c2s_relay_control(c2s_conn_t *c, const char *action, const char *jid)
+{
+    xml_stanza_t *env = envelope_new(c);
+    xml_node_t *s = xml_node_add_element(env, env->root, C2S_NS_SESSION, "session");
+    xml_node_set_attr(env, s, NULL, "action", action);
+    if (jid != NULL)
+        xml_node_set_attr(env, s, NULL, "jid", jid);
+    int rc = link_send(c->c2s, env);
+    xml_stanza_unref(env);
+    if (rc < 0)
+        core_log(c->c2s->log, CORE_LOG_WARN, c2s_conn_id(c), "session %s: cannot send %s: %s",
+                 c->sid, action, strerror(-rc));
+    return rc;
+}
+
+/* RFC 6120 §8.1.2.1: a client's from, if any, must be its own JID (full, or bare). */
+static bool from_ok(c2s_conn_t *c, const char *from)
+{
+    if (from == NULL)
+        return true;
+    jid_t j;
+    if (jid_parse(c->c2s->jids, from, strlen(from), &j) < 0)
+        return false;
+    bool ok = jid_equal(&j, &c->jid) || (!jid_has_resource(&j) && jid_bare_equal(&j, &c->jid));
+    jid_clear(&j);
+    return ok;
+}
+
+void c2s_relay_client(c2s_conn_t *c, xml_stanza_t *st)
+{
+    const xml_node_t *r = st->root;
+    if (c2s_bind_session_iq(c, st) || c2s_bind_iq(c, st))
+        return;
+    if (r->ns != XMLS_NS_CONTENT ||
+        (strcmp(r->name, "message") != 0 && strcmp(r->name, "presence") != 0 &&
+         strcmp(r->name, "iq") != 0)) {
+        stream_error(c->s, CORE_STREAM_ERR_UNSUPPORTED_STANZA_TYPE, NULL);
+        return;
+    }
+    if (!from_ok(c, xml_stanza_from(st))) {
+        stream_error(c->s, CORE_STREAM_ERR_INVALID_FROM, NULL);
+        return;
+    }
+    xml_stanza_t *env = envelope_new(c);
+    xml_node_t *inner = xml_node_add_copy(env, env->root, r);
+    xml_node_set_attr(env, inner, NULL, "from", c->jid.full);
+    int rc = link_send(c->c2s, env);
+    xml_stanza_unref(env);
+    if (rc < 0) {
+        core_log(c->c2s->log, CORE_LOG_WARN, c2s_conn_id(c), "cannot relay: %s", strerror(-rc));
+        const char *type = xml_stanza_type(st);
+        bool answerable =
+            type == NULL || (strcmp(type, "error") != 0 && strcmp(type, "result") != 0);
+        if (strcmp(r->name, "iq") == 0 && answerable)
+            c2s_iq_error(c, xml_stanza_id(st), "wait", "resource-constraint");
+    }
+}
+
+static core_stream_err_t stream_err_by_name(const char *name)
+{
+    for (int e = CORE_STREAM_ERR_BAD_FORMAT; e <= CORE_STREAM_ERR_UNSUPPORTED_VERSION; e++) {
+        if (strcmp(core_stream_err_name((core_stream_err_t)e), name) == 0)
+            return (core_stream_err_t)e;
+    }
+    return CORE_STREAM_ERR_UNDEFINED_CONDITION;
+}
+
+static void control(c2s_conn_t *c, const xml_node_t *s)
+{
+    const char *action = xml_node_attr(s, "action");
+    if (action == NULL)
+        return;
+    if (strcmp(action, "started") == 0) {
+        c2s_bind_started(c);
+    } else if (strcmp(action, "failed") == 0) {
+        c2s_bind_failed(c, s);
+    } else if (strcmp(action, "replace") == 0) {
+        /* RFC 6120 §4.9.3.3: another connection bound the same full JID. */
+        stream_error(c->s, CORE_STREAM_ERR_CONFLICT, "replaced by a new connection");
+    } else if (strcmp(action, "kick") == 0) {
+        const xml_node_t *cond = xml_node_first_element(s);
+        stream_error(
+            c->s, cond != NULL ? stream_err_by_name(cond->name) : CORE_STREAM_ERR_POLICY_VIOLATION,
+            NULL);
+    }
+}
+
+void c2s_relay_from_link(c2s_t *c2s, xml_stanza_t *st)
+{
+    const xml_node_t *r = st->root;
+    const char *sid = xml_node_attr(r, "sid");
+    if (!xml_node_is(r, XMLS_NS_CONTENT, "route") || sid == NULL) {
+        core_log(c2s->log, CORE_LOG_DEBUG, 0, "dropped a stanza that is not an envelope");
+        return;
+    }
+    c2s_conn_t *c = c2s_conn_by_sid(c2s, sid);
+    const xml_node_t *child = xml_node_first_element(r);
+    if (c == NULL || child == NULL) {
+        core_log(c2s->log, CORE_LOG_DEBUG, 0, "envelope for unknown session %s dropped", sid);
+        return;
+    }
+    const char *type = xml_node_attr(r, "type");
+    if (type != NULL && strcmp(type, "error") == 0) {
+        /* Our envelope bounced: the sm is not there. A pending bind fails. */
+        if (xml_node_is(child, C2S_NS_SESSION, "session"))
+            c2s_bind_failed(c, NULL);
+        return;
+    }
+    if (xml_node_is(child, C2S_NS_SESSION, "session")) {
+        control(c, child);
+        return;
+    }
+    if (c->state != C2S_ST_ACTIVE && c->state != C2S_ST_BINDING)
+        return;
+    xml_stanza_t *out = xml_stanza_from_node(child);
+    c2s_conn_send(c, out);
+    xml_stanza_unref(out);
+}
