@@ -4,6 +4,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "net/net.h"
+#include "net/tls.h"
 #include "router/router.h"
 
 #include <errno.h>
@@ -161,6 +162,8 @@ int main(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    /* Before anything touches OpenSSL: its memory is then counted with ours. */
+    net_tls_init();
     const char *config_path = DEFAULT_CONFIG;
     bool check_only = false;
     int opt;
