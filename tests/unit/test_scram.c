@@ -8,11 +8,14 @@
 #include <cmocka.h>
 
 #include "auth/auth.h"
+#include "auth/storage_source.h"
 #include "core/alloc.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <openssl/rand.h>
 
@@ -479,13 +482,82 @@ static void test_hash_primitives(void **state)
     b64_equal(out, 32, "W9zBRr9gdU5qBCQmCJV1x1oAPwidJzmDnexYuWTsOEM=");
 }
 
+/* ---- the storage-backed source ---- */
+
+typedef struct store_result {
+    int calls;
+    int status;
+    int check;
+} store_result_t;
+
+static void on_storage_lookup(void *arg, int status, const auth_creds_t *creds)
+{
+    store_result_t *r = arg;
+    r->calls++;
+    r->status = status;
+    if (status == 0)
+        r->check = auth_creds_check_password(creds, "pencil", 6);
+}
+
+static void test_storage_source(void **state)
+{
+    char dir[] = "/tmp/parley-auth-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[64];
+    snprintf(path, sizeof(path), "%s/parley.db", dir);
+    storage_config_t cfg = {
+        .backend = STORAGE_BACKEND_SQLITE, .path = path, .sync = STORAGE_SYNC_NONE};
+    /* An account as parleyctl writes it: the credential line, never the password. */
+    auth_creds_t c;
+    assert_int_equal(auth_creds_from_password("pencil", 6, 4096, &c), 0);
+    char text[AUTH_CREDS_TEXT_MAX];
+    size_t n;
+    assert_int_equal(auth_creds_encode(&c, text, &n), 0);
+    auth_creds_clear(&c);
+    storage_db_t *db;
+    assert_int_equal(storage_db_open(&cfg, &db), 0);
+    assert_int_equal(storage_db_user_create(db, "user", text), 0);
+    assert_null(strstr(text, "pencil"));
+    storage_db_close(db);
+
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    storage_t *st;
+    assert_int_equal(storage_open(&loop, &cfg, &st), 0);
+    auth_source_t *src = auth_storage_new(st);
+    store_result_t known = {0}, unknown = {0}, cancelled = {0};
+    auth_request_t *req;
+    assert_int_equal(
+        auth_source_lookup(src, "user", 4, "localhost", 9, on_storage_lookup, &known, &req), 0);
+    assert_int_equal(
+        auth_source_lookup(src, "nobody", 6, "localhost", 9, on_storage_lookup, &unknown, &req), 0);
+    assert_int_equal(
+        auth_source_lookup(src, "user", 4, "localhost", 9, on_storage_lookup, &cancelled, &req), 0);
+    auth_source_cancel(src, req);
+    assert_int_equal(known.calls, 0); /* never inside the call */
+    while (known.calls == 0 || unknown.calls == 0)
+        uv_run(&loop, UV_RUN_ONCE);
+    assert_int_equal(known.status, 0);
+    assert_int_equal(known.check, 0);
+    assert_int_equal(unknown.status, -ENOENT);
+    auth_source_free(src);
+    storage_close(st, NULL, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(cancelled.calls, 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    char cmd[96];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rfc_vectors),      cmocka_unit_test(test_saslprep),
         cmocka_unit_test(test_check_password),   cmocka_unit_test(test_text_form),
         cmocka_unit_test(test_text_form_strict), cmocka_unit_test(test_b64),
-        cmocka_unit_test(test_memory_source),    cmocka_unit_test(test_hash_primitives),
+        cmocka_unit_test(test_memory_source),    cmocka_unit_test(test_storage_source),
+        cmocka_unit_test(test_hash_primitives),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: MIT */
+/* An auth source over the storage layer: credentials are the account's stored SCRAM line. */
+#include "auth/auth.h"
+#include "auth/storage_source.h"
+
+#include "core/alloc.h"
+
+#include <errno.h>
+#include <string.h>
+
+/*
+ * Storage requests cannot be withdrawn, so a cancelled lookup stays allocated until its
+ * answer arrives and is then dropped. The source counts what is in flight so that freeing
+ * it can wait for the last answer.
+ */
+struct auth_request {
+    struct storage_src *src;
+    auth_lookup_cb cb;
+    void *arg;
+    bool cancelled;
+};
+
+typedef struct storage_src {
+    auth_source_t base;
+    storage_t *st; /* borrowed */
+    size_t in_flight;
+    bool freed;
+} storage_src_t;
+
+static void maybe_free(storage_src_t *s)
+{
+    if (s->freed && s->in_flight == 0)
+        core_free(s);
+}
+
+static void on_creds(void *arg, int status, const char *data, size_t len)
+{
+    auth_request_t *req = arg;
+    storage_src_t *s = req->src;
+    s->in_flight--;
+    if (req->cancelled || s->freed) {
+        if (!req->cancelled && req->cb != NULL)
+            req->cb(req->arg, -ECANCELED, NULL);
+        core_free(req);
+        maybe_free(s);
+        return;
+    }
+    auth_creds_t creds;
+    if (status == 0 && auth_creds_decode(data, len, &creds) == 0) {
+        req->cb(req->arg, 0, &creds);
+        auth_creds_clear(&creds);
+    } else {
+        /* A stored line that does not decode is a damaged account, not a missing one. */
+        req->cb(req->arg, status == -ENOENT ? -ENOENT : status < 0 ? status : -EIO, NULL);
+    }
+    core_free(req);
+}
+
+static int src_lookup(auth_source_t *base, const char *user, size_t user_len, const char *domain,
+                      size_t domain_len, auth_lookup_cb cb, void *arg, auth_request_t **out)
+{
+    storage_src_t *s = (storage_src_t *)base;
+    char *u = core_strndup(user, user_len);
+    auth_request_t *req = core_calloc(1, sizeof(*req));
+    req->src = s;
+    req->cb = cb;
+    req->arg = arg;
+    int err = storage_creds_get(s->st, u, on_creds, req);
+    core_free(u);
+    if (err < 0) {
+        core_free(req);
+        return err;
+    }
+    s->in_flight++;
+    *out = req;
+    return 0;
+}
+
+static void src_cancel(auth_source_t *base, auth_request_t *req)
+{
+    req->cancelled = true;
+}
+
+static void src_free(auth_source_t *base)
+{
+    storage_src_t *s = (storage_src_t *)base;
+    s->freed = true;
+    maybe_free(s);
+}
+
+static const auth_source_ops_t storage_src_ops = {
+    .name = "storage",
+    .lookup = src_lookup,
+    .cancel = src_cancel,
+    .free = src_free,
+};
+
+auth_source_t *auth_storage_new(storage_t *st)
+{
+    storage_src_t *s = core_calloc(1, sizeof(*s));
+    s->base.ops = &storage_src_ops;
+    s->st = st;
+    return &s->base;
+}

@@ -1,0 +1,566 @@
+/* SPDX-License-Identifier: MIT */
+/* The asynchronous front: a storage thread runs requests in order; results return by uv_async. */
+#include "storage/internal.h"
+
+#include "core/alloc.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <openssl/crypto.h>
+#include <string.h>
+
+enum req_op {
+    OP_USER_CREATE,
+    OP_USER_EXISTS,
+    OP_USER_DELETE,
+    OP_USER_LIST,
+    OP_CREDS_GET,
+    OP_CREDS_SET,
+    OP_ROSTER_GET,
+    OP_ROSTER_ITEM_GET,
+    OP_ROSTER_PUT,
+    OP_ROSTER_DELETE,
+    OP_OFFLINE_PUSH,
+    OP_OFFLINE_GET,
+    OP_OFFLINE_DELETE,
+    OP_DOC_GET,
+    OP_DOC_PUT,
+    OP_DOC_DELETE,
+    OP_DOC_LIST,
+};
+
+/*
+ * One request: its own copies of the arguments, the callback, and the result. Owned by the
+ * store from submission until after its callback returns; the storage thread has it only
+ * between taking it from the input queue and putting it on the output queue.
+ */
+typedef struct storage_req {
+    struct storage_req *next;
+    enum req_op op;
+    char *user;
+    char *text; /* creds, jid or kind */
+    char *key;
+    char *data; /* an offline stanza or a document */
+    size_t len;
+    size_t num; /* offline limit or count */
+    storage_roster_item_t item; /* roster put */
+    union {
+        storage_status_cb status;
+        storage_bytes_cb bytes;
+        storage_version_cb version;
+        storage_list_cb list;
+        storage_roster_cb roster;
+        storage_item_cb item;
+    } cb;
+    void *arg;
+
+    int status;
+    storage_blob_t blob; /* creds (secret) or document */
+    char *version;
+    storage_list_t list;
+    storage_roster_t roster;
+    storage_roster_item_t out_item;
+} storage_req_t;
+
+typedef struct req_queue {
+    storage_req_t *head;
+    storage_req_t *tail;
+} req_queue_t;
+
+struct storage {
+    uv_loop_t *loop;
+    uv_async_t async; /* the storage thread's doorbell to the loop */
+    uv_thread_t thread;
+    storage_db_t *db; /* used only by the storage thread once it runs */
+
+    uv_mutex_t lock; /* guards the fields down to thread_done */
+    uv_cond_t wake; /* signalled when todo gets a request or stopping is set */
+    req_queue_t todo;
+    req_queue_t done;
+    bool stopping;
+    bool thread_done; /* the thread has answered everything and closed db */
+
+    /* Loop thread only. */
+    size_t queue_max;
+    size_t outstanding; /* submitted, callback not yet run */
+    bool closing;
+    bool handle_closing;
+    storage_close_cb close_cb;
+    void *close_arg;
+};
+
+static void queue_push(req_queue_t *q, storage_req_t *rq)
+{
+    rq->next = NULL;
+    if (q->tail != NULL)
+        q->tail->next = rq;
+    else
+        q->head = rq;
+    q->tail = rq;
+}
+
+static void req_free(storage_req_t *rq)
+{
+    core_free(rq->user);
+    if (rq->op == OP_USER_CREATE || rq->op == OP_CREDS_SET)
+        storage_secret_free(rq->text);
+    else
+        core_free(rq->text);
+    core_free(rq->key);
+    core_free(rq->data);
+    storage_roster_item_clear(&rq->item);
+    if (rq->op == OP_CREDS_GET && rq->blob.data != NULL)
+        OPENSSL_cleanse(rq->blob.data, rq->blob.len);
+    storage_blob_clear(&rq->blob);
+    core_free(rq->version);
+    storage_list_clear(&rq->list);
+    storage_roster_clear(&rq->roster);
+    storage_roster_item_clear(&rq->out_item);
+    core_free(rq);
+}
+
+/* ---- the storage thread ---- */
+
+static void req_run(storage_db_t *db, storage_req_t *rq)
+{
+    char *creds = NULL;
+    switch (rq->op) {
+    case OP_USER_CREATE:
+        rq->status = storage_db_user_create(db, rq->user, rq->text);
+        break;
+    case OP_USER_EXISTS:
+        rq->status = storage_db_user_exists(db, rq->user);
+        break;
+    case OP_USER_DELETE:
+        rq->status = storage_db_user_delete(db, rq->user);
+        break;
+    case OP_USER_LIST:
+        rq->status = storage_db_user_list(db, &rq->list);
+        break;
+    case OP_CREDS_GET:
+        rq->status = storage_db_creds_get(db, rq->user, &creds);
+        if (rq->status == 0) {
+            rq->blob.data = creds;
+            rq->blob.len = strlen(creds);
+        }
+        break;
+    case OP_CREDS_SET:
+        rq->status = storage_db_creds_set(db, rq->user, rq->text);
+        break;
+    case OP_ROSTER_GET:
+        rq->status = storage_db_roster_get(db, rq->user, &rq->roster);
+        break;
+    case OP_ROSTER_ITEM_GET:
+        rq->status = storage_db_roster_item_get(db, rq->user, rq->text, &rq->out_item);
+        break;
+    case OP_ROSTER_PUT:
+        rq->status = storage_db_roster_put(db, rq->user, &rq->item, &rq->version);
+        break;
+    case OP_ROSTER_DELETE:
+        rq->status = storage_db_roster_delete(db, rq->user, rq->text, &rq->version);
+        break;
+    case OP_OFFLINE_PUSH:
+        rq->status = storage_db_offline_push(db, rq->user, rq->data, rq->len, rq->num);
+        break;
+    case OP_OFFLINE_GET:
+        rq->status = storage_db_offline_get(db, rq->user, &rq->list);
+        break;
+    case OP_OFFLINE_DELETE:
+        rq->status = storage_db_offline_delete(db, rq->user, rq->num);
+        break;
+    case OP_DOC_GET:
+        rq->status = storage_db_doc_get(db, rq->user, rq->text, rq->key, &rq->blob);
+        break;
+    case OP_DOC_PUT:
+        rq->status = storage_db_doc_put(db, rq->user, rq->text, rq->key, rq->data, rq->len);
+        break;
+    case OP_DOC_DELETE:
+        rq->status = storage_db_doc_delete(db, rq->user, rq->text, rq->key);
+        break;
+    case OP_DOC_LIST:
+        rq->status = storage_db_doc_list(db, rq->user, rq->text, &rq->list);
+        break;
+    }
+}
+
+/* Takes requests one at a time, in order, until the queue is empty and stopping is set. */
+static void storage_thread(void *arg)
+{
+    storage_t *st = arg;
+    for (;;) {
+        uv_mutex_lock(&st->lock);
+        while (st->todo.head == NULL && !st->stopping)
+            uv_cond_wait(&st->wake, &st->lock);
+        storage_req_t *rq = st->todo.head;
+        if (rq != NULL) {
+            st->todo.head = rq->next;
+            if (st->todo.head == NULL)
+                st->todo.tail = NULL;
+        }
+        uv_mutex_unlock(&st->lock);
+        if (rq == NULL)
+            break;
+
+        req_run(st->db, rq);
+
+        uv_mutex_lock(&st->lock);
+        queue_push(&st->done, rq);
+        uv_mutex_unlock(&st->lock);
+        uv_async_send(&st->async);
+    }
+    /* Closing the database may checkpoint the WAL: also no work for the loop. */
+    storage_db_close(st->db);
+    st->db = NULL;
+    uv_mutex_lock(&st->lock);
+    st->thread_done = true;
+    uv_mutex_unlock(&st->lock);
+    uv_async_send(&st->async);
+}
+
+/* ---- the loop thread ---- */
+
+static void req_deliver(storage_req_t *rq)
+{
+    bool ok = rq->status == 0;
+    switch (rq->op) {
+    case OP_USER_CREATE:
+    case OP_USER_EXISTS:
+    case OP_USER_DELETE:
+    case OP_CREDS_SET:
+    case OP_OFFLINE_PUSH:
+    case OP_OFFLINE_DELETE:
+    case OP_DOC_PUT:
+    case OP_DOC_DELETE:
+        rq->cb.status(rq->arg, rq->status);
+        break;
+    case OP_CREDS_GET:
+    case OP_DOC_GET:
+        rq->cb.bytes(rq->arg, rq->status, ok ? rq->blob.data : NULL, ok ? rq->blob.len : 0);
+        break;
+    case OP_ROSTER_PUT:
+    case OP_ROSTER_DELETE:
+        rq->cb.version(rq->arg, rq->status, ok ? rq->version : NULL);
+        break;
+    case OP_USER_LIST:
+    case OP_OFFLINE_GET:
+    case OP_DOC_LIST:
+        rq->cb.list(rq->arg, rq->status, ok ? &rq->list : NULL);
+        break;
+    case OP_ROSTER_GET:
+        rq->cb.roster(rq->arg, rq->status, ok ? &rq->roster : NULL);
+        break;
+    case OP_ROSTER_ITEM_GET:
+        rq->cb.item(rq->arg, rq->status, ok ? &rq->out_item : NULL);
+        break;
+    }
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    storage_t *st = h->data;
+    storage_close_cb cb = st->close_cb;
+    void *arg = st->close_arg;
+    uv_cond_destroy(&st->wake);
+    uv_mutex_destroy(&st->lock);
+    core_free(st);
+    if (cb != NULL)
+        cb(arg);
+}
+
+static void on_async(uv_async_t *h)
+{
+    storage_t *st = h->data;
+    uv_mutex_lock(&st->lock);
+    storage_req_t *rq = st->done.head;
+    st->done.head = st->done.tail = NULL;
+    bool thread_done = st->thread_done;
+    uv_mutex_unlock(&st->lock);
+
+    /* The store is freed only in on_closed, so callbacks may call storage_close freely. */
+    while (rq != NULL) {
+        storage_req_t *next = rq->next;
+        req_deliver(rq);
+        req_free(rq);
+        st->outstanding--;
+        rq = next;
+    }
+    /* thread_done is set after the last result was queued, so all of them were delivered. */
+    if (st->closing && thread_done && !st->handle_closing) {
+        assert(st->outstanding == 0);
+        uv_thread_join(&st->thread);
+        st->handle_closing = true;
+        uv_close((uv_handle_t *)&st->async, on_closed);
+    }
+}
+
+int storage_open(uv_loop_t *loop, const storage_config_t *cfg, storage_t **out)
+{
+    storage_db_t *db = NULL;
+    int rc = storage_db_open(cfg, &db);
+    if (rc < 0)
+        return rc;
+    storage_t *st = core_calloc(1, sizeof(*st));
+    st->loop = loop;
+    st->db = db;
+    st->queue_max = cfg->queue_max != 0 ? cfg->queue_max : STORAGE_QUEUE_DEFAULT;
+    rc = uv_mutex_init(&st->lock);
+    if (rc < 0)
+        goto fail_mutex;
+    rc = uv_cond_init(&st->wake);
+    if (rc < 0)
+        goto fail_cond;
+    rc = uv_async_init(loop, &st->async, on_async);
+    if (rc < 0)
+        goto fail_async;
+    st->async.data = st;
+    rc = uv_thread_create(&st->thread, storage_thread, st);
+    if (rc < 0)
+        goto fail_thread;
+    *out = st;
+    return 0;
+
+fail_thread:
+    /* The handle must be closed through the loop; on_closed frees st. */
+    storage_db_close(db);
+    st->handle_closing = true;
+    uv_close((uv_handle_t *)&st->async, on_closed);
+    return rc;
+fail_async:
+    uv_cond_destroy(&st->wake);
+fail_cond:
+    uv_mutex_destroy(&st->lock);
+fail_mutex:
+    core_free(st);
+    storage_db_close(db);
+    return rc;
+}
+
+void storage_close(storage_t *st, storage_close_cb cb, void *arg)
+{
+    assert(!st->closing);
+    st->closing = true;
+    st->close_cb = cb;
+    st->close_arg = arg;
+    uv_mutex_lock(&st->lock);
+    st->stopping = true;
+    uv_cond_signal(&st->wake);
+    uv_mutex_unlock(&st->lock);
+}
+
+/* ---- submission ---- */
+
+static storage_req_t *req_new(enum req_op op, const char *user, void *arg)
+{
+    storage_req_t *rq = core_calloc(1, sizeof(*rq));
+    rq->op = op;
+    rq->user = user != NULL ? core_strdup(user) : NULL;
+    rq->arg = arg;
+    return rq;
+}
+
+/* Queues rq for the storage thread, or frees it and fails. */
+static int submit(storage_t *st, storage_req_t *rq)
+{
+    int rc = 0;
+    if (st->closing)
+        rc = -ECANCELED;
+    else if (st->outstanding >= st->queue_max)
+        rc = -ENOBUFS;
+    if (rc < 0) {
+        req_free(rq);
+        return rc;
+    }
+    st->outstanding++;
+    uv_mutex_lock(&st->lock);
+    queue_push(&st->todo, rq);
+    uv_cond_signal(&st->wake);
+    uv_mutex_unlock(&st->lock);
+    return 0;
+}
+
+static int submit_status(storage_t *st, storage_req_t *rq, storage_status_cb cb)
+{
+    rq->cb.status = cb;
+    return submit(st, rq);
+}
+
+int storage_user_create(storage_t *st, const char *user, const char *creds, storage_status_cb cb,
+                        void *arg)
+{
+    if (cb == NULL || storage_check_user(user) < 0 || storage_check_creds(creds) < 0)
+        return -EINVAL;
+    storage_req_t *rq = req_new(OP_USER_CREATE, user, arg);
+    rq->text = core_strdup(creds);
+    return submit_status(st, rq, cb);
+}
+
+int storage_user_exists(storage_t *st, const char *user, storage_status_cb cb, void *arg)
+{
+    if (cb == NULL || storage_check_user(user) < 0)
+        return -EINVAL;
+    return submit_status(st, req_new(OP_USER_EXISTS, user, arg), cb);
+}
+
+int storage_user_delete(storage_t *st, const char *user, storage_status_cb cb, void *arg)
+{
+    if (cb == NULL || storage_check_user(user) < 0)
+        return -EINVAL;
+    return submit_status(st, req_new(OP_USER_DELETE, user, arg), cb);
+}
+
+int storage_user_list(storage_t *st, storage_list_cb cb, void *arg)
+{
+    if (cb == NULL)
+        return -EINVAL;
+    storage_req_t *rq = req_new(OP_USER_LIST, NULL, arg);
+    rq->cb.list = cb;
+    return submit(st, rq);
+}
+
+int storage_creds_get(storage_t *st, const char *user, storage_bytes_cb cb, void *arg)
+{
+    if (cb == NULL || storage_check_user(user) < 0)
+        return -EINVAL;
+    storage_req_t *rq = req_new(OP_CREDS_GET, user, arg);
+    rq->cb.bytes = cb;
+    return submit(st, rq);
+}
+
+int storage_creds_set(storage_t *st, const char *user, const char *creds, storage_status_cb cb,
+                      void *arg)
+{
+    if (cb == NULL || storage_check_user(user) < 0 || storage_check_creds(creds) < 0)
+        return -EINVAL;
+    storage_req_t *rq = req_new(OP_CREDS_SET, user, arg);
+    rq->text = core_strdup(creds);
+    return submit_status(st, rq, cb);
+}
+
+int storage_roster_get(storage_t *st, const char *user, storage_roster_cb cb, void *arg)
+{
+    if (cb == NULL || storage_check_user(user) < 0)
+        return -EINVAL;
+    storage_req_t *rq = req_new(OP_ROSTER_GET, user, arg);
+    rq->cb.roster = cb;
+    return submit(st, rq);
+}
+
+int storage_roster_item_get(storage_t *st, const char *user, const char *jid, storage_item_cb cb,
+                            void *arg)
+{
+    if (cb == NULL || storage_check_user(user) < 0 || storage_check_jid(jid) < 0)
+        return -EINVAL;
+    storage_req_t *rq = req_new(OP_ROSTER_ITEM_GET, user, arg);
+    rq->text = core_strdup(jid);
+    rq->cb.item = cb;
+    return submit(st, rq);
+}
+
+int storage_roster_put(storage_t *st, const char *user, const storage_roster_item_t *item,
+                       storage_version_cb cb, void *arg)
+{
+    if (cb == NULL || storage_check_user(user) < 0 || storage_check_item(item) < 0)
+        return -EINVAL;
+    storage_req_t *rq = req_new(OP_ROSTER_PUT, user, arg);
+    storage_roster_item_copy(&rq->item, item);
+    rq->cb.version = cb;
+    return submit(st, rq);
+}
+
+int storage_roster_delete(storage_t *st, const char *user, const char *jid, storage_version_cb cb,
+                          void *arg)
+{
+    if (cb == NULL || storage_check_user(user) < 0 || storage_check_jid(jid) < 0)
+        return -EINVAL;
+    storage_req_t *rq = req_new(OP_ROSTER_DELETE, user, arg);
+    rq->text = core_strdup(jid);
+    rq->cb.version = cb;
+    return submit(st, rq);
+}
+
+int storage_offline_push(storage_t *st, const char *user, const char *data, size_t len,
+                         size_t limit, storage_status_cb cb, void *arg)
+{
+    if (cb == NULL || storage_check_user(user) < 0 || storage_check_value(data, len) < 0 ||
+        limit == 0)
+        return -EINVAL;
+    storage_req_t *rq = req_new(OP_OFFLINE_PUSH, user, arg);
+    rq->data = core_strndup(data != NULL ? data : "", len);
+    rq->len = len;
+    rq->num = limit;
+    return submit_status(st, rq, cb);
+}
+
+int storage_offline_get(storage_t *st, const char *user, storage_list_cb cb, void *arg)
+{
+    if (cb == NULL || storage_check_user(user) < 0)
+        return -EINVAL;
+    storage_req_t *rq = req_new(OP_OFFLINE_GET, user, arg);
+    rq->cb.list = cb;
+    return submit(st, rq);
+}
+
+int storage_offline_delete(storage_t *st, const char *user, size_t count, storage_status_cb cb,
+                           void *arg)
+{
+    if (cb == NULL || storage_check_user(user) < 0)
+        return -EINVAL;
+    storage_req_t *rq = req_new(OP_OFFLINE_DELETE, user, arg);
+    rq->num = count;
+    return submit_status(st, rq, cb);
+}
+
+/* A request naming a document (key NULL for a listing). */
+static storage_req_t *doc_req(enum req_op op, const char *user, const char *kind, const char *key,
+                              void *arg)
+{
+    storage_req_t *rq = req_new(op, user, arg);
+    rq->text = core_strdup(kind);
+    rq->key = key != NULL ? core_strdup(key) : NULL;
+    return rq;
+}
+
+static bool doc_args_ok(const char *user, const char *kind, const char *key)
+{
+    return storage_check_user(user) == 0 && storage_check_kind(kind) == 0 &&
+        storage_check_key(key) == 0;
+}
+
+int storage_doc_get(storage_t *st, const char *user, const char *kind, const char *key,
+                    storage_bytes_cb cb, void *arg)
+{
+    if (cb == NULL || !doc_args_ok(user, kind, key))
+        return -EINVAL;
+    storage_req_t *rq = doc_req(OP_DOC_GET, user, kind, key, arg);
+    rq->cb.bytes = cb;
+    return submit(st, rq);
+}
+
+int storage_doc_put(storage_t *st, const char *user, const char *kind, const char *key,
+                    const char *data, size_t len, storage_status_cb cb, void *arg)
+{
+    if (cb == NULL || !doc_args_ok(user, kind, key) || storage_check_value(data, len) < 0)
+        return -EINVAL;
+    storage_req_t *rq = doc_req(OP_DOC_PUT, user, kind, key, arg);
+    rq->data = core_strndup(data != NULL ? data : "", len);
+    rq->len = len;
+    return submit_status(st, rq, cb);
+}
+
+int storage_doc_delete(storage_t *st, const char *user, const char *kind, const char *key,
+                       storage_status_cb cb, void *arg)
+{
+    if (cb == NULL || !doc_args_ok(user, kind, key))
+        return -EINVAL;
+    return submit_status(st, doc_req(OP_DOC_DELETE, user, kind, key, arg), cb);
+}
+
+int storage_doc_list(storage_t *st, const char *user, const char *kind, storage_list_cb cb,
+                     void *arg)
+{
+    if (cb == NULL || storage_check_user(user) < 0 || storage_check_kind(kind) < 0)
+        return -EINVAL;
+    storage_req_t *rq = doc_req(OP_DOC_LIST, user, kind, NULL, arg);
+    rq->cb.list = cb;
+    return submit(st, rq);
+}

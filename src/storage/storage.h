@@ -1,0 +1,272 @@
+/* SPDX-License-Identifier: MIT */
+/* Persistent per-user data (accounts, rosters, offline messages, documents): one interface. */
+#ifndef PARLEY_STORAGE_H
+#define PARLEY_STORAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <uv.h>
+
+/*
+ * Two layers share the data types below:
+ *
+ *  - storage_db_t, synchronous: every call blocks on disk. For the admin tool (parleyctl) and
+ *    for the storage thread of the asynchronous front. Never call it on an event loop thread.
+ *  - storage_t, asynchronous: opened on a libuv loop; each call queues a request and returns
+ *    at once, and its callback runs later on the loop thread (see "Asynchronous front").
+ *
+ * Several handles, in one process or in several (parleyd and parleyctl), may use one store
+ * at the same time: each operation is atomic and isolated from the others.
+ *
+ * Every function returns 0 or a negative errno code. Common ones:
+ *   -ENOENT        the user (or the item, document, credential) does not exist. Per-user data
+ *                  exists only while the account does: on a missing account, every per-user
+ *                  operation returns -ENOENT.
+ *   -EEXIST        storage_*_user_create: the account already exists.
+ *   -EINVAL        a malformed argument (see "Names" below).
+ *   -ENOSPC        offline push: the user's queue is full (or the disk is).
+ *   -ENAMETOOLONG  files backend: a name does not fit in a file name once encoded.
+ *   -EBADMSG       stored data could not be parsed (a hand-edited file with a mistake).
+ *   -EPROTONOSUPPORT  the store was written by a newer Parley (unknown schema or format).
+ *   -EBUSY         another process held the store locked for longer than the busy timeout.
+ *   -EIO and other errno codes: the environment failed (disk, permissions).
+ *
+ * Names. A user name is a prepared JID localpart: 1..STORAGE_USER_MAX bytes of UTF-8, no
+ * '@' or '/'. A roster JID is a prepared bare JID, 1..STORAGE_JID_MAX bytes of UTF-8. A
+ * document kind is 1..STORAGE_KIND_MAX bytes of [a-z0-9_-] (chosen by code: "vcard",
+ * "private"); a document key is 1..STORAGE_KEY_MAX bytes of UTF-8 (e.g. a namespace).
+ * Strings passed in are NUL-terminated; opaque values are (pointer, length) and may hold any
+ * bytes, NUL included.
+ */
+
+#define STORAGE_USER_MAX 1023
+#define STORAGE_JID_MAX 3071
+#define STORAGE_KIND_MAX 32
+#define STORAGE_KEY_MAX 1023
+/* Roster item names and group names. */
+#define STORAGE_TEXT_MAX 1023
+#define STORAGE_GROUPS_MAX 256
+/* Credentials, offline stanzas and documents. */
+#define STORAGE_VALUE_MAX (16u * 1024u * 1024u)
+
+typedef enum storage_backend_kind {
+    STORAGE_BACKEND_SQLITE = 0,
+    STORAGE_BACKEND_FILES = 1,
+} storage_backend_kind_t;
+
+/* Whether an acknowledged write must survive a power cut (fsync) or only a crash. */
+typedef enum storage_sync {
+    STORAGE_SYNC_FULL = 0, /* the default */
+    STORAGE_SYNC_NONE = 1, /* for tests and throw-away stores: no fsync */
+} storage_sync_t;
+
+typedef struct storage_config {
+    storage_backend_kind_t backend;
+    /* sqlite: the database file (created if missing). files: the root directory (created if
+     * missing, but not its parents). Borrowed for the call to open. */
+    const char *path;
+    storage_sync_t sync;
+    /* sqlite: how long to wait for another process's lock before -EBUSY. 0: 5000 ms. */
+    unsigned busy_timeout_ms;
+    /* Asynchronous front: requests queued and not yet answered. 0: 65536. */
+    size_t queue_max;
+} storage_config_t;
+
+/* Parses "sqlite" or "files". Returns 0 or -EINVAL. */
+int storage_backend_parse(const char *name, storage_backend_kind_t *out);
+const char *storage_backend_name(storage_backend_kind_t kind);
+
+/* ---- data types ---- */
+
+/* An owned byte string; data[len] is always a NUL (not counted) so text can be used as is. */
+typedef struct storage_blob {
+    char *data;
+    size_t len;
+} storage_blob_t;
+
+/* An owned array of blobs: user names, document keys, offline stanzas. */
+typedef struct storage_list {
+    storage_blob_t *items;
+    size_t count;
+} storage_list_t;
+
+/* RFC 6121 §2.1.2.5: the subscription state of a roster item. */
+typedef enum storage_sub {
+    STORAGE_SUB_NONE = 0,
+    STORAGE_SUB_TO = 1,
+    STORAGE_SUB_FROM = 2,
+    STORAGE_SUB_BOTH = 3,
+} storage_sub_t;
+
+/* RFC 6121 §2.1.2.2: a subscription request is pending (ask='subscribe'). */
+typedef enum storage_ask {
+    STORAGE_ASK_NONE = 0,
+    STORAGE_ASK_SUBSCRIBE = 1,
+} storage_ask_t;
+
+typedef struct storage_roster_item {
+    char *jid; /* bare JID, the item's key */
+    char *name; /* NULL: no name */
+    storage_sub_t subscription;
+    storage_ask_t ask;
+    bool approved; /* RFC 6121 §3.4: subscription pre-approval */
+    char **groups; /* group_count distinct strings, kept in the given order */
+    size_t group_count;
+} storage_roster_item_t;
+
+/* A whole roster: items sorted by JID (bytewise), and its XEP-0237 version. */
+typedef struct storage_roster {
+    char *version; /* decimal; changes (grows) on every change to the roster */
+    storage_roster_item_t *items;
+    size_t count;
+} storage_roster_t;
+
+/* Each frees what the object owns and zeroes it; safe on a zeroed object. */
+void storage_blob_clear(storage_blob_t *b);
+void storage_list_clear(storage_list_t *l);
+void storage_roster_item_clear(storage_roster_item_t *item);
+void storage_roster_clear(storage_roster_t *r);
+/* A deep copy of src into dst (clear dst later). */
+void storage_roster_item_copy(storage_roster_item_t *dst, const storage_roster_item_t *src);
+
+/* "none", "to", "from", "both" and back. Parse returns 0 or -EINVAL. */
+const char *storage_sub_name(storage_sub_t sub);
+int storage_sub_parse(const char *s, size_t len, storage_sub_t *out);
+
+/* ---- synchronous layer ---- */
+
+typedef struct storage_db storage_db_t;
+
+/*
+ * Opens (and creates, and for sqlite migrates to the current schema) a store. Blocks.
+ * Returns 0 and *out, or an error (nothing is left open).
+ */
+int storage_db_open(const storage_config_t *cfg, storage_db_t **out);
+void storage_db_close(storage_db_t *db);
+
+/*
+ * Out-parameters are filled only on success and are then owned by the caller, who frees
+ * them with the matching *_clear (or core_free for a char *). All inputs are borrowed.
+ */
+
+/* Creates an account holding creds (the auth layer's credential line). -EEXIST if present. */
+int storage_db_user_create(storage_db_t *db, const char *user, const char *creds);
+/* 0 if the account exists, else -ENOENT. */
+int storage_db_user_exists(storage_db_t *db, const char *user);
+/* Removes the account and every kind of data of the user, in one step. */
+int storage_db_user_delete(storage_db_t *db, const char *user);
+/* All account names, sorted bytewise. */
+int storage_db_user_list(storage_db_t *db, storage_list_t *out);
+int storage_db_creds_get(storage_db_t *db, const char *user, char **out);
+int storage_db_creds_set(storage_db_t *db, const char *user, const char *creds);
+
+/* The whole roster (no items and a version when the user has none). */
+int storage_db_roster_get(storage_db_t *db, const char *user, storage_roster_t *out);
+/* One item; -ENOENT when the user has no item for jid. */
+int storage_db_roster_item_get(storage_db_t *db, const char *user, const char *jid,
+                               storage_roster_item_t *out);
+/*
+ * Adds or replaces the item with item->jid. Bumps the version; version (may be NULL)
+ * receives the new one. -EINVAL for an empty or duplicate group.
+ */
+int storage_db_roster_put(storage_db_t *db, const char *user, const storage_roster_item_t *item,
+                          char **version);
+/* Removes the item; -ENOENT when there is none. Bumps the version like put. */
+int storage_db_roster_delete(storage_db_t *db, const char *user, const char *jid, char **version);
+
+/*
+ * Appends a stanza (opaque bytes) to the user's offline queue, unless it already holds limit
+ * (>= 1) of them: then -ENOSPC. The limit is the caller's policy, so it is an argument.
+ */
+int storage_db_offline_push(storage_db_t *db, const char *user, const char *data, size_t len,
+                            size_t limit);
+/* The queue, oldest first. */
+int storage_db_offline_get(storage_db_t *db, const char *user, storage_list_t *out);
+/*
+ * Removes the count oldest stanzas (all of them if there are fewer). After delivering what
+ * storage_*_offline_get returned, pass its count: stanzas pushed in the meantime stay.
+ */
+int storage_db_offline_delete(storage_db_t *db, const char *user, size_t count);
+
+int storage_db_doc_get(storage_db_t *db, const char *user, const char *kind, const char *key,
+                       storage_blob_t *out);
+/* Creates or replaces. */
+int storage_db_doc_put(storage_db_t *db, const char *user, const char *kind, const char *key,
+                       const char *data, size_t len);
+int storage_db_doc_delete(storage_db_t *db, const char *user, const char *kind, const char *key);
+/* The keys of one kind, sorted bytewise. */
+int storage_db_doc_list(storage_db_t *db, const char *user, const char *kind, storage_list_t *out);
+
+/* ---- asynchronous front ---- */
+
+/*
+ * A store opened on a libuv loop. One dedicated thread executes its requests one at a time,
+ * in submission order, on its own storage_db_t; results come back through uv_async_send.
+ *
+ * Every submitting call below copies its inputs (they are borrowed only during the call) and
+ * returns 0 or an error. On error the callback never runs. On success it runs exactly once,
+ * on the loop thread, never inside the submitting call; callbacks run in submission order.
+ * Submission fails with -EINVAL for malformed arguments (the same checks as the synchronous
+ * layer), -ENOBUFS when queue_max requests are waiting, -ECANCELED once storage_close has been
+ * called. Per-request errors (-ENOENT, -ENOSPC, ...) arrive as the callback's status.
+ *
+ * Results handed to a callback are borrowed: valid until the callback returns, then freed by
+ * the store. Copy what you keep. When status < 0 the result pointers are NULL.
+ */
+typedef struct storage storage_t;
+
+typedef void (*storage_status_cb)(void *arg, int status);
+/* creds_get and doc_get: len bytes at data, followed by a NUL. */
+typedef void (*storage_bytes_cb)(void *arg, int status, const char *data, size_t len);
+/* roster_put and roster_delete: the new roster version. */
+typedef void (*storage_version_cb)(void *arg, int status, const char *version);
+typedef void (*storage_list_cb)(void *arg, int status, const storage_list_t *list);
+typedef void (*storage_roster_cb)(void *arg, int status, const storage_roster_t *roster);
+typedef void (*storage_item_cb)(void *arg, int status, const storage_roster_item_t *item);
+typedef void (*storage_close_cb)(void *arg);
+
+/*
+ * Opens the store (blocking: call it at startup) and starts its thread. The store holds a
+ * uv_async_t on loop until it is closed.
+ */
+int storage_open(uv_loop_t *loop, const storage_config_t *cfg, storage_t **out);
+/*
+ * Stops taking requests, lets the thread finish the queued ones (their callbacks run as
+ * usual), joins the thread, closes the store and its handle, frees st, then calls cb (may be
+ * NULL) on the loop thread. Call once, on the loop thread; it may be called from a callback.
+ */
+void storage_close(storage_t *st, storage_close_cb cb, void *arg);
+
+int storage_user_create(storage_t *st, const char *user, const char *creds, storage_status_cb cb,
+                        void *arg);
+int storage_user_exists(storage_t *st, const char *user, storage_status_cb cb, void *arg);
+int storage_user_delete(storage_t *st, const char *user, storage_status_cb cb, void *arg);
+int storage_user_list(storage_t *st, storage_list_cb cb, void *arg);
+int storage_creds_get(storage_t *st, const char *user, storage_bytes_cb cb, void *arg);
+int storage_creds_set(storage_t *st, const char *user, const char *creds, storage_status_cb cb,
+                      void *arg);
+
+int storage_roster_get(storage_t *st, const char *user, storage_roster_cb cb, void *arg);
+int storage_roster_item_get(storage_t *st, const char *user, const char *jid, storage_item_cb cb,
+                            void *arg);
+int storage_roster_put(storage_t *st, const char *user, const storage_roster_item_t *item,
+                       storage_version_cb cb, void *arg);
+int storage_roster_delete(storage_t *st, const char *user, const char *jid, storage_version_cb cb,
+                          void *arg);
+
+int storage_offline_push(storage_t *st, const char *user, const char *data, size_t len,
+                         size_t limit, storage_status_cb cb, void *arg);
+int storage_offline_get(storage_t *st, const char *user, storage_list_cb cb, void *arg);
+int storage_offline_delete(storage_t *st, const char *user, size_t count, storage_status_cb cb,
+                           void *arg);
+
+int storage_doc_get(storage_t *st, const char *user, const char *kind, const char *key,
+                    storage_bytes_cb cb, void *arg);
+int storage_doc_put(storage_t *st, const char *user, const char *kind, const char *key,
+                    const char *data, size_t len, storage_status_cb cb, void *arg);
+int storage_doc_delete(storage_t *st, const char *user, const char *kind, const char *key,
+                       storage_status_cb cb, void *arg);
+int storage_doc_list(storage_t *st, const char *user, const char *kind, storage_list_cb cb,
+                     void *arg);
+
+#endif
