@@ -37,5 +37,9 @@ handshake_timeout = 10s
 # secret in secrets/gateway.localhost.secret. Add one section per component.
 [component "gateway.localhost"]
 secret_file = secrets/gateway.localhost.secret
+
+[storage]
+backend = sqlite
+path = data/parley.db
 CONF
 echo "Created $conf (self-signed certificate in $dir/certs, data in $dir/data)."

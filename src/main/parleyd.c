@@ -6,6 +6,7 @@
 #include "net/net.h"
 #include "net/tls.h"
 #include "router/router.h"
+#include "schema.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -17,36 +18,6 @@
 
 #define DEFAULT_CONFIG "/etc/parley/parley.conf"
 #define SHUTDOWN_GRACE_MS 3000
-
-/* [log] */
-typedef struct log_config {
-    int level; /* index into level_names, the order of core_log_level_t */
-} log_config_t;
-
-static const char *const level_names[] = {"error", "warn", "info", "debug", NULL};
-
-static const core_cfg_key_t log_keys[] = {
-    {.name = "level",
-     .type = CORE_CFG_ENUM,
-     .offset = offsetof(log_config_t, level),
-     .def = "info",
-     .choices = level_names,
-     .help = "error, warn, info or debug"},
-};
-
-static const core_cfg_section_t log_section = {
-    .name = "log",
-    .size = sizeof(log_config_t),
-    .keys = log_keys,
-    .nkeys = sizeof(log_keys) / sizeof(log_keys[0]),
-};
-
-/* Every section any component reads: one file configures every process of a site. */
-static const core_cfg_section_t *const schema[] = {
-    &log_section,
-    &router_cfg_section,
-    &router_component_cfg_section,
-};
 
 /* The process: its loop and what runs in it. */
 typedef struct parleyd {
@@ -202,8 +173,8 @@ int main(int argc, char **argv)
     static parleyd_t d; /* one per process, reached only through pointers */
     d.log = (core_log_t){.level = CORE_LOG_INFO, .component = cmd ? cmd->name : "parleyd"};
     char err[512];
-    if (core_cfg_load(&d.cfg, config_path, schema, sizeof(schema) / sizeof(schema[0]), err,
-                      sizeof(err)) < 0) {
+    if (core_cfg_load(&d.cfg, config_path, parley_schema, parley_schema_len, err, sizeof(err)) <
+        0) {
         fprintf(stderr, "parleyd: %s\n", err);
         return 1;
     }

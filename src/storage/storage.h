@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <uv.h>
 
+#include "core/config.h"
+
 /*
  * Two layers share the data types below:
  *
@@ -75,6 +77,16 @@ typedef struct storage_config {
 /* Parses "sqlite" or "files". Returns 0 or -EINVAL. */
 int storage_backend_parse(const char *name, storage_backend_kind_t *out);
 const char *storage_backend_name(storage_backend_kind_t kind);
+
+/* [storage] in the configuration file (docs/config.md). */
+typedef struct storage_settings {
+    int backend; /* 0 sqlite, 1 files */
+    char *path;
+} storage_settings_t;
+
+extern const core_cfg_section_t storage_cfg_section;
+/* The open parameters for the configured store (out borrows s->path). */
+void storage_settings_apply(const storage_settings_t *s, storage_config_t *out);
 
 /* ---- data types ---- */
 
