@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* SCRAM credentials (RFC 5802 §3): derivation from a password, PLAIN checks, the text form. */
 #include "auth/auth.h"
+#include "core/utf8.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -51,53 +52,12 @@ int auth_hmac(auth_hash_t h, const void *key, size_t key_len, const void *data, 
     return HMAC(hash_md(h), key, (int)key_len, data, len, out, NULL) != NULL ? 0 : -EIO;
 }
 
-/* Decodes one code point of strict UTF-8 (RFC 3629: no overlongs, surrogates or NUL). */
-static bool utf8_step(const unsigned char *p, size_t left, size_t *used)
-{
-    uint32_t c = p[0], min;
-    size_t n;
-
-    if (c < 0x80) {
-        *used = 1;
-        return c != 0;
-    }
-    if ((c & 0xE0) == 0xC0) {
-        n = 2, c &= 0x1F, min = 0x80;
-    } else if ((c & 0xF0) == 0xE0) {
-        n = 3, c &= 0x0F, min = 0x800;
-    } else if ((c & 0xF8) == 0xF0) {
-        n = 4, c &= 0x07, min = 0x10000;
-    } else {
-        return false;
-    }
-    if (left < n)
-        return false;
-    for (size_t k = 1; k < n; k++) {
-        if ((p[k] & 0xC0) != 0x80)
-            return false;
-        c = (c << 6) | (p[k] & 0x3F);
-    }
-    *used = n;
-    return c >= min && c <= 0x10FFFF && !(c >= 0xD800 && c <= 0xDFFF);
-}
-
-static bool utf8_valid(const char *s, size_t len)
-{
-    const unsigned char *p = (const unsigned char *)s;
-    size_t used = 0;
-    for (size_t i = 0; i < len; i += used) {
-        if (!utf8_step(p + i, len - i, &used))
-            return false;
-    }
-    return true;
-}
-
 int auth_saslprep(const char *in, size_t len, bool stored, char *out, size_t *out_len)
 {
     Stringprep_profile_flags flags = stored ? STRINGPREP_NO_UNASSIGNED : 0;
 
     *out_len = 0;
-    if (len == 0 || len > AUTH_PASSWORD_MAX || !utf8_valid(in, len))
+    if (len == 0 || len > AUTH_PASSWORD_MAX || !core_utf8_valid(in, len))
         return -EINVAL;
     memcpy(out, in, len);
     out[len] = '\0';

@@ -4,6 +4,7 @@
 #include "jid/internal.h"
 
 #include "core/alloc.h"
+#include "core/utf8.h"
 
 #include <arpa/inet.h>
 #include <assert.h>
@@ -36,61 +37,6 @@
 static bool is_dot(uint32_t cp)
 {
     return cp == 0x2E || cp == 0x3002 || cp == 0xFF0E || cp == 0xFF61;
-}
-
-/* Decodes one code point of strict UTF-8 (RFC 3629: no overlongs, surrogates or NUL). */
-static bool utf8_next(const char *s, size_t len, size_t *i, uint32_t *cp)
-{
-    const unsigned char *p = (const unsigned char *)s + *i;
-    size_t left = len - *i;
-    uint32_t c = p[0];
-    uint32_t min;
-    size_t n;
-
-    if (c < 0x80) {
-        if (c == 0)
-            return false;
-        *cp = c;
-        *i += 1;
-        return true;
-    }
-    if ((c & 0xE0) == 0xC0) {
-        n = 2;
-        c &= 0x1F;
-        min = 0x80;
-    } else if ((c & 0xF0) == 0xE0) {
-        n = 3;
-        c &= 0x0F;
-        min = 0x800;
-    } else if ((c & 0xF8) == 0xF0) {
-        n = 4;
-        c &= 0x07;
-        min = 0x10000;
-    } else {
-        return false;
-    }
-    if (left < n)
-        return false;
-    for (size_t k = 1; k < n; k++) {
-        if ((p[k] & 0xC0) != 0x80)
-            return false;
-        c = (c << 6) | (p[k] & 0x3F);
-    }
-    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
-        return false;
-    *cp = c;
-    *i += n;
-    return true;
-}
-
-static bool utf8_valid(const char *s, size_t len)
-{
-    uint32_t cp;
-    for (size_t i = 0; i < len;) {
-        if (!utf8_next(s, len, &i, &cp))
-            return false;
-    }
-    return true;
 }
 
 static size_t utf8_put(uint32_t cp, char *out)
@@ -257,7 +203,7 @@ static int prep_profile(const Stringprep_profile *profile, const char *in, size_
                         size_t *out_len)
 {
     char buf[JID_RAW_MAX + 1];
-    if (len == 0 || len > JID_RAW_MAX || !utf8_valid(in, len))
+    if (len == 0 || len > JID_RAW_MAX || !core_utf8_valid(in, len))
         return -EINVAL;
     memcpy(buf, in, len);
     buf[len] = '\0';
@@ -302,7 +248,7 @@ static int label_decode(const char *s, size_t len, uint32_t *cps, size_t *n)
     size_t count = 0;
     for (size_t i = 0; i < len;) {
         uint32_t cp;
-        if (count == LABEL_CP_MAX || !utf8_next(s, len, &i, &cp) || is_dot(cp))
+        if (count == LABEL_CP_MAX || !core_utf8_next(s, len, &i, &cp) || is_dot(cp))
             return -EINVAL;
         cps[count++] = cp;
     }
@@ -381,7 +327,7 @@ static int prep_domain(const char *in, size_t len, char *out, size_t *out_len)
         return -EINVAL;
     if (in[0] == '[')
         return prep_ipv6(in, len, out, out_len);
-    if (!utf8_valid(in, len))
+    if (!core_utf8_valid(in, len))
         return -EINVAL;
     len -= trailing_dot(in, len);
     if (len == 0)
@@ -394,7 +340,7 @@ static int prep_domain(const char *in, size_t len, char *out, size_t *out_len)
         size_t next = i;
         uint32_t cp = 0;
         if (i < len) {
-            if (!utf8_next(in, len, &next, &cp))
+            if (!core_utf8_next(in, len, &next, &cp))
                 return -EINVAL;
             if (!is_dot(cp)) {
                 i = next;

@@ -3,6 +3,8 @@
 #include "sasl/sasl.h"
 #include "sasl/internal.h"
 
+#include "core/utf8.h"
+
 #include "core/alloc.h"
 
 #include <assert.h>
@@ -89,37 +91,7 @@ sasl_result_t sasl_fail(sasl_server_t *s, sasl_error_t e, const char *reason)
 
 bool sasl_utf8_valid(const char *p, size_t len)
 {
-    const unsigned char *u = (const unsigned char *)p;
-    for (size_t i = 0; i < len;) {
-        uint32_t c = u[i], min;
-        size_t n;
-        if (c < 0x80) {
-            if (c == 0)
-                return false;
-            i++;
-            continue;
-        }
-        if ((c & 0xE0) == 0xC0) {
-            n = 2, c &= 0x1F, min = 0x80;
-        } else if ((c & 0xF0) == 0xE0) {
-            n = 3, c &= 0x0F, min = 0x800;
-        } else if ((c & 0xF8) == 0xF0) {
-            n = 4, c &= 0x07, min = 0x10000;
-        } else {
-            return false;
-        }
-        if (len - i < n)
-            return false;
-        for (size_t k = 1; k < n; k++) {
-            if ((u[i + k] & 0xC0) != 0x80)
-                return false;
-            c = (c << 6) | (u[i + k] & 0x3F);
-        }
-        if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
-            return false;
-        i += n;
-    }
-    return true;
+    return core_utf8_valid(p, len);
 }
 
 int sasl_set_user(sasl_server_t *s, const char *authcid, size_t len)
