@@ -661,7 +661,7 @@ static int absent_add(struct parse *p)
     for (size_t i = 0; i < p->nschema; i++) {
         const core_cfg_section_t *sec = p->schema[i];
         bool present = false;
-        if (sec->labelled)
+        if (sec->labelled || sec->optional)
             continue;
         for (size_t j = 0; j < p->cfg->count && !present; j++)
             present = p->cfg->items[j].section == sec;

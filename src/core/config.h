@@ -55,6 +55,9 @@ typedef struct core_cfg_key {
 typedef struct core_cfg_section {
     const char *name;
     bool labelled; /* [name "label"], any number of them, labels unique */
+    /* Unlabelled only: when the file does not have it, there is no item (core_cfg_get gives
+     * NULL) instead of one with the defaults. For components a process may not run. */
+    bool optional;
     size_t size; /* of the section's struct */
     size_t label_offset; /* labelled: offset of a char * field that receives the label */
     const core_cfg_key_t *keys;
@@ -85,7 +88,7 @@ typedef struct core_cfg {
  * Reads path against the schema. On success fills cfg and returns 0: every unlabelled
  * section of the schema has exactly one item (defaults when absent from the file). On
  * failure returns a negative errno-style code, writes "file:line: message" to err, and
- * leaves cfg empty.
+ * leaves cfg empty. (Optional sections that are absent have no item.)
  */
 int core_cfg_load(core_cfg_t *cfg, const char *path, const core_cfg_section_t *const *schema,
                   size_t nschema, char *err, size_t errlen);
@@ -95,7 +98,8 @@ int core_cfg_load_text(core_cfg_t *cfg, const char *name, const char *text, size
                        const core_cfg_section_t *const *schema, size_t nschema, char *err,
                        size_t errlen);
 
-/* The data of an unlabelled section (borrowed), or NULL if name is not in the schema. */
+/* The data of an unlabelled section (borrowed), or NULL if name is not in the schema or is an
+ * optional section the file does not have. */
 void *core_cfg_get(const core_cfg_t *cfg, const char *name);
 
 /*

@@ -3,33 +3,12 @@
 #ifndef PARLEY_ROUTER_INTERNAL_H
 #define PARLEY_ROUTER_INTERNAL_H
 
+#include "core/map.h"
 #include "jid/jid.h"
 #include "router/router.h"
 #include "stream/stream.h"
 
 #include <stddef.h>
-
-/* ---- table.c: a hash map from names to pointers ---- */
-
-typedef struct router_table_entry router_table_entry_t;
-
-typedef struct router_table {
-    router_table_entry_t **buckets;
-    size_t nbuckets;
-    size_t count;
-} router_table_t;
-
-void router_table_init(router_table_t *t);
-/* The value stored for key[0..len), or NULL. */
-void *router_table_get(const router_table_t *t, const char *key, size_t len);
-/* Stores value (replacing any); the key is copied. */
-void router_table_put(router_table_t *t, const char *key, size_t len, void *value);
-/* Removes key; returns its value or NULL. */
-void *router_table_del(router_table_t *t, const char *key, size_t len);
-/* Calls fn for each entry (the table must not change meanwhile). */
-void router_table_each(const router_table_t *t, void (*fn)(void *ud, const char *key, void *v),
-                       void *ud);
-void router_table_free(router_table_t *t);
 
 /* ---- router.c ---- */
 
@@ -61,7 +40,7 @@ struct router {
     const router_config_t *cfg;
     const core_cfg_t *all_cfg;
     jid_cache_t *jids;
-    router_table_t routes; /* prepared name → router_route_t */
+    core_map_t routes; /* prepared name → router_route_t */
     link_t *default_link;
     router_link_t *links; /* every attached link */
     router_session_t *sessions; /* XEP-0114 streams, for shutdown */

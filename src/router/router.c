@@ -47,7 +47,7 @@ char *router_prep_domain(router_t *r, const char *name)
 
 static router_route_t *route_get(router_t *r, const char *name, size_t len)
 {
-    return router_table_get(&r->routes, name, len);
+    return core_map_get(&r->routes, name, len);
 }
 
 static router_route_t *route_make(router_t *r, const char *prepared)
@@ -57,7 +57,7 @@ static router_route_t *route_make(router_t *r, const char *prepared)
     if (rt == NULL) {
         rt = core_calloc(1, sizeof(*rt));
         rt->name = core_strdup(prepared);
-        router_table_put(&r->routes, prepared, len, rt);
+        core_map_put(&r->routes, prepared, len, rt);
     }
     return rt;
 }
@@ -82,7 +82,7 @@ int router_new(net_ctx_t *net, const core_log_t *log, const core_cfg_t *cfg, rou
     r->all_cfg = cfg;
     r->cfg = core_cfg_get(cfg, "router");
     r->jids = jid_cache_new(4096);
-    router_table_init(&r->routes);
+    core_map_init(&r->routes);
     r->limits = xml_limits_default;
     r->limits.max_stanza_bytes = r->cfg->max_stanza_size;
     r->hub = (link_hub_t){
@@ -158,8 +158,8 @@ void router_free(router_t *r)
 {
     while (r->links != NULL)
         router_link_gone(r, r->links->link);
-    router_table_each(&r->routes, free_route, NULL);
-    router_table_free(&r->routes);
+    core_map_each(&r->routes, free_route, NULL);
+    core_map_free(&r->routes);
     jid_cache_free(r->jids);
     core_free(r);
 }
@@ -244,7 +244,7 @@ static void drop_route(router_t *r, router_link_t *rl, size_t i)
     if (rt != NULL && rt->link == rl->link) {
         rt->link = NULL;
         if (!rt->ours) {
-            router_table_del(&r->routes, name, len);
+            core_map_del(&r->routes, name, len);
             free_route(NULL, NULL, rt);
         }
     }
@@ -349,22 +349,14 @@ void router_link_gone(router_t *r, link_t *l)
  */
 static void bounce(router_t *r, link_t *l, xml_stanza_t *st, core_stanza_err_t cond)
 {
-    const char *type = xml_stanza_type(st);
-    if (type != NULL && strcmp(type, "error") == 0) {
+    xml_stanza_t *b = xml_stanza_error_reply(st, cond);
+    if (b == NULL) {
         r->stats.dropped++;
         core_log(r->log, CORE_LOG_DEBUG, l->id, "undeliverable error stanza to %s dropped",
                  xml_stanza_to(st));
         return;
     }
-    xml_stanza_t *b = xml_stanza_copy(st);
     const char *to = xml_stanza_to(st);
-    const char *from = xml_stanza_from(st);
-    xml_node_set_attr(b, b->root, NULL, "to", from);
-    xml_node_set_attr(b, b->root, NULL, "from", to);
-    xml_node_set_attr(b, b->root, NULL, "type", "error");
-    xml_node_t *e = xml_node_add_element(b, b->root, XMLS_NS_CONTENT, "error");
-    xml_node_set_attr(b, e, NULL, "type", core_stanza_err_type(cond));
-    xml_node_add_element(b, e, CORE_NS_STANZA_ERRORS, core_stanza_err_name(cond));
     r->stats.bounced++;
     core_log(r->log, CORE_LOG_DEBUG, l->id, "bounced a stanza to %s: %s", to ? to : "(none)",
              core_stanza_err_name(cond));

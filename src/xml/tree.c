@@ -404,3 +404,20 @@ const char *xml_stanza_id(const xml_stanza_t *st)
 {
     return xml_node_attr(st->root, "id");
 }
+
+xml_stanza_t *xml_stanza_error_reply(const xml_stanza_t *st, core_stanza_err_t cond)
+{
+    const char *type = xml_stanza_type(st);
+    if (type != NULL && strcmp(type, "error") == 0)
+        return NULL;
+    xml_stanza_t *b = xml_stanza_copy(st);
+    const char *to = xml_stanza_to(st);
+    const char *from = xml_stanza_from(st);
+    xml_node_set_attr(b, b->root, NULL, "to", from);
+    xml_node_set_attr(b, b->root, NULL, "from", to);
+    xml_node_set_attr(b, b->root, NULL, "type", "error");
+    xml_node_t *e = xml_node_add_element(b, b->root, XMLS_NS_CONTENT, "error");
+    xml_node_set_attr(b, e, NULL, "type", core_stanza_err_type(cond));
+    xml_node_add_element(b, e, CORE_NS_STANZA_ERRORS, core_stanza_err_name(cond));
+    return b;
+}

@@ -111,6 +111,13 @@ void xml_node_unlink(xml_stanza_t *st, xml_node_t *n);
 /* Marks the cached bytes stale after a change made through the struct fields directly. */
 void xml_stanza_changed(xml_stanza_t *st);
 
+/*
+ * The error reply to st (RFC 6120 §8.3): a copy of it with 'to' and 'from' swapped, type
+ * 'error' and an <error/> child carrying cond and its type. A new stanza (one reference), or
+ * NULL when st is itself an error, which is never answered (§8.3.1).
+ */
+xml_stanza_t *xml_stanza_error_reply(const xml_stanza_t *st, core_stanza_err_t cond);
+
 /* ---- reading trees ---- */
 
 /* Value of the no-namespace attribute name, or NULL. */

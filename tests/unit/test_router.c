@@ -69,28 +69,28 @@ static void fake_reset(fake_link_t *f)
 
 static void test_table(void **state)
 {
-    router_table_t t;
-    router_table_init(&t);
+    core_map_t t;
+    core_map_init(&t);
     char key[32];
     for (int i = 0; i < 1000; i++) {
         int n = snprintf(key, sizeof(key), "host%d.example", i);
-        router_table_put(&t, key, (size_t)n, (void *)(intptr_t)(i + 1));
+        core_map_put(&t, key, (size_t)n, (void *)(intptr_t)(i + 1));
     }
     assert_int_equal(t.count, 1000);
     for (int i = 0; i < 1000; i++) {
         int n = snprintf(key, sizeof(key), "host%d.example", i);
-        assert_int_equal((intptr_t)router_table_get(&t, key, (size_t)n), i + 1);
+        assert_int_equal((intptr_t)core_map_get(&t, key, (size_t)n), i + 1);
     }
-    assert_null(router_table_get(&t, "host1000.example", 16));
+    assert_null(core_map_get(&t, "host1000.example", 16));
     /* A prefix of a key is another key. */
-    assert_null(router_table_get(&t, "host1.exampl", 12));
-    assert_int_equal((intptr_t)router_table_del(&t, "host5.example", 13), 6);
-    assert_null(router_table_get(&t, "host5.example", 13));
-    assert_null(router_table_del(&t, "host5.example", 13));
-    router_table_put(&t, "host6.example", 13, (void *)(intptr_t)77);
-    assert_int_equal((intptr_t)router_table_get(&t, "host6.example", 13), 77);
+    assert_null(core_map_get(&t, "host1.exampl", 12));
+    assert_int_equal((intptr_t)core_map_del(&t, "host5.example", 13), 6);
+    assert_null(core_map_get(&t, "host5.example", 13));
+    assert_null(core_map_del(&t, "host5.example", 13));
+    core_map_put(&t, "host6.example", 13, (void *)(intptr_t)77);
+    assert_int_equal((intptr_t)core_map_get(&t, "host6.example", 13), 77);
     assert_int_equal(t.count, 999);
-    router_table_free(&t);
+    core_map_free(&t);
 }
 
 typedef struct fixture {
