@@ -17,9 +17,12 @@ if [ ! -f "$dir/certs/localhost.crt" ]; then
         -keyout "$dir/certs/localhost.key" -out "$dir/certs/localhost.crt" 2>/dev/null
 fi
 
-# A secret for a third-party XEP-0114 component (a gateway, a bot) to connect with.
-secret_file="$dir/secrets/gateway.localhost.secret"
-[ -f "$secret_file" ] || openssl rand -hex 24 > "$secret_file"
+# Secrets for XEP-0114 links: a third-party component (a gateway, a bot), and Parley's own
+# c2s and sm when they run as separate processes (parleyd c2s / parleyd sm).
+for name in gateway.localhost c2s-1.localhost localhost; do
+    f="$dir/secrets/$name.secret"
+    [ -f "$f" ] || openssl rand -hex 24 > "$f"
+done
 
 cat > "$conf" <<CONF
 # Parley configuration, created by 'make run'. Every key is described in docs/config.md.
@@ -37,6 +40,27 @@ handshake_timeout = 10s
 # secret in secrets/gateway.localhost.secret. Add one section per component.
 [component "gateway.localhost"]
 secret_file = secrets/gateway.localhost.secret
+
+# Parley's own components, used only when they run as separate processes.
+[component "localhost"]
+secret_file = secrets/localhost.secret
+
+[component "c2s-1.localhost"]
+secret_file = secrets/c2s-1.localhost.secret
+
+# Client connections: STARTTLS on 5222 (TLS required), direct TLS on 5223.
+[c2s]
+name = c2s-1.localhost
+domain = localhost
+listen = *:5222
+listen_tls = *:5223
+certificate = certs/localhost.crt
+key = certs/localhost.key
+
+# The session manager for localhost: rosters, presence, messages, offline storage.
+[sm]
+domain = localhost
+offline_max = 100
 
 [storage]
 backend = sqlite

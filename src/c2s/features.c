@@ -70,6 +70,8 @@ void c2s_features_send(c2s_conn_t *c)
         /* RFC 3921 §3 session establishment, kept for old clients; a no-op (RFC 6121 App. E). */
         xml_node_t *sess = xml_node_add_element(f, f->root, C2S_NS_SESSION_LEGACY, "session");
         xml_node_add_element(f, sess, C2S_NS_SESSION_LEGACY, "optional");
+        /* XEP-0237: the sm versions rosters. */
+        xml_node_add_element(f, f->root, "urn:xmpp:features:rosterver", "ver");
     }
     stream_send(c->s, f);
     xml_stanza_unref(f);

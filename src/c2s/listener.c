@@ -84,6 +84,7 @@ static int c2s_check(void *data, char *err, size_t errlen)
 
 const core_cfg_section_t c2s_cfg_section = {
     .name = "c2s",
+    .optional = true,
     .size = sizeof(c2s_config_t),
     .keys = c2s_keys,
     .nkeys = sizeof(c2s_keys) / sizeof(c2s_keys[0]),

@@ -1,12 +1,17 @@
 /* SPDX-License-Identifier: MIT */
 /* parleyd: runs the router and the components, together or one per process. */
+#include "auth/storage_source.h"
+#include "c2s/c2s.h"
 #include "core/alloc.h"
 #include "core/config.h"
 #include "core/log.h"
+#include "link/link.h"
 #include "net/net.h"
 #include "net/tls.h"
 #include "router/router.h"
 #include "schema.h"
+#include "sm/sm.h"
+#include "storage/storage.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -23,9 +28,18 @@
 typedef struct parleyd {
     uv_loop_t loop;
     core_log_t log;
+    core_log_t log_router;
+    core_log_t log_c2s;
+    core_log_t log_sm;
     core_cfg_t cfg;
     net_ctx_t net;
     router_t *router;
+    c2s_t *c2s;
+    sm_t *sm;
+    storage_t *store;
+    auth_source_t *auth;
+    link_opener_t opener;
+    char router_addr[300]; /* where components of this process find the router (streams) */
     uv_signal_t sigint;
     uv_signal_t sigterm;
     uv_timer_t grace;
@@ -36,12 +50,16 @@ typedef struct parleyd {
 typedef struct command {
     const char *name;
     bool router;
+    bool c2s; /* all: only if the configuration has [c2s] */
+    bool sm;
     const char *help;
 } command_t;
 
 static const command_t commands[] = {
-    {"all", true, "the router and every in-process component in one process"},
-    {"router", true, "the router alone; components connect to it over XEP-0114"},
+    {"all", true, true, true, "the router and every configured component in one process"},
+    {"router", true, false, false, "the router alone; components connect to it over XEP-0114"},
+    {"c2s", false, true, false, "client connections ([c2s]), linked to the router over XEP-0114"},
+    {"sm", false, false, true, "the session manager ([sm]), linked to the router over XEP-0114"},
 };
 
 static void usage(FILE *out)
@@ -68,6 +86,18 @@ static void stop(parleyd_t *d)
         return;
     d->stopping = true;
     core_log(&d->log, CORE_LOG_INFO, 0, "shutting down");
+    if (d->c2s != NULL)
+        c2s_stop(d->c2s);
+    if (d->sm != NULL)
+        sm_stop(d->sm);
+    if (d->auth != NULL) {
+        auth_source_free(d->auth);
+        d->auth = NULL;
+    }
+    if (d->store != NULL) {
+        storage_close(d->store, NULL, NULL);
+        d->store = NULL;
+    }
     if (d->router != NULL)
         router_stop(d->router);
     uv_close((uv_handle_t *)&d->sigint, NULL);
@@ -79,6 +109,99 @@ static void stop(parleyd_t *d)
 static void on_signal(uv_signal_t *h, int signum)
 {
     stop(h->data);
+}
+
+/* ---- links: in process to our own router, or over XEP-0114 to the configured one ---- */
+
+static const core_log_t *log_for(parleyd_t *d, const char *name)
+{
+    const c2s_config_t *cc = core_cfg_get(&d->cfg, "c2s");
+    if (cc != NULL && cc->name != NULL && strcmp(name, cc->name) == 0)
+        return &d->log_c2s;
+    return &d->log_sm;
+}
+
+static link_endpoint_t *open_inproc(void *ctx, const link_options_t *opt,
+                                    const link_endpoint_ops_t *ops, void *ud)
+{
+    parleyd_t *d = ctx;
+    return link_inproc_open(&d->loop, router_hub(d->router), opt, ops, ud, log_for(d, opt->name));
+}
+
+static link_endpoint_t *open_stream(void *ctx, const link_options_t *opt,
+                                    const link_endpoint_ops_t *ops, void *ud)
+{
+    parleyd_t *d = ctx;
+    const router_component_config_t *cc = NULL;
+    size_t pos = 0;
+    while ((cc = core_cfg_next(&d->cfg, "component", &pos)) != NULL) {
+        if (strcmp(cc->name, opt->name) == 0)
+            break;
+    }
+    if (cc == NULL || cc->secret == NULL) {
+        core_log(log_for(d, opt->name), CORE_LOG_ERROR, 0,
+                 "no [component \"%s\"] with a secret: cannot link to the router", opt->name);
+        return NULL;
+    }
+    link_options_t o = *opt;
+    o.router_addr = d->router_addr;
+    o.secret = cc->secret;
+    return link_stream_open(&d->net, &o, ops, ud, log_for(d, opt->name));
+}
+
+/* The router's address as a component of this host reaches it: a wildcard becomes loopback. */
+static void router_address(parleyd_t *d)
+{
+    const router_config_t *rc = core_cfg_get(&d->cfg, "router");
+    const char *listen = rc->listen;
+    const char *colon = strrchr(listen, ':');
+    const char *port = colon != NULL ? colon + 1 : listen;
+    size_t hlen = colon != NULL ? (size_t)(colon - listen) : 0;
+    if (hlen == 0 || (hlen == 1 && listen[0] == '*') || strncmp(listen, "0.0.0.0", hlen) == 0)
+        snprintf(d->router_addr, sizeof d->router_addr, "127.0.0.1:%s", port);
+    else if (strncmp(listen, "[::]", hlen) == 0)
+        snprintf(d->router_addr, sizeof d->router_addr, "[::1]:%s", port);
+    else
+        snprintf(d->router_addr, sizeof d->router_addr, "%s", listen);
+}
+
+static int open_store(parleyd_t *d)
+{
+    if (d->store != NULL)
+        return 0;
+    storage_config_t sc;
+    storage_settings_apply(core_cfg_get(&d->cfg, "storage"), &sc);
+    int rc = storage_open(&d->loop, &sc, &d->store);
+    if (rc < 0)
+        core_log(&d->log, CORE_LOG_ERROR, 0, "cannot open the store %s: %s", sc.path,
+                 strerror(-rc));
+    return rc;
+}
+
+/* Starts the components the command runs; in `all`, those the configuration has. */
+static int components_start(parleyd_t *d, const command_t *cmd)
+{
+    bool all = cmd->router;
+    bool run_sm = cmd->sm && (!all || core_cfg_get(&d->cfg, "sm") != NULL);
+    bool run_c2s = cmd->c2s && (!all || core_cfg_get(&d->cfg, "c2s") != NULL);
+    d->opener.ctx = d;
+    d->opener.open = all ? open_inproc : open_stream;
+    router_address(d);
+    int rc = 0;
+    if (run_sm || run_c2s)
+        rc = open_store(d);
+    if (rc == 0 && run_sm) {
+        rc = sm_new(&d->loop, &d->log_sm, &d->cfg, &d->opener, d->store, &d->sm);
+        if (rc == 0)
+            rc = sm_start(d->sm);
+    }
+    if (rc == 0 && run_c2s) {
+        d->auth = auth_storage_new(d->store);
+        rc = c2s_new(&d->net, &d->log_c2s, &d->cfg, &d->opener, d->auth, &d->c2s);
+        if (rc == 0)
+            rc = c2s_start(d->c2s);
+    }
+    return rc;
 }
 
 static int run(parleyd_t *d, const command_t *cmd)
@@ -97,10 +220,12 @@ static int run(parleyd_t *d, const command_t *cmd)
     signal(SIGPIPE, SIG_IGN);
 
     if (cmd->router) {
-        err = router_new(&d->net, &d->log, &d->cfg, &d->router);
+        err = router_new(&d->net, &d->log_router, &d->cfg, &d->router);
         if (err == 0)
             err = router_start(d->router);
     }
+    if (err == 0)
+        err = components_start(d, cmd);
     if (err < 0)
         stop(d);
     else
@@ -113,6 +238,8 @@ static int run(parleyd_t *d, const command_t *cmd)
         uv_close((uv_handle_t *)&d->grace, NULL);
     net_ctx_close(&d->net);
     uv_run(&d->loop, UV_RUN_DEFAULT);
+    c2s_free(d->c2s);
+    sm_free(d->sm);
     if (d->router != NULL)
         router_free(d->router);
     int rc = uv_loop_close(&d->loop);
@@ -172,6 +299,9 @@ int main(int argc, char **argv)
 
     static parleyd_t d; /* one per process, reached only through pointers */
     d.log = (core_log_t){.level = CORE_LOG_INFO, .component = cmd ? cmd->name : "parleyd"};
+    d.log_router = (core_log_t){.level = CORE_LOG_INFO, .component = "router"};
+    d.log_c2s = (core_log_t){.level = CORE_LOG_INFO, .component = "c2s"};
+    d.log_sm = (core_log_t){.level = CORE_LOG_INFO, .component = "sm"};
     char err[512];
     if (core_cfg_load(&d.cfg, config_path, parley_schema, parley_schema_len, err, sizeof(err)) <
         0) {
@@ -180,6 +310,7 @@ int main(int argc, char **argv)
     }
     const log_config_t *lc = core_cfg_get(&d.cfg, "log");
     d.log.level = (core_log_level_t)lc->level;
+    d.log_router.level = d.log_c2s.level = d.log_sm.level = d.log.level;
     if (check_only) {
         printf("%s: configuration OK\n", config_path);
         core_cfg_free(&d.cfg);

@@ -2,7 +2,9 @@
 /* Every section any program of Parley reads, so either can check the whole file. */
 #include "schema.h"
 
+#include "c2s/c2s.h"
 #include "router/router.h"
+#include "sm/sm.h"
 #include "storage/storage.h"
 
 #include <stddef.h>
@@ -26,10 +28,8 @@ static const core_cfg_section_t log_section = {
 };
 
 const core_cfg_section_t *const parley_schema[] = {
-    &log_section,
-    &router_cfg_section,
-    &router_component_cfg_section,
-    &storage_cfg_section,
+    &log_section,         &router_cfg_section, &router_component_cfg_section,
+    &storage_cfg_section, &c2s_cfg_section,    &sm_cfg_section,
 };
 
 const size_t parley_schema_len = sizeof(parley_schema) / sizeof(parley_schema[0]);

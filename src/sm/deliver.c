@@ -1,0 +1,284 @@
+/* SPDX-License-Identifier: MIT */
+/* Routing and delivery: what the sm does with each stanza (RFC 6120 §10, RFC 6121 §8.5). */
+#include "sm/internal.h"
+
+#include "core/alloc.h"
+
+#include <errno.h>
+#include <string.h>
+
+bool sm_is_local(const sm_t *sm, const jid_t *jid)
+{
+    return strlen(sm->cfg->domain) == jid->domain_len &&
+        memcmp(jid_domain_ptr(jid), sm->cfg->domain, jid->domain_len) == 0;
+}
+
+void sm_sess_send(sm_t *sm, sm_sess_t *sess, xml_stanza_t *st)
+{
+    xml_stanza_t *env = xml_stanza_new(XMLS_NS_CONTENT, "route");
+    xml_node_set_attr(env, env->root, NULL, "to", sess->c2s);
+    xml_node_set_attr(env, env->root, NULL, "from", sm->cfg->domain);
+    xml_node_set_attr(env, env->root, NULL, "sid", sess->sid);
+    xml_node_add_copy(env, env->root, st->root);
+    int rc = sm->link != NULL ? link_endpoint_send(sm->link, env) : -ENOTCONN;
+    if (rc < 0)
+        core_log(sm->log, CORE_LOG_WARN, 0, "cannot deliver to %s: %s", sess->jid.full,
+                 strerror(-rc));
+    xml_stanza_unref(env);
+}
+
+void sm_reply_error(sm_t *sm, xml_stanza_t *st, core_stanza_err_t cond)
+{
+    xml_stanza_t *e = xml_stanza_error_reply(st, cond);
+    if (e == NULL)
+        return;
+    if (xml_stanza_to(e) != NULL)
+        sm_route(sm, e);
+    xml_stanza_unref(e);
+}
+
+xml_stanza_t *sm_iq_result(const xml_stanza_t *st)
+{
+    xml_stanza_t *r = xml_stanza_new(XMLS_NS_CONTENT, "iq");
+    xml_node_set_attr(r, r->root, NULL, "type", "result");
+    const char *id = xml_stanza_id(st);
+    if (id != NULL)
+        xml_node_set_attr(r, r->root, NULL, "id", id);
+    if (xml_stanza_from(st) != NULL)
+        xml_node_set_attr(r, r->root, NULL, "to", xml_stanza_from(st));
+    const char *to = xml_stanza_to(st);
+    const char *from = xml_stanza_from(st);
+    if (to != NULL) {
+        xml_node_set_attr(r, r->root, NULL, "from", to);
+    } else if (from != NULL) {
+        /* RFC 6120 §10.3.3: answered for the account, from its bare JID. */
+        const char *slash = strchr(from, '/');
+        char *bare = core_strndup(from, slash != NULL ? (size_t)(slash - from) : strlen(from));
+        xml_node_set_attr(r, r->root, NULL, "from", bare);
+        core_free(bare);
+    }
+    return r;
+}
+
+/* Fills the packet's parsed parts; false (and an error answered) if an address is bad. */
+static bool pkt_init(sm_t *sm, sm_pkt_t *pkt, xml_stanza_t *st)
+{
+    memset(pkt, 0, sizeof(*pkt));
+    pkt->st = st;
+    pkt->kind = xml_stanza_kind(st);
+    pkt->type = xml_stanza_type_bit(st);
+    if (pkt->kind == XMLS_KIND_IQ)
+        pkt->payload = xml_node_first_element(st->root);
+    const char *from = xml_stanza_from(st);
+    const char *to = xml_stanza_to(st);
+    if (from == NULL || jid_parse(sm->jids, from, strlen(from), &pkt->from) < 0)
+        return false;
+    if (to != NULL && jid_parse(sm->jids, to, strlen(to), &pkt->to) < 0) {
+        sm_reply_error(sm, st, CORE_STANZA_ERR_JID_MALFORMED);
+        jid_clear(&pkt->from);
+        return false;
+    }
+    return true;
+}
+
+static void pkt_clear(sm_pkt_t *pkt)
+{
+    jid_clear(&pkt->from);
+    jid_clear(&pkt->to);
+}
+
+static bool answerable_iq(const sm_pkt_t *pkt)
+{
+    return pkt->kind == XMLS_KIND_IQ && (pkt->type & (XMLS_TYPE_GET | XMLS_TYPE_SET));
+}
+
+/* RFC 6120 §10.3: addressed to the domain itself. */
+static void to_server(sm_t *sm, xml_stanza_t *st, sm_sess_t *sess)
+{
+    sm_pkt_t pkt;
+    if (!pkt_init(sm, &pkt, st))
+        return;
+    pkt.sess = sess;
+    if (sm_chain_run(sm, SM_CHAIN_TO_SERVER, &pkt) == XMLS_PASS && answerable_iq(&pkt))
+        sm_reply_error(sm, st, CORE_STANZA_ERR_SERVICE_UNAVAILABLE);
+    pkt_clear(&pkt);
+}
+
+/* The local user st is for: delivered now, or queued while the user loads. */
+static void to_local_user(sm_t *sm, const jid_t *to, xml_stanza_t *st)
+{
+    sm_user_t *u = sm_user_get(sm, to);
+    if (u == NULL)
+        return;
+    if (u->state == SM_USER_LOADING) {
+        if (u->nqueue == SM_USER_QUEUE_MAX) {
+            sm_reply_error(sm, st, CORE_STANZA_ERR_RESOURCE_CONSTRAINT);
+            return;
+        }
+        u->queue = core_realloc(u->queue, (u->nqueue + 1) * sizeof(*u->queue));
+        u->queue[u->nqueue++].st = xml_stanza_ref(st);
+        return;
+    }
+    sm_deliver_to_user(sm, u, st);
+    sm_user_release(sm, u);
+}
+
+void sm_route(sm_t *sm, xml_stanza_t *st)
+{
+    const char *to = xml_stanza_to(st);
+    jid_t j;
+    if (to == NULL || jid_parse(sm->jids, to, strlen(to), &j) < 0) {
+        sm_reply_error(sm, st, CORE_STANZA_ERR_JID_MALFORMED);
+        return;
+    }
+    if (!sm_is_local(sm, &j)) {
+        int rc = sm->link != NULL ? link_endpoint_send(sm->link, st) : -ENOTCONN;
+        if (rc < 0)
+            core_log(sm->log, CORE_LOG_WARN, 0, "cannot route to %s: %s", to, strerror(-rc));
+    } else if (!jid_has_node(&j)) {
+        to_server(sm, st, NULL);
+    } else {
+        to_local_user(sm, &j, st);
+    }
+    jid_clear(&j);
+}
+
+void sm_deliver_input(sm_t *sm, xml_stanza_t *st)
+{
+    if (xml_stanza_kind(st) == XMLS_KIND_OTHER) {
+        core_log(sm->log, CORE_LOG_DEBUG, 0, "dropped a <%s/> from the router", st->root->name);
+        return;
+    }
+    sm_route(sm, st);
+}
+
+size_t sm_bare_targets(sm_user_t *u, sm_sess_t **out, size_t max)
+{
+    int best = -1;
+    for (sm_sess_t *s = u->sessions; s != NULL; s = s->next) {
+        if (s->available && s->priority >= 0 && s->priority > best)
+            best = s->priority;
+    }
+    size_t n = 0;
+    for (sm_sess_t *s = u->sessions; s != NULL && best >= 0; s = s->next) {
+        if (s->available && s->priority == best) {
+            if (n < max)
+                out[n] = s;
+            n++;
+        }
+    }
+    return n;
+}
+
+#define TARGETS_MAX 64
+
+/* RFC 6121 §8.5.2.1 and §8.5.3.2.1: a message for a bare JID, or a full JID not online. */
+static void message_to_bare(sm_t *sm, sm_pkt_t *pkt)
+{
+    sm_user_t *u = pkt->user;
+    sm_sess_t *targets[TARGETS_MAX];
+    size_t n = 0;
+    switch (pkt->type) {
+    case XMLS_TYPE_ERROR:
+        return;
+    case XMLS_TYPE_GROUPCHAT:
+        sm_reply_error(sm, pkt->st, CORE_STANZA_ERR_SERVICE_UNAVAILABLE);
+        return;
+    case XMLS_TYPE_HEADLINE:
+        /* Every available resource with a non-negative priority, or nobody. */
+        for (sm_sess_t *s = u->sessions; s != NULL; s = s->next) {
+            if (s->available && s->priority >= 0)
+                sm_sess_send(sm, s, pkt->st);
+        }
+        return;
+    default:
+        break;
+    }
+    n = sm_bare_targets(u, targets, TARGETS_MAX);
+    if (n > TARGETS_MAX)
+        n = TARGETS_MAX;
+    for (size_t i = 0; i < n; i++)
+        sm_sess_send(sm, targets[i], pkt->st);
+    if (n == 0 && sm_chain_run(sm, SM_CHAIN_UNDELIVERED, pkt) == XMLS_PASS)
+        sm_reply_error(sm, pkt->st, CORE_STANZA_ERR_SERVICE_UNAVAILABLE);
+}
+
+/* What no module took: the core rules of RFC 6121 §8.5.2 and §8.5.3. */
+static void deliver_default(sm_t *sm, sm_pkt_t *pkt)
+{
+    sm_sess_t *sess =
+        jid_has_resource(&pkt->to) ? sm_session_by_resource(pkt->user, pkt->to.full) : NULL;
+    if (sess != NULL && !sess->started)
+        sess = NULL;
+    switch (pkt->kind) {
+    case XMLS_KIND_IQ:
+        /* To a bare JID the server answers for the user; to a resource, the resource does. */
+        if (sess != NULL)
+            sm_sess_send(sm, sess, pkt->st);
+        else if (answerable_iq(pkt))
+            sm_reply_error(sm, pkt->st, CORE_STANZA_ERR_SERVICE_UNAVAILABLE);
+        return;
+    case XMLS_KIND_MESSAGE:
+        if (sess != NULL)
+            sm_sess_send(sm, sess, pkt->st);
+        else
+            message_to_bare(sm, pkt);
+        return;
+    case XMLS_KIND_PRESENCE:
+        if (sess != NULL) {
+            sm_sess_send(sm, sess, pkt->st);
+        } else if (!jid_has_resource(&pkt->to)) {
+            for (sm_sess_t *s = pkt->user->sessions; s != NULL; s = s->next) {
+                if (s->available)
+                    sm_sess_send(sm, s, pkt->st);
+            }
+        }
+        return;
+    default:
+        return;
+    }
+}
+
+void sm_deliver_to_user(sm_t *sm, sm_user_t *u, xml_stanza_t *st)
+{
+    sm_pkt_t pkt;
+    if (!pkt_init(sm, &pkt, st))
+        return;
+    pkt.user = u;
+    if (u->state != SM_USER_READY) {
+        /* RFC 6121 §8.5.1: no such user. Presence is ignored; errors never answered. */
+        if (pkt.kind == XMLS_KIND_MESSAGE || answerable_iq(&pkt))
+            sm_reply_error(sm, st, CORE_STANZA_ERR_SERVICE_UNAVAILABLE);
+    } else if (sm_chain_run(sm, SM_CHAIN_TO_USER, &pkt) == XMLS_PASS) {
+        deliver_default(sm, &pkt);
+    }
+    pkt_clear(&pkt);
+}
+
+void sm_deliver_from_session(sm_t *sm, sm_sess_t *sess, xml_stanza_t *st)
+{
+    sm_pkt_t pkt;
+    if (!pkt_init(sm, &pkt, st))
+        return;
+    pkt.sess = sess;
+    pkt.user = sess->user;
+    if (sm_chain_run(sm, SM_CHAIN_IN_SESS, &pkt) == XMLS_HANDLED) {
+        pkt_clear(&pkt);
+        return;
+    }
+    if (pkt.to.full != NULL) {
+        if (sm_is_local(sm, &pkt.to) && !jid_has_node(&pkt.to))
+            to_server(sm, st, sess);
+        else
+            sm_route(sm, st);
+    } else if (pkt.kind != XMLS_KIND_PRESENCE) {
+        /* RFC 6120 §10.3.3: no 'to' means the user's own bare JID, handled for the user. */
+        xml_stanza_t *c = xml_stanza_copy(st);
+        char *bare = core_strndup(sess->jid.full, sess->jid.bare_len);
+        xml_node_set_attr(c, c->root, NULL, "to", bare);
+        core_free(bare);
+        sm_deliver_to_user(sm, sess->user, c);
+        xml_stanza_unref(c);
+    }
+    pkt_clear(&pkt);
+}

@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: MIT */
+/* sm internals: users, sessions, the module interface and the helpers modules use. */
+#ifndef PARLEY_SM_INTERNAL_H
+#define PARLEY_SM_INTERNAL_H
+
+#include "core/map.h"
+#include "jid/jid.h"
+#include "sm/sm.h"
+#include "xml/dispatch.h"
+#include "xml/xml.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define SM_NS_SESSION "urn:parley:session:0"
+#define SM_NS_ROSTER "jabber:iq:roster"
+#define SM_NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
+#define SM_NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
+#define SM_NS_DELAY "urn:xmpp:delay"
+
+/* The module interface's version; a module built for another one is refused at startup. */
+#define SM_MODULE_API 1
+/* Per-user and per-session slots: one per module. */
+#define SM_MODULES_MAX 32
+/* Stanzas held for a user whose data is still loading. */
+#define SM_USER_QUEUE_MAX 256
+
+typedef struct sm_user sm_user_t;
+typedef struct sm_sess sm_sess_t;
+typedef struct sm_mod sm_mod_t;
+
+/* ---- sessions and users ---- */
+
+struct sm_sess {
+    sm_user_t *user;
+    sm_sess_t *next; /* the user's next session */
+    jid_t jid; /* full JID */
+    char *c2s; /* the link name of the c2s that holds it (owned) */
+    char *sid; /* its id there (owned) */
+    char *key; /* "c2s sid", the key in sm->sessions (owned) */
+    bool started; /* 'started' was sent: the c2s knows the session */
+    bool available; /* initial presence sent, not yet unavailable (RFC 6121 §4.2) */
+    bool interested; /* asked for the roster: gets roster pushes (RFC 6121 §2.1.6) */
+    int priority; /* of the last available presence, -128..127 */
+    xml_stanza_t *presence; /* the last available presence broadcast (a reference), or NULL */
+    char **directed; /* JIDs sent directed available presence (RFC 6121 §4.6), owned */
+    size_t ndirected;
+    void *slots[SM_MODULES_MAX];
+};
+
+typedef enum sm_user_state {
+    SM_USER_LOADING = 0, /* roster and pending requests are being read */
+    SM_USER_READY,
+    SM_USER_MISSING, /* no such account */
+} sm_user_state_t;
+
+typedef struct sm_queued {
+    xml_stanza_t *st; /* a reference */
+} sm_queued_t;
+
+struct sm_user {
+    sm_t *sm;
+    jid_t jid; /* bare */
+    char *node; /* the localpart, the storage user name (owned) */
+    sm_user_state_t state;
+    storage_roster_t roster; /* items sorted by JID, as storage gives them */
+    char **pending_in; /* contacts whose subscription request waits (RFC 6121 §3.1.3), owned */
+    size_t npending_in;
+    sm_sess_t *sessions;
+    unsigned busy; /* storage requests in flight that will touch this user */
+    sm_queued_t *queue; /* stanzas for the user that arrived while loading */
+    size_t nqueue;
+    void *slots[SM_MODULES_MAX];
+};
+
+/* ---- what handlers see ---- */
+
+typedef struct sm_pkt {
+    xml_stanza_t *st; /* borrowed */
+    xml_stanza_kind_t kind;
+    xml_stanza_type_t type; /* one bit */
+    const xml_node_t *payload; /* iq: the first child element; else NULL */
+    jid_t from; /* prepared */
+    jid_t to; /* prepared; full == NULL when the stanza had no 'to' */
+    sm_sess_t *sess; /* the local session that sent it, or NULL */
+    sm_user_t *user; /* IN_SESS: the sender; TO_USER: the addressee; else NULL */
+} sm_pkt_t;
+
+/*
+ * The chains a stanza passes through, in module order, until a handler returns
+ * XMLS_HANDLED. What no handler takes gets the core's default treatment.
+ */
+typedef enum sm_chain {
+    SM_CHAIN_IN_SESS = 0, /* sent by a local session, before it is routed on */
+    SM_CHAIN_TO_SERVER, /* addressed to the domain itself */
+    SM_CHAIN_TO_USER, /* addressed to an existing local user (bare or full JID) */
+    SM_CHAIN_UNDELIVERED, /* a message for a user with no session to take it (offline) */
+    SM_CHAIN_COUNT
+} sm_chain_t;
+
+/* Events modules may follow (sm_module.on_event). */
+typedef enum sm_event {
+    SM_EV_SESS_START = 0, /* a session was created (before 'started' is sent) */
+    SM_EV_SESS_AVAILABLE, /* a session sent its initial presence */
+    SM_EV_SESS_END, /* a session is ending (it is still in the user's list) */
+} sm_event_t;
+
+typedef xml_handler_result_t (*sm_handler_fn)(sm_t *sm, void *data, sm_pkt_t *pkt);
+
+/*
+ * A module: one file, one const descriptor (see modules.c, generated from meson.build's
+ * list). init registers handlers with sm_handler_add and may set mod->data.
+ */
+typedef struct sm_module {
+    const char *name;
+    unsigned api; /* SM_MODULE_API */
+    const char *const *features; /* the server's disco#info features (NULL-terminated) */
+    const char *const *account_features; /* an account's disco#info features */
+    int (*init)(sm_t *sm, sm_mod_t *mod);
+    void (*fini)(sm_t *sm, sm_mod_t *mod);
+    void (*on_event)(sm_t *sm, void *data, sm_event_t ev, sm_sess_t *sess);
+} sm_module_t;
+
+struct sm_mod {
+    const sm_module_t *def;
+    unsigned index; /* the module's slot in users and sessions */
+    void *data;
+};
+
+typedef struct sm_handler {
+    xml_match_t match;
+    sm_handler_fn fn;
+    void *data;
+} sm_handler_t;
+
+/* modules.c (generated): every module built in, in chain order. */
+extern const sm_module_t *const sm_modules_builtin[];
+extern const size_t sm_modules_builtin_count;
+
+struct sm {
+    uv_loop_t *loop;
+    const core_log_t *log;
+    const sm_config_t *cfg;
+    const link_opener_t *opener;
+    storage_t *store;
+    jid_cache_t *jids;
+    link_endpoint_t *link;
+    core_map_t users; /* bare JID -> sm_user_t */
+    core_map_t sessions; /* "c2s sid" -> sm_sess_t */
+    sm_mod_t mods[SM_MODULES_MAX];
+    size_t nmods;
+    sm_handler_t *handlers[SM_CHAIN_COUNT];
+    size_t nhandlers[SM_CHAIN_COUNT];
+    uint64_t next_id; /* for ids of stanzas the sm makes */
+    bool stopping;
+};
+
+/* module.c */
+int sm_modules_init(sm_t *sm);
+void sm_modules_fini(sm_t *sm);
+/* Registers fn on chain for stanzas matching m (strings must outlive the sm). An iq get/set
+ * payload may have one handler per chain: -EEXIST otherwise. */
+int sm_handler_add(sm_t *sm, sm_chain_t chain, const xml_match_t *m, sm_handler_fn fn, void *data);
+xml_handler_result_t sm_chain_run(sm_t *sm, sm_chain_t chain, sm_pkt_t *pkt);
+void sm_event_fire(sm_t *sm, sm_event_t ev, sm_sess_t *sess);
+/* Calls fn for each feature of the enabled modules (account: an account's, else the
+ * server's). */
+void sm_features_each(const sm_t *sm, bool account, void (*fn)(void *ud, const char *var),
+                      void *ud);
+
+/* user.c */
+/* The user in memory, or NULL. */
+sm_user_t *sm_user_find(sm_t *sm, const char *bare, size_t len);
+/* The user, loading it if needed (state LOADING until its data arrives). */
+sm_user_t *sm_user_get(sm_t *sm, const jid_t *bare);
+/* Frees the user if nothing holds it any more; call only from the top of a callback. */
+void sm_user_release(sm_t *sm, sm_user_t *u);
+void sm_user_free(sm_t *sm, sm_user_t *u);
+bool sm_user_pending_in(const sm_user_t *u, const char *jid);
+/* Keeps (with the request's bytes) or forgets a pending inbound subscription request. */
+void sm_user_set_pending_in(sm_t *sm, sm_user_t *u, const char *jid, xml_stanza_t *request);
+void sm_user_clear_pending_in(sm_t *sm, sm_user_t *u, const char *jid);
+/* A stanza from stored bytes (as written by xml_stanza_bytes), or NULL if they do not parse. */
+xml_stanza_t *sm_stanza_parse(const char *data, size_t len);
+/* Presents the stored pending requests to a session that just became available. */
+void sm_user_replay_pending_in(sm_t *sm, sm_sess_t *sess);
+
+/* roster.c */
+/* The roster item for a bare JID, or NULL. */
+storage_roster_item_t *sm_roster_find(sm_user_t *u, const char *jid);
+/* Stores item in memory and in storage, then pushes it (RFC 6121 §2.1.6) once stored. */
+void sm_roster_put(sm_t *sm, sm_user_t *u, const storage_roster_item_t *item);
+/* Removes the item, then pushes subscription='remove'. */
+void sm_roster_remove(sm_t *sm, sm_user_t *u, const char *jid);
+/* Appends <item/> for it under parent (RFC 6121 §2.1.2). */
+void sm_roster_item_xml(xml_stanza_t *st, xml_node_t *parent, const storage_roster_item_t *it);
+
+/* session.c */
+void sm_session_control(sm_t *sm, const char *c2s, const char *sid, const xml_node_t *ctl);
+/* A user's data is loaded (or found missing): answer the sessions waiting on it. */
+void sm_session_user_ready(sm_t *sm, sm_user_t *u);
+sm_sess_t *sm_session_find(sm_t *sm, const char *c2s, const char *sid);
+sm_sess_t *sm_session_by_resource(sm_user_t *u, const char *full);
+/* Ends every session (stop). */
+void sm_session_end_all(sm_t *sm);
+
+/* deliver.c */
+/* A stanza from the router (not an envelope). */
+void sm_deliver_input(sm_t *sm, xml_stanza_t *st);
+/* A stanza from a local session (its 'from' is the session's full JID). */
+void sm_deliver_from_session(sm_t *sm, sm_sess_t *sess, xml_stanza_t *st);
+/* Sends st on: to a local user or the server (processed here), or to the router. */
+void sm_route(sm_t *sm, xml_stanza_t *st);
+/* Processes a stanza addressed to a user that is READY or MISSING. */
+void sm_deliver_to_user(sm_t *sm, sm_user_t *u, xml_stanza_t *st);
+/* Hands st to one session's client, in an envelope to its c2s. */
+void sm_sess_send(sm_t *sm, sm_sess_t *sess, xml_stanza_t *st);
+/* Answers st with an error (nothing for errors). */
+void sm_reply_error(sm_t *sm, xml_stanza_t *st, core_stanza_err_t cond);
+/* A new <iq type='result'/> answering st (from and to swapped, same id). */
+xml_stanza_t *sm_iq_result(const xml_stanza_t *st);
+/* RFC 6121 §8.5.2.1: the sessions a bare-JID message goes to (priority rules); returns the
+ * count, writing at most max into out. */
+size_t sm_bare_targets(sm_user_t *u, sm_sess_t **out, size_t max);
+/* True if jid's domain is served here. */
+bool sm_is_local(const sm_t *sm, const jid_t *jid);
+
+#endif

@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: MIT */
+/* XEP-0030 for the server and for accounts, built from what the enabled modules register. */
+#include "sm/internal.h"
+
+#include "core/alloc.h"
+
+#include <string.h>
+
+typedef struct feature_ctx {
+    xml_stanza_t *st;
+    xml_node_t *query;
+} feature_ctx_t;
+
+static void add_feature(void *ud, const char *var)
+{
+    feature_ctx_t *f = ud;
+    /* Two modules may share a feature (ping serves both chains): list it once. */
+    for (xml_node_t *n = xml_node_first_element(f->query); n != NULL;
+         n = xml_node_next_element(n)) {
+        const char *v = xml_node_attr(n, "var");
+        if (v != NULL && strcmp(v, var) == 0)
+            return;
+    }
+    xml_node_t *n = xml_node_add_element(f->st, f->query, SM_NS_DISCO_INFO, "feature");
+    xml_node_set_attr(f->st, n, NULL, "var", var);
+}
+
+static void info_reply(sm_t *sm, sm_pkt_t *pkt, bool account)
+{
+    xml_stanza_t *r = sm_iq_result(pkt->st);
+    xml_node_t *q = xml_node_add_element(r, r->root, SM_NS_DISCO_INFO, "query");
+    xml_node_t *id = xml_node_add_element(r, q, SM_NS_DISCO_INFO, "identity");
+    xml_node_set_attr(r, id, NULL, "category", account ? "account" : "server");
+    xml_node_set_attr(r, id, NULL, "type", account ? "registered" : "im");
+    if (!account)
+        xml_node_set_attr(r, id, NULL, "name", "Parley");
+    feature_ctx_t f = {.st = r, .query = q};
+    sm_features_each(sm, account, add_feature, &f);
+    sm_route(sm, r);
+    xml_stanza_unref(r);
+}
+
+static void items_reply(sm_t *sm, sm_pkt_t *pkt)
+{
+    xml_stanza_t *r = sm_iq_result(pkt->st);
+    xml_node_add_element(r, r->root, SM_NS_DISCO_ITEMS, "query");
+    sm_route(sm, r);
+    xml_stanza_unref(r);
+}
+
+/* Nodes are not served here yet: a query naming one gets item-not-found (XEP-0030 §3.1). */
+static bool has_node(sm_t *sm, sm_pkt_t *pkt)
+{
+    if (xml_node_attr(pkt->payload, "node") == NULL)
+        return false;
+    sm_reply_error(sm, pkt->st, CORE_STANZA_ERR_ITEM_NOT_FOUND);
+    return true;
+}
+
+static xml_handler_result_t server_info(sm_t *sm, void *data, sm_pkt_t *pkt)
+{
+    if (jid_has_resource(&pkt->to))
+        return XMLS_PASS;
+    if (!has_node(sm, pkt))
+        info_reply(sm, pkt, false);
+    return XMLS_HANDLED;
+}
+
+static xml_handler_result_t server_items(sm_t *sm, void *data, sm_pkt_t *pkt)
+{
+    if (jid_has_resource(&pkt->to))
+        return XMLS_PASS;
+    if (!has_node(sm, pkt))
+        items_reply(sm, pkt);
+    return XMLS_HANDLED;
+}
+
+/*
+ * An account's bare JID: answered for the user (RFC 6121 §8.5.2.1.3... IQs to a bare JID) to
+ * the user and to contacts who may see its presence; others learn nothing (XEP-0030 §3.1
+ * says a server may hide an account from those not subscribed).
+ */
+static bool may_see(sm_pkt_t *pkt)
+{
+    if (jid_bare_equal(&pkt->from, &pkt->user->jid))
+        return true;
+    char *bare = core_strndup(pkt->from.full, pkt->from.bare_len);
+    storage_roster_item_t *it = sm_roster_find(pkt->user, bare);
+    core_free(bare);
+    return it != NULL &&
+        (it->subscription == STORAGE_SUB_FROM || it->subscription == STORAGE_SUB_BOTH);
+}
+
+static xml_handler_result_t account_query(sm_t *sm, void *data, sm_pkt_t *pkt)
+{
+    if (jid_has_resource(&pkt->to))
+        return XMLS_PASS;
+    if (!may_see(pkt)) {
+        sm_reply_error(sm, pkt->st, CORE_STANZA_ERR_SERVICE_UNAVAILABLE);
+        return XMLS_HANDLED;
+    }
+    if (has_node(sm, pkt))
+        return XMLS_HANDLED;
+    if (xml_node_is(pkt->payload, SM_NS_DISCO_INFO, "query"))
+        info_reply(sm, pkt, true);
+    else
+        items_reply(sm, pkt);
+    return XMLS_HANDLED;
+}
+
+static int init(sm_t *sm, sm_mod_t *mod)
+{
+    const xml_match_t info = {.kind = XMLS_KIND_IQ,
+                              .types = XMLS_TYPE_GET,
+                              .payload_ns = SM_NS_DISCO_INFO,
+                              .payload_name = "query"};
+    const xml_match_t items = {.kind = XMLS_KIND_IQ,
+                               .types = XMLS_TYPE_GET,
+                               .payload_ns = SM_NS_DISCO_ITEMS,
+                               .payload_name = "query"};
+    int rc = sm_handler_add(sm, SM_CHAIN_TO_SERVER, &info, server_info, NULL);
+    if (rc == 0)
+        rc = sm_handler_add(sm, SM_CHAIN_TO_SERVER, &items, server_items, NULL);
+    if (rc == 0)
+        rc = sm_handler_add(sm, SM_CHAIN_TO_USER, &info, account_query, NULL);
+    if (rc == 0)
+        rc = sm_handler_add(sm, SM_CHAIN_TO_USER, &items, account_query, NULL);
+    return rc;
+}
+
+static const char *const features[] = {SM_NS_DISCO_INFO, SM_NS_DISCO_ITEMS, NULL};
+
+const sm_module_t sm_module_disco = {
+    .name = "disco",
+    .api = SM_MODULE_API,
+    .features = features,
+    .account_features = features,
+    .init = init,
+};

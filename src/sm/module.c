@@ -1,0 +1,143 @@
+/* SPDX-License-Identifier: MIT */
+/* Modules: the built-in list, switched off by config, their handler chains and features. */
+#include "sm/internal.h"
+
+#include "core/alloc.h"
+
+#include <errno.h>
+#include <string.h>
+
+static bool disabled(const sm_t *sm, const char *name)
+{
+    for (size_t i = 0; i < sm->cfg->disable.count; i++) {
+        if (strcmp(sm->cfg->disable.items[i], name) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool known(const char *name)
+{
+    for (size_t i = 0; i < sm_modules_builtin_count; i++) {
+        if (strcmp(sm_modules_builtin[i]->name, name) == 0)
+            return true;
+    }
+    return false;
+}
+
+int sm_modules_init(sm_t *sm)
+{
+    for (size_t i = 0; i < sm->cfg->disable.count; i++) {
+        if (!known(sm->cfg->disable.items[i])) {
+            core_log(sm->log, CORE_LOG_ERROR, 0, "[sm] disable: no module called '%s'",
+                     sm->cfg->disable.items[i]);
+            return -EINVAL;
+        }
+    }
+    for (size_t i = 0; i < sm_modules_builtin_count; i++) {
+        const sm_module_t *def = sm_modules_builtin[i];
+        if (def->api != SM_MODULE_API) {
+            core_log(sm->log, CORE_LOG_ERROR, 0, "module %s: interface %u, expected %u", def->name,
+                     def->api, SM_MODULE_API);
+            return -EINVAL;
+        }
+        if (disabled(sm, def->name))
+            continue;
+        if (sm->nmods == SM_MODULES_MAX)
+            return -E2BIG;
+        sm_mod_t *m = &sm->mods[sm->nmods];
+        m->def = def;
+        m->index = (unsigned)sm->nmods;
+        sm->nmods++;
+        int rc = def->init != NULL ? def->init(sm, m) : 0;
+        if (rc < 0) {
+            core_log(sm->log, CORE_LOG_ERROR, 0, "module %s failed to start: %s", def->name,
+                     strerror(-rc));
+            sm->nmods--;
+            return rc;
+        }
+    }
+    return 0;
+}
+
+void sm_modules_fini(sm_t *sm)
+{
+    for (size_t i = sm->nmods; i-- > 0;) {
+        if (sm->mods[i].def->fini != NULL)
+            sm->mods[i].def->fini(sm, &sm->mods[i]);
+    }
+    sm->nmods = 0;
+    for (int c = 0; c < SM_CHAIN_COUNT; c++) {
+        core_free(sm->handlers[c]);
+        sm->handlers[c] = NULL;
+        sm->nhandlers[c] = 0;
+    }
+}
+
+static bool same_payload(const xml_match_t *a, const xml_match_t *b)
+{
+    return a->kind == b->kind && a->payload_ns != NULL && b->payload_ns != NULL &&
+        strcmp(a->payload_ns, b->payload_ns) == 0 &&
+        (a->payload_name == NULL || b->payload_name == NULL ||
+         strcmp(a->payload_name, b->payload_name) == 0);
+}
+
+int sm_handler_add(sm_t *sm, sm_chain_t chain, const xml_match_t *m, sm_handler_fn fn, void *data)
+{
+    const unsigned getset = XMLS_TYPE_GET | XMLS_TYPE_SET;
+    for (size_t i = 0; i < sm->nhandlers[chain]; i++) {
+        const xml_match_t *o = &sm->handlers[chain][i].match;
+        unsigned mt = m->types != 0 ? m->types : ~0u;
+        unsigned ot = o->types != 0 ? o->types : ~0u;
+        if (m->kind == XMLS_KIND_IQ && (mt & ot & getset) != 0 && same_payload(m, o))
+            return -EEXIST;
+    }
+    sm_handler_t *h = core_realloc(sm->handlers[chain],
+                                   (sm->nhandlers[chain] + 1) * sizeof(*sm->handlers[chain]));
+    h[sm->nhandlers[chain]] = (sm_handler_t){.match = *m, .fn = fn, .data = data};
+    sm->handlers[chain] = h;
+    sm->nhandlers[chain]++;
+    return 0;
+}
+
+/* Does a payload element match m? For iq only the first child counts (pkt->payload). */
+static bool payload_matches(const sm_pkt_t *pkt, const xml_match_t *m)
+{
+    if (m->payload_ns == NULL)
+        return true;
+    if (pkt->kind == XMLS_KIND_IQ)
+        return pkt->payload != NULL && xml_node_is(pkt->payload, m->payload_ns, m->payload_name);
+    return xml_node_child(pkt->st->root, m->payload_ns, m->payload_name) != NULL;
+}
+
+xml_handler_result_t sm_chain_run(sm_t *sm, sm_chain_t chain, sm_pkt_t *pkt)
+{
+    for (size_t i = 0; i < sm->nhandlers[chain]; i++) {
+        const sm_handler_t *h = &sm->handlers[chain][i];
+        if (h->match.kind != pkt->kind || (h->match.types != 0 && !(h->match.types & pkt->type)))
+            continue;
+        if (!payload_matches(pkt, &h->match))
+            continue;
+        if (h->fn(sm, h->data, pkt) == XMLS_HANDLED)
+            return XMLS_HANDLED;
+    }
+    return XMLS_PASS;
+}
+
+void sm_event_fire(sm_t *sm, sm_event_t ev, sm_sess_t *sess)
+{
+    for (size_t i = 0; i < sm->nmods; i++) {
+        if (sm->mods[i].def->on_event != NULL)
+            sm->mods[i].def->on_event(sm, sm->mods[i].data, ev, sess);
+    }
+}
+
+void sm_features_each(const sm_t *sm, bool account, void (*fn)(void *ud, const char *var), void *ud)
+{
+    for (size_t i = 0; i < sm->nmods; i++) {
+        const char *const *f =
+            account ? sm->mods[i].def->account_features : sm->mods[i].def->features;
+        for (; f != NULL && *f != NULL; f++)
+            fn(ud, *f);
+    }
+}

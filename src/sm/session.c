@@ -1,0 +1,196 @@
+/* SPDX-License-Identifier: MIT */
+/* Sessions: created and ended by the c2s's session control (docs/link-protocol.md). */
+#include "sm/internal.h"
+
+#include "core/alloc.h"
+
+#include <errno.h>
+#include <string.h>
+
+static char *session_key(const char *c2s, const char *sid)
+{
+    size_t a = strlen(c2s), b = strlen(sid);
+    char *k = core_malloc(a + b + 2);
+    memcpy(k, c2s, a);
+    k[a] = ' ';
+    memcpy(k + a + 1, sid, b + 1);
+    return k;
+}
+
+sm_sess_t *sm_session_find(sm_t *sm, const char *c2s, const char *sid)
+{
+    if (c2s == NULL || sid == NULL)
+        return NULL;
+    char *k = session_key(c2s, sid);
+    sm_sess_t *s = core_map_get(&sm->sessions, k, strlen(k));
+    core_free(k);
+    return s;
+}
+
+sm_sess_t *sm_session_by_resource(sm_user_t *u, const char *full)
+{
+    for (sm_sess_t *s = u->sessions; s != NULL; s = s->next) {
+        if (strcmp(s->jid.full, full) == 0)
+            return s;
+    }
+    return NULL;
+}
+
+/* <route to=c2s from=domain sid=S><session action=A>[<cond/>]</session></route> */
+static void control_send(sm_t *sm, const char *c2s, const char *sid, const char *action,
+                         const char *cond)
+{
+    xml_stanza_t *env = xml_stanza_new(XMLS_NS_CONTENT, "route");
+    xml_node_set_attr(env, env->root, NULL, "to", c2s);
+    xml_node_set_attr(env, env->root, NULL, "from", sm->cfg->domain);
+    xml_node_set_attr(env, env->root, NULL, "sid", sid);
+    xml_node_t *s = xml_node_add_element(env, env->root, SM_NS_SESSION, "session");
+    xml_node_set_attr(env, s, NULL, "action", action);
+    if (cond != NULL) {
+        bool stream = strcmp(action, "kick") == 0;
+        xml_node_add_element(
+            env, s, stream ? "urn:ietf:params:xml:ns:xmpp-streams" : CORE_NS_STANZA_ERRORS, cond);
+    }
+    if (sm->link == NULL || link_endpoint_send(sm->link, env) < 0)
+        core_log(sm->log, CORE_LOG_WARN, 0, "session %s at %s: cannot send %s", sid, c2s, action);
+    xml_stanza_unref(env);
+}
+
+/* Unlinks and frees a session; the user stays (the caller releases it). */
+static void session_end(sm_t *sm, sm_sess_t *sess)
+{
+    sm_user_t *u = sess->user;
+    if (sess->started)
+        sm_event_fire(sm, SM_EV_SESS_END, sess);
+    for (sm_sess_t **pp = &u->sessions; *pp != NULL; pp = &(*pp)->next) {
+        if (*pp == sess) {
+            *pp = sess->next;
+            break;
+        }
+    }
+    core_map_del(&sm->sessions, sess->key, strlen(sess->key));
+    core_log(sm->log, CORE_LOG_INFO, 0, "session %s ended", sess->jid.full);
+    jid_clear(&sess->jid);
+    xml_stanza_unref(sess->presence);
+    for (size_t i = 0; i < sess->ndirected; i++)
+        core_free(sess->directed[i]);
+    core_free(sess->directed);
+    core_free(sess->c2s);
+    core_free(sess->sid);
+    core_free(sess->key);
+    core_free(sess);
+}
+
+static void session_started(sm_t *sm, sm_sess_t *sess)
+{
+    sess->started = true;
+    sm_event_fire(sm, SM_EV_SESS_START, sess);
+    control_send(sm, sess->c2s, sess->sid, "started", NULL);
+    core_log(sm->log, CORE_LOG_INFO, 0, "session %s started (%s at %s)", sess->jid.full, sess->sid,
+             sess->c2s);
+}
+
+void sm_session_user_ready(sm_t *sm, sm_user_t *u)
+{
+    sm_sess_t *s = u->sessions;
+    while (s != NULL) {
+        sm_sess_t *next = s->next;
+        if (!s->started) {
+            if (u->state == SM_USER_READY) {
+                session_started(sm, s);
+            } else {
+                control_send(sm, s->c2s, s->sid, "failed", "not-authorized");
+                session_end(sm, s);
+            }
+        }
+        s = next;
+    }
+}
+
+static void start(sm_t *sm, const char *c2s, const char *sid, const char *full)
+{
+    jid_t j;
+    if (full == NULL || jid_parse(sm->jids, full, strlen(full), &j) < 0) {
+        control_send(sm, c2s, sid, "failed", "jid-malformed");
+        return;
+    }
+    if (!jid_has_node(&j) || !jid_has_resource(&j) || !sm_is_local(sm, &j)) {
+        control_send(sm, c2s, sid, "failed", "not-allowed");
+        jid_clear(&j);
+        return;
+    }
+    if (sm_session_find(sm, c2s, sid) != NULL) {
+        control_send(sm, c2s, sid, "failed", "conflict");
+        jid_clear(&j);
+        return;
+    }
+    sm_user_t *u = sm_user_get(sm, &j);
+    if (u == NULL) {
+        control_send(sm, c2s, sid, "failed", "internal-server-error");
+        jid_clear(&j);
+        return;
+    }
+    /* RFC 6120 §7.7.2.2: the new session replaces the old one with the same resource. */
+    sm_sess_t *old = sm_session_by_resource(u, j.full);
+    if (old != NULL) {
+        control_send(sm, old->c2s, old->sid, "replace", NULL);
+        session_end(sm, old);
+    }
+    sm_sess_t *s = core_calloc(1, sizeof(*s));
+    s->user = u;
+    s->jid = j;
+    s->c2s = core_strdup(c2s);
+    s->sid = core_strdup(sid);
+    s->key = session_key(c2s, sid);
+    s->next = u->sessions;
+    u->sessions = s;
+    core_map_put(&sm->sessions, s->key, strlen(s->key), s);
+    if (u->state != SM_USER_LOADING)
+        sm_session_user_ready(sm, u);
+}
+
+void sm_session_control(sm_t *sm, const char *c2s, const char *sid, const xml_node_t *ctl)
+{
+    const char *action = xml_node_attr(ctl, "action");
+    if (action == NULL)
+        return;
+    if (strcmp(action, "start") == 0) {
+        if (sm->stopping) {
+            control_send(sm, c2s, sid, "failed", "resource-constraint");
+            return;
+        }
+        start(sm, c2s, sid, xml_node_attr(ctl, "jid"));
+    } else if (strcmp(action, "end") == 0) {
+        sm_sess_t *s = sm_session_find(sm, c2s, sid);
+        if (s == NULL)
+            return;
+        sm_user_t *u = s->user;
+        session_end(sm, s);
+        sm_user_release(sm, u);
+    } else {
+        core_log(sm->log, CORE_LOG_INFO, 0, "unknown session action '%s' from %s", action, c2s);
+    }
+}
+
+static void collect(void *ud, const char *key, void *v)
+{
+    sm_sess_t ***p = ud;
+    *(*p)++ = v;
+}
+
+void sm_session_end_all(sm_t *sm)
+{
+    size_t n = sm->sessions.count;
+    sm_sess_t **all = core_calloc(n + 1, sizeof(*all));
+    sm_sess_t **p = all;
+    core_map_each(&sm->sessions, collect, &p);
+    for (size_t i = 0; i < n; i++) {
+        sm_sess_t *s = all[i];
+        if (s->started)
+            control_send(sm, s->c2s, s->sid, "kick", "system-shutdown");
+        sm_user_t *u = s->user;
+        session_end(sm, s);
+        sm_user_release(sm, u);
+    }
+    core_free(all);
+}

@@ -1,0 +1,168 @@
+/* SPDX-License-Identifier: MIT */
+/* The sm component: its [sm] keys, its link to the router, and what arrives on it. */
+#include "sm/internal.h"
+
+#include "core/alloc.h"
+
+#include <errno.h>
+#include <string.h>
+
+static const core_cfg_key_t sm_keys[] = {
+    {.name = "domain",
+     .type = CORE_CFG_STR,
+     .offset = offsetof(sm_config_t, domain),
+     .required = true,
+     .help = "the domain whose users this session manager serves"},
+    {.name = "offline_max",
+     .type = CORE_CFG_INT,
+     .offset = offsetof(sm_config_t, offline_max),
+     .def = "100",
+     .min = 1,
+     .max = 100000,
+     .help = "messages kept for a user who is offline; more are bounced"},
+    {.name = "disable",
+     .type = CORE_CFG_LIST,
+     .offset = offsetof(sm_config_t, disable),
+     .help = "modules switched off, by name (disco stays truthful)"},
+};
+
+const core_cfg_section_t sm_cfg_section = {
+    .name = "sm",
+    .optional = true,
+    .size = sizeof(sm_config_t),
+    .keys = sm_keys,
+    .nkeys = sizeof(sm_keys) / sizeof(sm_keys[0]),
+};
+
+int sm_new(uv_loop_t *loop, const core_log_t *log, const core_cfg_t *cfg,
+           const link_opener_t *opener, storage_t *store, sm_t **out)
+{
+    const sm_config_t *c = core_cfg_get(cfg, "sm");
+    if (c == NULL) {
+        core_log(log, CORE_LOG_ERROR, 0, "the configuration has no [sm] section");
+        return -EINVAL;
+    }
+    sm_t *sm = core_calloc(1, sizeof(*sm));
+    sm->loop = loop;
+    sm->log = log;
+    sm->cfg = c;
+    sm->opener = opener;
+    sm->store = store;
+    sm->jids = jid_cache_new(65536);
+    core_map_init(&sm->users);
+    core_map_init(&sm->sessions);
+    int rc = sm_modules_init(sm);
+    if (rc < 0) {
+        sm_free(sm);
+        return rc;
+    }
+    *out = sm;
+    return 0;
+}
+
+/* A route envelope from a c2s: session control, or a client's stanza. */
+static void envelope_input(sm_t *sm, xml_stanza_t *env)
+{
+    const xml_node_t *r = env->root;
+    const char *c2s = xml_node_attr(r, "from");
+    const char *sid = xml_node_attr(r, "sid");
+    const xml_node_t *child = xml_node_first_element(r);
+    if (c2s == NULL || sid == NULL || child == NULL) {
+        core_log(sm->log, CORE_LOG_INFO, 0, "dropped a malformed envelope from %s",
+                 c2s ? c2s : "(none)");
+        return;
+    }
+    const char *type = xml_node_attr(r, "type");
+    if (type != NULL && strcmp(type, "error") == 0) {
+        /* Our envelope bounced: that c2s is gone, and with it the session. */
+        sm_sess_t *sess = sm_session_find(sm, c2s, sid);
+        if (sess == NULL)
+            sess = sm_session_find(sm, xml_node_attr(r, "to"), sid);
+        if (sess != NULL) {
+            xml_stanza_t *end = xml_stanza_new(SM_NS_SESSION, "session");
+            xml_node_set_attr(end, end->root, NULL, "action", "end");
+            sm_session_control(sm, sess->c2s, sess->sid, end->root);
+            xml_stanza_unref(end);
+        }
+        return;
+    }
+    if (xml_node_is(child, SM_NS_SESSION, "session")) {
+        sm_session_control(sm, c2s, sid, child);
+        return;
+    }
+    sm_sess_t *sess = sm_session_find(sm, c2s, sid);
+    if (sess == NULL || !sess->started) {
+        core_log(sm->log, CORE_LOG_DEBUG, 0, "stanza for unknown session %s of %s dropped", sid,
+                 c2s);
+        return;
+    }
+    xml_stanza_t *st = xml_stanza_from_node(child);
+    sm_user_t *u = sess->user;
+    sm_deliver_from_session(sm, sess, st);
+    xml_stanza_unref(st);
+    sm_user_release(sm, u);
+}
+
+static void on_stanza(void *ud, xml_stanza_t *st)
+{
+    sm_t *sm = ud;
+    if (xml_node_is(st->root, XMLS_NS_CONTENT, "route"))
+        envelope_input(sm, st);
+    else
+        sm_deliver_input(sm, st);
+}
+
+static void on_up(void *ud)
+{
+    sm_t *sm = ud;
+    core_log(sm->log, CORE_LOG_INFO, 0, "serving %s", sm->cfg->domain);
+}
+
+static void on_down(void *ud)
+{
+    sm_t *sm = ud;
+    core_log(sm->log, CORE_LOG_WARN, 0, "lost the router link");
+}
+
+int sm_start(sm_t *sm)
+{
+    static const link_endpoint_ops_t ops = {
+        .on_up = on_up,
+        .on_stanza = on_stanza,
+        .on_down = on_down,
+    };
+    link_options_t opt = {.name = sm->cfg->domain};
+    sm->link = sm->opener->open(sm->opener->ctx, &opt, &ops, sm);
+    return sm->link != NULL ? 0 : -ENOTCONN;
+}
+
+void sm_stop(sm_t *sm)
+{
+    if (sm->stopping)
+        return;
+    sm->stopping = true;
+    sm_session_end_all(sm);
+    if (sm->link != NULL) {
+        link_endpoint_close(sm->link);
+        sm->link = NULL;
+    }
+}
+
+static void user_free_cb(void *ud, const char *key, void *v)
+{
+    sm_user_free(ud, v);
+}
+
+void sm_free(sm_t *sm)
+{
+    if (sm == NULL)
+        return;
+    if (sm->link != NULL)
+        link_endpoint_close(sm->link);
+    core_map_each(&sm->users, user_free_cb, sm);
+    core_map_free(&sm->users);
+    core_map_free(&sm->sessions);
+    sm_modules_fini(sm);
+    jid_cache_free(sm->jids);
+    core_free(sm);
+}

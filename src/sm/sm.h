@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/* The session manager: sessions, rosters, presence and delivery for one domain's users. */
+#ifndef PARLEY_SM_H
+#define PARLEY_SM_H
+
+#include "core/config.h"
+#include "core/log.h"
+#include "link/link.h"
+#include "storage/storage.h"
+
+#include <stdint.h>
+#include <uv.h>
+
+/* [sm] */
+typedef struct sm_config {
+    char *domain; /* the domain whose users this sm serves (its link name) */
+    int64_t offline_max; /* messages kept per offline user */
+    core_cfg_list_t disable; /* modules switched off, by name */
+} sm_config_t;
+
+extern const core_cfg_section_t sm_cfg_section;
+
+typedef struct sm sm_t;
+
+/*
+ * Builds an sm from cfg's [sm] section (borrowed; must outlive the sm). loop, log, opener
+ * and store are borrowed and must outlive the sm. Returns 0 and *out, or -EINVAL (no [sm]
+ * section, an unknown module to disable: logged).
+ */
+int sm_new(uv_loop_t *loop, const core_log_t *log, const core_cfg_t *cfg,
+           const link_opener_t *opener, storage_t *store, sm_t **out);
+
+/* Opens the link to the router. Returns 0 or a negative error (logged). */
+int sm_start(sm_t *sm);
+
+/* Ends every session (the c2s instances are told kick with system-shutdown) and closes the
+ * link. Storage requests in flight still complete; free once the loop has run them. */
+void sm_stop(sm_t *sm);
+
+/* Frees the sm; call after sm_stop once the store is closed (no callback can run). */
+void sm_free(sm_t *sm);
+
+#endif
