@@ -39,6 +39,7 @@ void c2s_conn_accept(c2s_t *c2s, net_conn_t *nc, bool direct_tls)
     if (c2s->conns != NULL)
         c2s->conns->prev = c;
     c2s->conns = c;
+    core_map_put(&c2s->by_sid, c->sid, strlen(c->sid), c);
     c->s = stream_new(nc, XMLS_NS_CLIENT, &c2s->limits, &c2s_stream_ops, c, c2s->log);
     stream_set_deadline(c->s, c2s->cfg->auth_timeout_ms, CORE_STREAM_ERR_CONNECTION_TIMEOUT);
     if (direct_tls) {
@@ -52,11 +53,8 @@ void c2s_conn_accept(c2s_t *c2s, net_conn_t *nc, bool direct_tls)
 
 c2s_conn_t *c2s_conn_by_sid(c2s_t *c2s, const char *sid)
 {
-    for (c2s_conn_t *c = c2s->conns; c != NULL; c = c->next) {
-        if (c->s != NULL && strcmp(c->sid, sid) == 0)
-            return c;
-    }
-    return NULL;
+    c2s_conn_t *c = core_map_get(&c2s->by_sid, sid, strlen(sid));
+    return c != NULL && c->s != NULL ? c : NULL;
 }
 
 void c2s_conn_send(c2s_conn_t *c, xml_stanza_t *st)
@@ -164,6 +162,7 @@ static void conn_free(c2s_conn_t *c)
         c2s->conns = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
+    core_map_del(&c2s->by_sid, c->sid, strlen(c->sid));
     sasl_server_free(c->sasl);
     jid_clear(&c->jid);
     core_free(c->bind_id);

@@ -4,6 +4,7 @@
 #define PARLEY_C2S_INTERNAL_H
 
 #include "c2s/c2s.h"
+#include "core/map.h"
 #include "jid/jid.h"
 #include "net/tls.h"
 #include "sasl/sasl.h"
@@ -30,6 +31,7 @@ struct c2s {
     net_listener_t *listener_tls;
     link_endpoint_t *link;
     c2s_conn_t *conns; /* every client connection */
+    core_map_t by_sid; /* sid -> connection */
     uint64_t next_sid;
     xml_limits_t limits;
     bool stopping;

@@ -118,6 +118,7 @@ int c2s_new(net_ctx_t *net, const core_log_t *log, const core_cfg_t *cfg,
         }
     }
     c2s->jids = jid_cache_new(4096);
+    core_map_init(&c2s->by_sid);
     *out = c2s;
     return 0;
 }
@@ -215,5 +216,6 @@ void c2s_free(c2s_t *c2s)
         link_endpoint_close(c2s->link);
     net_tls_ctx_free(c2s->tls);
     jid_cache_free(c2s->jids);
+    core_map_free(&c2s->by_sid);
     core_free(c2s);
 }

@@ -89,6 +89,7 @@ TOPOLOGIES = ("router", "all")
 def pytest_addoption(parser):
     parser.addoption("--topology", action="append", choices=TOPOLOGIES,
                      help="run only against `parleyd router` or `parleyd all` (default: both)")
+    _im_addoption(parser)
 
 
 def pytest_generate_tests(metafunc):
@@ -96,6 +97,7 @@ def pytest_generate_tests(metafunc):
     if "topology" in metafunc.fixturenames:
         chosen = metafunc.config.getoption("topology") or list(TOPOLOGIES)
         metafunc.parametrize("topology", chosen)
+    _im_generate_tests(metafunc)
 
 
 @pytest.fixture
@@ -168,3 +170,96 @@ def slix(server):
     make.pool = pool
     yield make
     pool.close()
+
+
+# ---------------------------------------------------------------------------
+# The IM suite (test_im_*.py, test_cli_client.py): a whole server and real clients; see im.py.
+
+import im  # noqa: E402
+
+IM_TOPOLOGIES = ("all", "split")
+
+
+def _im_addoption(parser):
+    parser.addoption("--im-topology", action="append", choices=IM_TOPOLOGIES,
+                     help="IM suite: run only against `parleyd all` or the split processes"
+                          " (router, sm, c2s); default: both")
+
+
+def _im_generate_tests(metafunc):
+    """Every IM test runs against both topologies (once against Prosody, see im.py)."""
+    if "im_topology" in metafunc.fixturenames:
+        if im.is_prosody():
+            chosen = ["prosody"]
+        else:
+            chosen = metafunc.config.getoption("im_topology") or list(IM_TOPOLOGIES)
+        metafunc.parametrize("im_topology", chosen)
+
+
+@pytest.fixture
+def make_im(request, im_topology, tmp_path):
+    """Factory: make_im(users=..., offline_max=..., max_auth_attempts=...) -> a started IMServer.
+
+    At teardown its processes are stopped by PID and must exit 0 without a sanitizer report.
+    """
+    servers = []
+    logs = []
+    request.node.stash[EXTRA_LOGS] = logs
+    if im.is_prosody():
+        binary = None
+    else:
+        binary = pathlib.Path(os.environ.get("PARLEYD") or DEFAULT_BINARY).resolve()
+        if not binary.is_file():
+            pytest.fail(f"parleyd binary not found at {binary}: build it or set PARLEYD",
+                        pytrace=False)
+
+    def make(start=True, **opts):
+        srv = im.IMServer(binary, tmp_path / f"im{len(servers)}", im_topology, **opts)
+        servers.append(srv)
+        try:
+            if start:
+                srv.start()
+        finally:
+            logs[:] = [entry for s in servers for entry in s.logs()]
+        return srv
+
+    yield make
+
+    failures = []
+    for srv in servers:
+        srv.stop()
+        logs[:] = [entry for s in servers for entry in s.logs()]
+        for p in srv.problems():
+            failures.append(f"{p}\n{srv.log_tails()}")
+    if failures:
+        pytest.fail("\n\n".join(failures), pytrace=False)
+
+
+@pytest.fixture
+def im_server(make_im):
+    """A running IM server for localhost with the users alice, bob and carol."""
+    return make_im()
+
+
+@pytest.fixture
+def clients(im_server):
+    """Factory: clients('alice', resource=..., available=True) -> a logged-in IMClient."""
+    pool = im.IMPool(im_server)
+    yield pool.client
+    pool.close()
+
+
+@pytest.fixture
+def raw_client(im_server):
+    """Factory: raw_client(tls_port=False) -> a connected RawClient of the IM server."""
+    made = []
+
+    def make(tls_port=False, timeout=5.0, connect=True):
+        c = im.RawClient(im_server, tls_port=tls_port, timeout=timeout,
+                         name=f"raw-client-{len(made)}")
+        made.append(c)
+        return c.connect() if connect else c
+
+    yield make
+    for c in made:
+        c.close()
