@@ -5,10 +5,12 @@
 #include <errno.h>
 #include <string.h>
 
-/* <route to='domain' from='our name' sid='S'/>: the envelope of docs/link-protocol.md. */
-static xml_stanza_t *envelope_new(c2s_conn_t *c)
+/* <route to='domain' from='our name' sid='S'/>, carrying inner (NULL: none yet): the envelope
+ * of docs/link-protocol.md. */
+static xml_stanza_t *envelope_new(c2s_conn_t *c, xml_stanza_t *inner)
 {
-    xml_stanza_t *env = xml_stanza_new(XMLS_NS_CONTENT, "route");
+    xml_stanza_t *env = inner != NULL ? xml_envelope_new(XMLS_NS_CONTENT, "route", inner)
+                                      : xml_stanza_new(XMLS_NS_CONTENT, "route");
     xml_node_set_attr(env, env->root, NULL, "to", c->c2s->cfg->domain);
     xml_node_set_attr(env, env->root, NULL, "from", c->c2s->cfg->name);
     xml_node_set_attr(env, env->root, NULL, "sid", c->sid);
@@ -24,7 +26,7 @@ static int link_send(c2s_t *c2s, xml_stanza_t *env)
 
 int c2s_relay_control(c2s_conn_t *c, const char *action, const char *jid)
 {
-    xml_stanza_t *env = envelope_new(c);
+    xml_stanza_t *env = envelope_new(c, NULL);
     xml_node_t *s = xml_node_add_element(env, env->root, C2S_NS_SESSION, "session");
     xml_node_set_attr(env, s, NULL, "action", action);
     if (jid != NULL)
@@ -65,9 +67,18 @@ void c2s_relay_client(c2s_conn_t *c, xml_stanza_t *st)
         stream_error(c->s, CORE_STREAM_ERR_INVALID_FROM, NULL);
         return;
     }
-    xml_stanza_t *env = envelope_new(c);
-    xml_node_t *inner = xml_node_add_copy(env, env->root, r);
-    xml_node_set_attr(env, inner, NULL, "from", c->jid.full);
+    /* RFC 6120 §8.1.2.1: stamped with the full JID. Ours alone: changed in place. */
+    const char *from = xml_stanza_from(st);
+    xml_stanza_t *own = st;
+    if (from == NULL || strcmp(from, c->jid.full) != 0) {
+        if (st->refs != 1)
+            own = xml_stanza_copy(st);
+        xml_node_set_attr(own, own->root, NULL, "from", c->jid.full);
+    }
+    if (own == st)
+        xml_stanza_ref(own);
+    xml_stanza_t *env = envelope_new(c, own);
+    xml_stanza_unref(own);
     int rc = link_send(c->c2s, env);
     xml_stanza_unref(env);
     if (rc < 0) {
@@ -118,7 +129,7 @@ void c2s_relay_from_link(c2s_t *c2s, xml_stanza_t *st)
         return;
     }
     c2s_conn_t *c = c2s_conn_by_sid(c2s, sid);
-    const xml_node_t *child = xml_node_first_element(r);
+    const xml_node_t *child = xml_envelope_child(st);
     if (c == NULL || child == NULL) {
         core_log(c2s->log, CORE_LOG_DEBUG, 0, "envelope for unknown session %s dropped", sid);
         return;
@@ -136,7 +147,7 @@ void c2s_relay_from_link(c2s_t *c2s, xml_stanza_t *st)
     }
     if (c->state != C2S_ST_ACTIVE && c->state != C2S_ST_BINDING)
         return;
-    xml_stanza_t *out = xml_stanza_from_node(child);
+    xml_stanza_t *out = xml_envelope_open(st);
     c2s_conn_send(c, out);
     xml_stanza_unref(out);
 }

@@ -108,8 +108,7 @@ void *core_map_del(core_map_t *t, const char *key, size_t len)
     return v;
 }
 
-void core_map_each(const core_map_t *t, void (*fn)(void *ud, const char *key, void *v),
-                       void *ud)
+void core_map_each(const core_map_t *t, void (*fn)(void *ud, const char *key, void *v), void *ud)
 {
     for (size_t i = 0; i < t->nbuckets; i++) {
         for (core_map_entry_t *e = t->buckets[i]; e != NULL; e = e->next)

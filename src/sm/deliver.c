@@ -15,11 +15,10 @@ bool sm_is_local(const sm_t *sm, const jid_t *jid)
 
 void sm_sess_send(sm_t *sm, sm_sess_t *sess, xml_stanza_t *st)
 {
-    xml_stanza_t *env = xml_stanza_new(XMLS_NS_CONTENT, "route");
+    xml_stanza_t *env = xml_envelope_new(XMLS_NS_CONTENT, "route", st);
     xml_node_set_attr(env, env->root, NULL, "to", sess->c2s);
     xml_node_set_attr(env, env->root, NULL, "from", sm->cfg->domain);
     xml_node_set_attr(env, env->root, NULL, "sid", sess->sid);
-    xml_node_add_copy(env, env->root, st->root);
     int rc = sm->link != NULL ? link_endpoint_send(sm->link, env) : -ENOTCONN;
     if (rc < 0)
         core_log(sm->log, CORE_LOG_WARN, 0, "cannot deliver to %s: %s", sess->jid.full,

@@ -66,7 +66,7 @@ static void envelope_input(sm_t *sm, xml_stanza_t *env)
     const xml_node_t *r = env->root;
     const char *c2s = xml_node_attr(r, "from");
     const char *sid = xml_node_attr(r, "sid");
-    const xml_node_t *child = xml_node_first_element(r);
+    const xml_node_t *child = xml_envelope_child(env);
     if (c2s == NULL || sid == NULL || child == NULL) {
         core_log(sm->log, CORE_LOG_INFO, 0, "dropped a malformed envelope from %s",
                  c2s ? c2s : "(none)");
@@ -96,7 +96,7 @@ static void envelope_input(sm_t *sm, xml_stanza_t *env)
                  c2s);
         return;
     }
-    xml_stanza_t *st = xml_stanza_from_node(child);
+    xml_stanza_t *st = xml_envelope_open(env);
     sm_user_t *u = sess->user;
     sm_deliver_from_session(sm, sess, st);
     xml_stanza_unref(st);

@@ -161,7 +161,7 @@ static bool xml_prefixed(const xml_node_t *n)
 }
 
 /* Writes the start tag of n; returns the default namespace in effect inside it. */
-static const char *put_start(core_buf_t *out, const xml_node_t *n, const char *ctx)
+static const char *put_start(core_buf_t *out, const xml_node_t *n, const char *ctx, bool open)
 {
     bool decl = false;
     const char *inner = ctx;
@@ -178,7 +178,7 @@ static const char *put_start(core_buf_t *out, const xml_node_t *n, const char *c
         put(out, "\"", 1);
     }
     put_attrs(out, n);
-    if (n->first == NULL)
+    if (n->first == NULL && !open)
         put(out, "/>", 2);
     else
         put(out, ">", 1);
@@ -205,7 +205,7 @@ void xml_node_serialize(const xml_node_t *n, core_buf_t *out)
     const char **ctx = local;
     size_t cap = sizeof(local) / sizeof(local[0]);
     size_t depth = 0;
-    ctx[0] = put_start(out, n, XMLS_NS_CONTENT);
+    ctx[0] = put_start(out, n, XMLS_NS_CONTENT, false);
     const xml_node_t *c = n;
     for (;;) {
         if (c->name != NULL && c->first != NULL) {
@@ -224,7 +224,7 @@ void xml_node_serialize(const xml_node_t *n, core_buf_t *out)
             xml_escape(out, c->text, c->text_len, false);
             continue;
         }
-        const char *inner = put_start(out, c, ctx[depth]);
+        const char *inner = put_start(out, c, ctx[depth], false);
         if (c->first == NULL)
             continue;
         if (++depth == cap) {
@@ -242,11 +242,28 @@ void xml_node_serialize(const xml_node_t *n, core_buf_t *out)
         core_free(ctx);
 }
 
+/* <env attrs>, the carried stanza's bytes (serialised once, kept on it), the env's own
+ * children, </env>. The stanza is at the top of the content namespace, like the env. */
+static void envelope_serialize(xml_stanza_t *st, core_buf_t *out)
+{
+    const xml_node_t *r = st->root;
+    put_start(out, r, XMLS_NS_CONTENT, true);
+    size_t len;
+    const char *inner = xml_stanza_bytes(st->inner, &len);
+    put(out, inner, len);
+    for (const xml_node_t *c = r->first; c != NULL; c = c->next)
+        xml_node_serialize(c, out);
+    put_end(out, r);
+}
+
 const char *xml_stanza_bytes(xml_stanza_t *st, size_t *len)
 {
     if (st->bytes == NULL) {
         core_buf_t b = {0};
-        xml_node_serialize(st->root, &b);
+        if (st->inner != NULL)
+            envelope_serialize(st, &b);
+        else
+            xml_node_serialize(st->root, &b);
         st->bytes = core_buf_steal(&b, &st->bytes_len);
         xml_stanza_box(st)->bytes_heap = true;
     }

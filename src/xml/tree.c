@@ -90,6 +90,7 @@ void xml_stanza_unref(xml_stanza_t *st)
     if (--st->refs > 0)
         return;
     xml_stanza_drop_bytes(st);
+    xml_stanza_unref(st->inner);
     /* The arena struct sits in its own first block: free through a copy. */
     core_arena_t a = st->arena;
     core_arena_free(&a);
@@ -189,6 +190,8 @@ xml_stanza_t *xml_stanza_copy(const xml_stanza_t *st)
     xml_stanza_t *c =
         xml_stanza_alloc(st->bytes_len > 0 ? st->bytes_len * 2 + 256 : STANZA_FIRST_BLOCK);
     c->root = copy_tree(c, NULL, st->root, NULL);
+    if (st->inner != NULL)
+        c->inner = xml_stanza_ref(st->inner);
     return c;
 }
 
@@ -420,4 +423,24 @@ xml_stanza_t *xml_stanza_error_reply(const xml_stanza_t *st, core_stanza_err_t c
     xml_node_set_attr(b, e, NULL, "type", core_stanza_err_type(cond));
     xml_node_add_element(b, e, CORE_NS_STANZA_ERRORS, core_stanza_err_name(cond));
     return b;
+}
+
+xml_stanza_t *xml_envelope_new(const char *ns, const char *name, xml_stanza_t *inner)
+{
+    xml_stanza_t *env = xml_stanza_new(ns, name);
+    env->inner = xml_stanza_ref(inner);
+    return env;
+}
+
+const xml_node_t *xml_envelope_child(const xml_stanza_t *env)
+{
+    return env->inner != NULL ? env->inner->root : xml_node_first_element(env->root);
+}
+
+xml_stanza_t *xml_envelope_open(const xml_stanza_t *env)
+{
+    if (env->inner != NULL)
+        return xml_stanza_ref(env->inner);
+    const xml_node_t *child = xml_node_first_element(env->root);
+    return child != NULL ? xml_stanza_from_node(child) : NULL;
 }

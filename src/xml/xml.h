@@ -74,6 +74,11 @@ typedef struct xml_stanza {
      */
     char *bytes;
     size_t bytes_len;
+    /*
+     * An envelope's stanza held by reference (xml_envelope_new), or NULL. It is the
+     * envelope's first child when serialised; in process it is never copied.
+     */
+    struct xml_stanza *inner;
 } xml_stanza_t;
 
 /* ---- building and changing trees ---- */
@@ -117,6 +122,24 @@ void xml_stanza_changed(xml_stanza_t *st);
  * NULL when st is itself an error, which is never answered (§8.3.1).
  */
 xml_stanza_t *xml_stanza_error_reply(const xml_stanza_t *st, core_stanza_err_t cond);
+
+/*
+ * Envelopes: an element (Parley's <route/>) that carries one stanza. In process the stanza
+ * is held by reference, so wrapping and unwrapping never copy it; on a stream it is the
+ * envelope's first child element, as docs/link-protocol.md specifies.
+ *
+ * xml_envelope_new makes {ns}name holding a new reference to inner (read-only from then on,
+ * like any shared tree). Attributes are set on the envelope's root as usual; children added
+ * to the root come after the carried stanza.
+ */
+xml_stanza_t *xml_envelope_new(const char *ns, const char *name, xml_stanza_t *inner);
+/* The carried stanza's root element (inner's, or the first child element), or NULL. */
+const xml_node_t *xml_envelope_child(const xml_stanza_t *env);
+/*
+ * The carried stanza as a new reference: the one held (no copy), or a stanza made from the
+ * first child element of an envelope that arrived on a stream. NULL when there is none.
+ */
+xml_stanza_t *xml_envelope_open(const xml_stanza_t *env);
 
 /* ---- reading trees ---- */
 

@@ -121,7 +121,7 @@ static void sm_on_stanza(void *ud, xml_stanza_t *st)
     assert_string_equal(xml_node_attr(st->root, "from"), "c2s-1.localhost");
     const char *sid = xml_node_attr(st->root, "sid");
     assert_non_null(sid);
-    xml_node_t *child = xml_node_first_element(st->root);
+    const xml_node_t *child = xml_envelope_child(st);
     assert_non_null(child);
     if (xml_node_is(child, SESSION_NS, "session")) {
         sm_session(w, sid, child);
@@ -131,7 +131,9 @@ static void sm_on_stanza(void *ud, xml_stanza_t *st)
     const char *from = xml_node_attr(child, "from");
     assert_non_null(from);
     snprintf(w->last_from, sizeof(w->last_from), "%s", from);
-    xml_stanza_t *echo = xml_stanza_from_node(child);
+    /* In process the client's stanza rides in the envelope by reference, never copied. */
+    assert_non_null(st->inner);
+    xml_stanza_t *echo = xml_stanza_copy(st->inner);
     const char *to = xml_node_attr(child, "to");
     xml_node_set_attr(echo, echo->root, NULL, "from", to != NULL ? to : "localhost");
     xml_node_set_attr(echo, echo->root, NULL, "to", from);

@@ -468,6 +468,48 @@ static void test_kind(void **state)
     }
 }
 
+/* An envelope holds its stanza by reference and serialises it as its first child. */
+static void test_envelope(void **state)
+{
+    (void)state;
+#define MSG                                                                                        \
+    "<message to='juliet@localhost' type='chat'><body>a &amp; b</body>"                            \
+    "<x xmlns='urn:example:ext' a='1'/></message>"
+    static const char msg[] = MSG;
+    xml_stanza_t *in = parse_one(XMLS_NS_CLIENT, msg, sizeof(msg) - 1);
+    xml_stanza_t *env = xml_envelope_new(XMLS_NS_CONTENT, "route", in);
+    assert_int_equal(in->refs, 2);
+    xml_node_set_attr(env, env->root, NULL, "sid", "s1");
+    xml_node_add_element(env, env->root, "urn:example:tail", "t");
+    assert_ptr_equal(xml_envelope_child(env), in->root);
+    xml_stanza_t *same = xml_envelope_open(env);
+    assert_ptr_equal(same, in);
+    xml_stanza_unref(same);
+    size_t len;
+    const char *bytes = xml_stanza_bytes(env, &len);
+    /* The stanza's bytes are the ones it arrived as: not serialised again. */
+    static const char want[] = "<route sid=\"s1\">" MSG "<t xmlns=\"urn:example:tail\"/></route>";
+    char *got = core_strndup(bytes, len);
+    assert_string_equal(got, want);
+    core_free(got);
+    /* The same envelope read back from a stream: the child is copied out of it. */
+    xml_stanza_t *parsed = parse_one(XMLS_NS_COMPONENT, bytes, len);
+    assert_null(parsed->inner);
+    xml_stanza_t *out = xml_envelope_open(parsed);
+    assert_non_null(out);
+    assert_true(xml_node_is(out->root, XMLS_NS_CONTENT, "message"));
+    assert_string_equal(xml_node_attr(out->root, "to"), "juliet@localhost");
+    xml_stanza_unref(out);
+    xml_stanza_unref(parsed);
+    /* A copy of the envelope shares the stanza; the last reference frees it. */
+    xml_stanza_t *copy = xml_stanza_copy(env);
+    assert_ptr_equal(copy->inner, in);
+    xml_stanza_unref(env);
+    xml_stanza_unref(copy);
+    assert_int_equal(in->refs, 1);
+    xml_stanza_unref(in);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -481,6 +523,7 @@ int main(void)
         cmocka_unit_test(test_copy),
         cmocka_unit_test(test_from_node),
         cmocka_unit_test(test_kind),
+        cmocka_unit_test(test_envelope),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
