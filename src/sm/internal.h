@@ -24,6 +24,10 @@
 #define SM_MODULES_MAX 32
 /* Stanzas held for a user whose data is still loading. */
 #define SM_USER_QUEUE_MAX 256
+/* What a peer can make one user cost (RFC 6121 §2.3.3 lets a server limit rosters). */
+#define SM_ROSTER_MAX 10000 /* roster items; more is <policy-violation/> */
+#define SM_PENDING_IN_MAX 1000 /* subscription requests waiting; more are dropped */
+#define SM_DIRECTED_MAX 256 /* directed-presence recipients remembered per session */
 
 typedef struct sm_user sm_user_t;
 typedef struct sm_sess sm_sess_t;

@@ -166,7 +166,9 @@ static void directed(sm_t *sm, sm_pkt_t *pkt)
         char *bare = bare_of(&pkt->to);
         storage_roster_item_t *it = sm_roster_find(sess->user, bare);
         core_free(bare);
-        if (it == NULL || !sm_sub_has_from(it->subscription)) {
+        /* Beyond the cap the presence still goes; only its unavailable will not follow. */
+        if ((it == NULL || !sm_sub_has_from(it->subscription)) &&
+            sess->ndirected < SM_DIRECTED_MAX) {
             sess->directed =
                 core_realloc(sess->directed, (sess->ndirected + 1) * sizeof(*sess->directed));
             sess->directed[sess->ndirected++] = core_strdup(to);
@@ -255,6 +257,12 @@ static void outbound(sm_t *sm, sm_pkt_t *pkt)
     sm_sub_state_t cur = state_of(u, contact);
     sm_sub_outcome_t o;
     sm_sub_apply(&cur, event_of(pkt->type, false), &o);
+    if (!cur.in_roster && o.next.in_roster && u->roster.count >= SM_ROSTER_MAX) {
+        sm_reply_error(sm, pkt->st, CORE_STANZA_ERR_POLICY_VIOLATION);
+        core_free(bare);
+        core_free(contact);
+        return;
+    }
     apply(sm, u, contact, &o, pkt->st);
     if (o.route) {
         /* Stamped with the user's bare JID and sent to the contact's bare JID. */
@@ -335,8 +343,7 @@ static xml_handler_result_t on_out(sm_t *sm, void *data, sm_pkt_t *pkt)
     const unsigned subs =
         XMLS_TYPE_SUBSCRIBE | XMLS_TYPE_SUBSCRIBED | XMLS_TYPE_UNSUBSCRIBE | XMLS_TYPE_UNSUBSCRIBED;
     if (pkt->type & subs) {
-        if (pkt->to.full == NULL || !jid_has_node(&pkt->to) ||
-            jid_bare_equal(&pkt->to, &pkt->user->jid))
+        if (pkt->to.full == NULL || jid_bare_equal(&pkt->to, &pkt->user->jid))
             return XMLS_HANDLED; /* no contact to subscribe to: ignored */
         outbound(sm, pkt);
         return XMLS_HANDLED;

@@ -116,6 +116,11 @@ static void roster_set(sm_t *sm, sm_pkt_t *pkt)
     /* The client cannot set subscription or ask (RFC 6121 §2.1.2.5, §2.3.2): ignored. */
     storage_roster_item_t next = {0};
     storage_roster_item_t *cur = sm_roster_find(pkt->user, bare);
+    if (cur == NULL && pkt->user->roster.count >= SM_ROSTER_MAX) {
+        reply_error(sm, pkt, CORE_STANZA_ERR_POLICY_VIOLATION);
+        core_free(bare);
+        return;
+    }
     if (cur != NULL) {
         next.subscription = cur->subscription;
         next.ask = cur->ask;

@@ -154,6 +154,11 @@ static void on_write_done(void *arg, int status)
 void sm_user_set_pending_in(sm_t *sm, sm_user_t *u, const char *jid, xml_stanza_t *request)
 {
     if (!sm_user_pending_in(u, jid)) {
+        if (u->npending_in >= SM_PENDING_IN_MAX) {
+            core_log(sm->log, CORE_LOG_INFO, 0, "%s: too many pending requests, %s dropped",
+                     u->jid.full, jid);
+            return;
+        }
         u->pending_in = core_realloc(u->pending_in, (u->npending_in + 1) * sizeof(char *));
         u->pending_in[u->npending_in++] = core_strdup(jid);
     }
