@@ -118,7 +118,10 @@ static void to_local_user(sm_t *sm, const jid_t *to, xml_stanza_t *st)
         u->queue[u->nqueue++].st = xml_stanza_ref(st);
         return;
     }
+    /* Held across the delivery: what it sends may come back to this same user. */
+    u->busy++;
     sm_deliver_to_user(sm, u, st);
+    u->busy--;
     sm_user_release(sm, u);
 }
 

@@ -147,6 +147,7 @@ static void start(sm_t *sm, const char *c2s, const char *sid, const char *full)
     core_map_put(&sm->sessions, s->key, strlen(s->key), s);
     if (u->state != SM_USER_LOADING)
         sm_session_user_ready(sm, u);
+    sm_user_release(sm, u); /* a missing account's user goes at once */
 }
 
 void sm_session_control(sm_t *sm, const char *c2s, const char *sid, const xml_node_t *ctl)

@@ -98,7 +98,9 @@ static void envelope_input(sm_t *sm, xml_stanza_t *env)
     }
     xml_stanza_t *st = xml_envelope_open(env);
     sm_user_t *u = sess->user;
+    u->busy++;
     sm_deliver_from_session(sm, sess, st);
+    u->busy--;
     xml_stanza_unref(st);
     sm_user_release(sm, u);
 }

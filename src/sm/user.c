@@ -34,7 +34,6 @@ static void on_pending_list(void *arg, int status, const storage_list_t *list)
 {
     sm_user_t *u = arg;
     sm_t *sm = u->sm;
-    u->busy--;
     if (status == 0) {
         u->pending_in = core_calloc(list->count + 1, sizeof(*u->pending_in));
         for (size_t i = 0; i < list->count; i++)
@@ -45,6 +44,7 @@ static void on_pending_list(void *arg, int status, const storage_list_t *list)
                  strerror(-status));
     }
     loaded(sm, u, status == -ENOENT ? SM_USER_MISSING : SM_USER_READY);
+    u->busy--; /* only now: what loaded() delivered may have come back to this user */
     sm_user_release(sm, u);
 }
 
@@ -61,12 +61,12 @@ static void on_roster(void *arg, int status, const storage_roster_t *roster)
         if (storage_doc_list(sm->store, u->node, KIND_PENDING_IN, on_pending_list, u) == 0)
             return; /* still busy */
     }
-    u->busy--;
     if (status < 0 && status != -ENOENT)
         core_log(sm->log, CORE_LOG_WARN, 0, "%s: cannot read the roster: %s", u->jid.full,
                  strerror(-status));
     /* A store that fails is treated like a missing account: nothing is promised. */
     loaded(sm, u, status == 0 ? SM_USER_READY : SM_USER_MISSING);
+    u->busy--;
     sm_user_release(sm, u);
 }
 
