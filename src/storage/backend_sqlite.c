@@ -193,17 +193,23 @@ static sqlite3_stmt *stmt(sqlite_db_t *d, enum stmt_id id)
         if (rc != SQLITE_OK)
             return NULL;
     }
+    /*
+     * Ready to bind: a statement that last ran to SQLITE_DONE without a reset would refuse
+     * new bindings (SQLITE_MISUSE) and re-run with the old ones, which point at freed memory.
+     */
+    sqlite3_reset(d->stmts[id]);
+    sqlite3_clear_bindings(d->stmts[id]);
     return d->stmts[id];
 }
 
 /*
- * Resets every statement still running and drops its bindings (they point at the caller's
- * strings). A statement left mid-result would keep its read transaction open.
+ * Resets every statement and drops its bindings (they point at the caller's strings). A
+ * statement left mid-result would keep its read transaction open.
  */
 static void reset_all(sqlite_db_t *d)
 {
     for (int i = 0; i < ST_COUNT; i++) {
-        if (d->stmts[i] != NULL && sqlite3_stmt_busy(d->stmts[i])) {
+        if (d->stmts[i] != NULL) {
             sqlite3_reset(d->stmts[i]);
             sqlite3_clear_bindings(d->stmts[i]);
         }

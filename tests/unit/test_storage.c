@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The storage layer: one suite run against both backends, and the asynchronous front. */
+#include "core/alloc.h"
 #include "storage/storage.h"
 
 #include <errno.h>
@@ -108,6 +109,30 @@ static void test_accounts(void **state)
     storage_list_clear(&offline);
     storage_blob_t doc = {0};
     assert_int_equal(storage_db_doc_get(db, "juliet", "vcard", "current", &doc), -ENOENT);
+    storage_db_close(db);
+}
+
+/*
+ * A lookup that finds nothing, then one that finds something, with the first name freed in
+ * between (as the asynchronous front frees each request): the second must use its own name.
+ * (It once re-ran with the first one's binding, a use after free under ASan.)
+ */
+static void test_lookup_after_miss(void **state)
+{
+    fixture_t *f = *state;
+    storage_db_t *db = open_db(f);
+    assert_int_equal(storage_db_user_create(db, "juliet", "creds-1"), 0);
+    char *missing = core_strdup("nobody");
+    char *creds = NULL;
+    assert_int_equal(storage_db_creds_get(db, missing, &creds), -ENOENT);
+    assert_int_equal(storage_db_user_exists(db, missing), -ENOENT);
+    core_free(missing);
+    char *name = core_strdup("juliet");
+    assert_int_equal(storage_db_creds_get(db, name, &creds), 0);
+    assert_string_equal(creds, "creds-1");
+    core_free(creds);
+    assert_int_equal(storage_db_user_exists(db, name), 0);
+    core_free(name);
     storage_db_close(db);
 }
 
@@ -297,6 +322,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_accounts, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(test_accounts, setup_files, teardown),
+        cmocka_unit_test_setup_teardown(test_lookup_after_miss, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_lookup_after_miss, setup_files, teardown),
         cmocka_unit_test_setup_teardown(test_roster, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(test_roster, setup_files, teardown),
         cmocka_unit_test_setup_teardown(test_offline_and_docs, setup_sqlite, teardown),
