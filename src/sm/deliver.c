@@ -26,11 +26,22 @@ void sm_sess_send(sm_t *sm, sm_sess_t *sess, xml_stanza_t *st)
     xml_stanza_unref(env);
 }
 
+/* RFC 6120 §10.3.3: what the server answers for an account comes from its bare JID. */
+static void from_account(xml_stanza_t *reply, const char *from)
+{
+    const char *slash = strchr(from, '/');
+    char *bare = core_strndup(from, slash != NULL ? (size_t)(slash - from) : strlen(from));
+    xml_node_set_attr(reply, reply->root, NULL, "from", bare);
+    core_free(bare);
+}
+
 void sm_reply_error(sm_t *sm, xml_stanza_t *st, core_stanza_err_t cond)
 {
     xml_stanza_t *e = xml_stanza_error_reply(st, cond);
     if (e == NULL)
         return;
+    if (xml_stanza_to(st) == NULL && xml_stanza_from(st) != NULL)
+        from_account(e, xml_stanza_from(st));
     if (xml_stanza_to(e) != NULL)
         sm_route(sm, e);
     xml_stanza_unref(e);
@@ -50,11 +61,7 @@ xml_stanza_t *sm_iq_result(const xml_stanza_t *st)
     if (to != NULL) {
         xml_node_set_attr(r, r->root, NULL, "from", to);
     } else if (from != NULL) {
-        /* RFC 6120 §10.3.3: answered for the account, from its bare JID. */
-        const char *slash = strchr(from, '/');
-        char *bare = core_strndup(from, slash != NULL ? (size_t)(slash - from) : strlen(from));
-        xml_node_set_attr(r, r->root, NULL, "from", bare);
-        core_free(bare);
+        from_account(r, from);
     }
     return r;
 }
@@ -174,7 +181,8 @@ size_t sm_bare_targets(sm_user_t *u, sm_sess_t **out, size_t max)
 
 #define TARGETS_MAX 64
 
-/* RFC 6121 §8.5.2.1 and §8.5.3.2.1: a message for a bare JID, or a full JID not online. */
+/* RFC 6121 §8.5.2.1 and §8.5.3.2.1: a message for a bare JID, or a chat message for a full
+ * JID that is not online. */
 static void message_to_bare(sm_t *sm, sm_pkt_t *pkt)
 {
     sm_user_t *u = pkt->user;
@@ -223,8 +231,11 @@ static void deliver_default(sm_t *sm, sm_pkt_t *pkt)
     case XMLS_KIND_MESSAGE:
         if (sess != NULL)
             sm_sess_send(sm, sess, pkt->st);
-        else
+        else if (!jid_has_resource(&pkt->to) || pkt->type == XMLS_TYPE_CHAT)
             message_to_bare(sm, pkt);
+        else
+            /* §8.5.3.2.1: only chat falls back to the bare JID; the rest is answered. */
+            sm_reply_error(sm, pkt->st, CORE_STANZA_ERR_SERVICE_UNAVAILABLE);
         return;
     case XMLS_KIND_PRESENCE:
         if (sess != NULL) {
