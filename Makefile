@@ -69,6 +69,7 @@ fuzz: deps-test $(FUZZBUILD)/build.ninja
 
 bench: deps-bench build
 	bench/run.sh
+	bench/run-clients.sh
 
 clean:
 	rm -rf build

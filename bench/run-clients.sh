@@ -1,0 +1,507 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Client benchmarks: STARTTLS logins and 1:1 messages against parleyd, Prosody and ejabberd.
+#
+# Each server runs as a private instance in a temporary directory, listening on 127.0.0.1 only,
+# started and stopped by this script (by PID). See bench/README.md for what is measured.
+# Environment (defaults in brackets):
+#   BENCH_SERVERS      servers to run, in order ["parley prosody ejabberd"]; "parley-split"
+#                      runs parleyd as three processes (router, sm, c2s)
+#   BENCH_REPS         repetitions of each benchmark per server [3]
+#   BENCH_USERS        accounts for the login benchmark [100]
+#   BENCH_LOGINS       measured logins per repetition (at least) [1000]
+#   BENCH_CONCURRENCY  logins in progress at once [20]
+#   BENCH_PAIRS        sender/receiver pairs in the message benchmark [10]
+#   BENCH_WINDOW       messages in flight per pair [10]
+#   BENCH_MESSAGES     measured messages per repetition (at least) [50000]
+#   BENCH_MSG_SIZE     bytes per <message/> as sent [200]
+#   BENCH_MIN_SECONDS  each measurement goes on until it has lasted this long [5]
+#   BENCH_TIMEOUT      time limit of one load generator run, seconds [120]
+#   BENCH_CERT         certificate key type: ec (P-256, as `make run` makes) or rsa (2048) [ec]
+#   BENCH_OUT          where the table is written [bench/results/clients.md]
+#   BENCH_KEEP         1 keeps the temporary directory (configs, logs) [0]
+#   PARLEYD, PARLEYCTL, CLIENTLOAD  the binaries [build/release/...]
+set -u
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+CONFIGS=$ROOT/bench/configs
+BENCH_SERVERS=${BENCH_SERVERS:-"parley prosody ejabberd"}
+BENCH_REPS=${BENCH_REPS:-3}
+BENCH_USERS=${BENCH_USERS:-100}
+BENCH_LOGINS=${BENCH_LOGINS:-1000}
+BENCH_CONCURRENCY=${BENCH_CONCURRENCY:-20}
+BENCH_PAIRS=${BENCH_PAIRS:-10}
+BENCH_WINDOW=${BENCH_WINDOW:-10}
+BENCH_MESSAGES=${BENCH_MESSAGES:-50000}
+BENCH_MSG_SIZE=${BENCH_MSG_SIZE:-200}
+BENCH_MIN_SECONDS=${BENCH_MIN_SECONDS:-5}
+BENCH_TIMEOUT=${BENCH_TIMEOUT:-120}
+BENCH_CERT=${BENCH_CERT:-ec}
+BENCH_OUT=${BENCH_OUT:-$ROOT/bench/results/clients.md}
+BENCH_KEEP=${BENCH_KEEP:-0}
+PARLEYD=${PARLEYD:-$ROOT/build/release/src/main/parleyd}
+PARLEYCTL=${PARLEYCTL:-$ROOT/build/release/src/main/parleyctl}
+CLIENTLOAD=${CLIENTLOAD:-$ROOT/build/release/bench/parley-clientload}
+# The servers run in their own directories: the binaries' paths must not be relative.
+PARLEYD=$(realpath -m "$PARLEYD")
+PARLEYCTL=$(realpath -m "$PARLEYCTL")
+CLIENTLOAD=$(realpath -m "$CLIENTLOAD")
+
+for v in BENCH_REPS BENCH_USERS BENCH_LOGINS BENCH_CONCURRENCY BENCH_PAIRS BENCH_WINDOW \
+    BENCH_MESSAGES BENCH_MSG_SIZE BENCH_MIN_SECONDS BENCH_TIMEOUT; do
+    case ${!v} in
+    '' | *[!0-9]*) echo "run-clients.sh: $v must be a whole number, not '${!v}'" >&2; exit 2 ;;
+    esac
+done
+if [ "$BENCH_REPS" -lt 1 ] || [ "$BENCH_USERS" -lt "$BENCH_CONCURRENCY" ] ||
+    [ "$BENCH_CONCURRENCY" -lt 1 ] || [ "$BENCH_PAIRS" -lt 1 ] ||
+    [ "$BENCH_MIN_SECONDS" -ge "$BENCH_TIMEOUT" ]; then
+    echo "run-clients.sh: need BENCH_REPS >= 1, BENCH_USERS >= BENCH_CONCURRENCY >= 1," \
+        "BENCH_PAIRS >= 1, BENCH_MIN_SECONDS < BENCH_TIMEOUT" >&2
+    exit 2
+fi
+case $BENCH_CERT in
+ec | rsa) ;;
+*) echo "run-clients.sh: BENCH_CERT is ec or rsa" >&2; exit 2 ;;
+esac
+if [ ! -x "$CLIENTLOAD" ]; then
+    echo "run-clients.sh: no load generator at $CLIENTLOAD (run 'make build' or set CLIENTLOAD)" >&2
+    exit 2
+fi
+
+# The login benchmark uses user0 .. user<BENCH_USERS-1>; the message benchmark the next
+# 2 * BENCH_PAIRS accounts, so that no login ever meets a message benchmark's session.
+MSG_FIRST=$BENCH_USERS
+ACCOUNTS=$((BENCH_USERS + 2 * BENCH_PAIRS))
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/parley-bench-clients.XXXXXX") || exit 2
+chmod 700 "$WORK"
+RESULTS=$WORK/results.txt
+: >"$RESULTS"
+SERVER_PIDS=
+SERVER_DIR=
+EPMD_BEFORE=
+
+log() {
+    printf '%s\n' "$*" >&2
+}
+
+# Stops the processes we started, last started first, by PID: SIGTERM, SIGKILL after 20 s.
+stop_server() {
+    local pid i list=$SERVER_PIDS
+    SERVER_PIDS=
+    # shellcheck disable=SC2086 # the list of PIDs is split on purpose
+    for pid in $(printf '%s\n' $list | tac); do
+        kill -TERM "$pid" 2>/dev/null
+        for i in $(seq 1 200); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        if kill -0 "$pid" 2>/dev/null; then
+            log "  process $pid did not stop within 20 s; killing it"
+            kill -KILL "$pid" 2>/dev/null
+        fi
+        wait "$pid" 2>/dev/null
+    done
+    stop_new_epmd
+}
+
+# Erlang starts epmd only for distributed nodes, which we do not ask for. Should one appear
+# anyway, stop it (by PID) if it is ours: it inherited our server's environment.
+stop_new_epmd() {
+    local p
+    [ -n "$SERVER_DIR" ] || return 0
+    for p in $(pgrep -x epmd 2>/dev/null); do
+        case " $EPMD_BEFORE " in *" $p "*) continue ;; esac
+        if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qxF "EJABBERD_CONFIG_PATH=$SERVER_DIR/ejabberd.yml"; then
+            log "  stopping the epmd ($p) that our ejabberd started"
+            kill -TERM "$p" 2>/dev/null
+        fi
+    done
+}
+
+cleanup() {
+    stop_server
+    if [ "$BENCH_KEEP" = 1 ]; then
+        log "run-clients.sh: kept $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# Waits until 127.0.0.1:$1 accepts, while process $2 lives; at most $3 seconds.
+wait_port() {
+    local port=$1 pid=$2 limit=$3 i
+    for i in $(seq 1 $((limit * 10))); do
+        kill -0 "$pid" 2>/dev/null || return 1
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# Starts "$2..." in directory $1 with its output in $1/server.out; its PID joins SERVER_PIDS.
+# exec in a subshell: $! is then the server's own PID.
+start_process() {
+    local dir=$1
+    shift
+    (cd "$dir" && exec "$@") >>"$dir/server.out" 2>&1 </dev/null &
+    LAST_PID=$!
+    SERVER_PIDS="$SERVER_PIDS $LAST_PID"
+}
+
+# One self-signed certificate for every server, made like scripts/make-default-config.sh.
+make_cert() {
+    local d=$WORK/certs
+    mkdir -p "$d"
+    if [ "$BENCH_CERT" = ec ]; then
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 30 \
+            -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost" \
+            -keyout "$d/localhost.key" -out "$d/localhost.crt" 2>/dev/null
+    else
+        openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj "/CN=localhost" \
+            -addext "subjectAltName=DNS:localhost" \
+            -keyout "$d/localhost.key" -out "$d/localhost.crt" 2>/dev/null
+    fi || return 1
+    cat "$d/localhost.key" "$d/localhost.crt" >"$d/localhost.pem"
+    chmod 600 "$d"/*
+}
+
+# Each setup_<server> prepares directory $1 for c2s port $2: config, certificate, accounts.
+# It sets PORT (where clients connect) and leaves the server to start_<server>.
+setup_parley() {
+    local dir=$1 port=$2 rport
+    rport=$(free_port) || return 1
+    mkdir -p "$dir/certs" "$dir/data" "$dir/secrets"
+    cp "$WORK/certs/localhost.crt" "$WORK/certs/localhost.key" "$dir/certs/"
+    openssl rand -hex 24 >"$dir/secrets/sm"
+    openssl rand -hex 24 >"$dir/secrets/c2s"
+    chmod 600 "$dir/secrets/"*
+    sed -e "s|@PORT_ROUTER@|$rport|g" -e "s|@PORT_C2S@|$port|g" "$CONFIGS/parley-c2s.conf.in" \
+        >"$dir/parley.conf"
+    ROUTER_PORT=$rport
+    # parleyctl reads the password from stdin. One at a time: they share one SQLite file.
+    local i
+    for i in $(seq 0 $((ACCOUNTS - 1))); do
+        (cd "$dir" && "$PARLEYCTL" --config parley.conf adduser "user$i@localhost" \
+            <"$WORK/password" >>"$dir/accounts.log" 2>&1) || {
+            log "  parleyctl adduser user$i failed:"
+            tail -n 5 "$dir/accounts.log" | sed 's/^/    /' >&2
+            return 1
+        }
+    done
+}
+setup_parley_split() {
+    setup_parley "$@"
+}
+
+start_parley() {
+    start_process "$1" "$PARLEYD" --config parley.conf all
+}
+
+start_parley_split() {
+    local dir=$1
+    start_process "$dir" "$PARLEYD" --config parley.conf router
+    wait_port "$ROUTER_PORT" "$LAST_PID" 30 || return 1
+    start_process "$dir" "$PARLEYD" --config parley.conf sm
+    start_process "$dir" "$PARLEYD" --config parley.conf c2s
+}
+
+setup_prosody() {
+    local dir=$1 port=$2
+    mkdir -p "$dir/data" "$dir/certs"
+    cp "$WORK/certs/localhost.crt" "$WORK/certs/localhost.key" "$dir/certs/"
+    sed -e "s|@PORT@|$port|g" -e "s|@DIR@|$dir|g" "$CONFIGS/prosody-c2s.cfg.lua.in" \
+        >"$dir/prosody.cfg.lua"
+    # prosodyctl writes the account files while the server is down; four at a time.
+    # shellcheck disable=SC2016 # expanded by the inner sh
+    seq 0 $((ACCOUNTS - 1)) | xargs -P 4 -I '{}' sh -c \
+        'prosodyctl --config "$1" register "user$2" localhost "$(cat "$3")" >/dev/null 2>&1 ||
+         echo "prosodyctl register user$2 failed" >&2' \
+        _ "$dir/prosody.cfg.lua" '{}' "$WORK/password" 2>>"$dir/accounts.log"
+    if [ -s "$dir/accounts.log" ]; then
+        sed 's/^/    /' "$dir/accounts.log" | head -n 5 >&2
+        return 1
+    fi
+}
+
+start_prosody() {
+    # -F: stay in the foreground, so that the PID we hold is Prosody's.
+    start_process "$1" prosody -F --config "$1/prosody.cfg.lua"
+}
+
+setup_ejabberd() {
+    local dir=$1 port=$2
+    mkdir -p "$dir/spool" "$dir/log" "$dir/certs"
+    cp "$WORK/certs/localhost.pem" "$dir/certs/"
+    sed -e "s|@PORT@|$port|g" -e "s|@DIR@|$dir|g" "$CONFIGS/ejabberd-c2s.yml.in" \
+        >"$dir/ejabberd.yml"
+}
+
+start_ejabberd() {
+    local dir=$1
+    # What ejabberdctl would run, minus the node name: without one the VM is not distributed,
+    # so no epmd, no Erlang cookie, and no port other than the c2s listener (and so no
+    # ejabberdctl either: accounts come by in-band registration, see register_ejabberd).
+    start_process "$dir" env EJABBERD_CONFIG_PATH="$dir/ejabberd.yml" \
+        EJABBERD_LOG_PATH="$dir/log/ejabberd.log" ERL_CRASH_DUMP="$dir/log/erl_crash.dump" \
+        ERL_LIBS="$EJABBERD_LIBS" HOME="$dir" \
+        erl +K true +P 250000 -noinput -env ERL_CRASH_DUMP_BYTES 0 \
+        -mnesia dir "\"$dir/spool\"" -s ejabberd
+}
+
+# After start: ejabberd's accounts, by XEP-0077 in-band registration over STARTTLS.
+register_ejabberd() {
+    local dir=$1 port=$2 out
+    out=$("$CLIENTLOAD" register --port "$port" --password-file "$WORK/password" \
+        --users "$ACCOUNTS" --concurrency 10 --timeout "$BENCH_TIMEOUT" --server-name ejabberd \
+        2>"$dir/register.err") || {
+        log "  in-band registration failed:"
+        sed 's/^/    /' "$dir/register.err" >&2
+        return 1
+    }
+    log "  registered: ${out#RESULT }"
+}
+
+# Finds what each server needs; prints a reason and returns 1 if it cannot run.
+available() {
+    case $1 in
+    parley | parley-split)
+        if [ -x "$PARLEYD" ] && [ -x "$PARLEYCTL" ] &&
+            "$PARLEYD" --help 2>&1 | grep -q '^  c2s '; then
+            return 0
+        fi
+        log "parleyd with c2s and sm not found at $PARLEYD (run 'make build'): skipping $1"
+        ;;
+    prosody)
+        command -v prosody >/dev/null && command -v prosodyctl >/dev/null && return 0
+        log "prosody is not installed: skipping Prosody"
+        ;;
+    ejabberd)
+        EJABBERD_LIBS=
+        local ctl
+        ctl=$(command -v ejabberdctl 2>/dev/null || ls /usr/sbin/ejabberdctl 2>/dev/null)
+        [ -n "$ctl" ] && EJABBERD_LIBS=$(sed -n "s/^ERL_LIBS='\(.*\)'$/\1/p" "$ctl" | head -n 1)
+        if command -v erl >/dev/null && [ -n "$EJABBERD_LIBS" ] &&
+            ls "$EJABBERD_LIBS"/ejabberd-*/ebin/ejabberd.beam >/dev/null 2>&1; then
+            return 0
+        fi
+        log "ejabberd is not installed: skipping ejabberd"
+        ;;
+    *)
+        log "unknown server '$1' in BENCH_SERVERS: skipping it"
+        ;;
+    esac
+    return 1
+}
+
+version_of() {
+    case $1 in
+    parley*) git -C "$ROOT" describe --always --dirty 2>/dev/null || echo "working tree" ;;
+    *) dpkg-query -W -f='${Version}' "$1" 2>/dev/null || echo "?" ;;
+    esac
+}
+
+# Runs the load generator once; appends its RESULT line to $RESULTS under the server's name.
+run_load() {
+    local server=$1 dir=$2 port=$3 what=$4 rep=$5 out rc line pids
+    shift 5
+    # shellcheck disable=SC2086 # the list of PIDs is split on purpose
+    pids=$(echo $SERVER_PIDS | tr ' ' ',')
+    out=$("$CLIENTLOAD" "$what" --port "$port" --password-file "$WORK/password" \
+        --timeout "$BENCH_TIMEOUT" --min-seconds "$BENCH_MIN_SECONDS" --server-pid "$pids" \
+        --server-name "$server" "$@" 2>"$dir/$what-$rep.err")
+    rc=$?
+    line=$(printf '%s\n' "$out" | grep '^RESULT ' | head -n 1)
+    if [ -z "$line" ]; then
+        log "  $what rep $rep: the load generator failed (exit $rc):"
+        sed 's/^/    /' "$dir/$what-$rep.err" >&2
+        return 1
+    fi
+    log "  $what rep $rep: $(printf '%s' "${line#RESULT }" | cut -d' ' -f3-10)"
+    printf '%s\n' "${line#RESULT }" >>"$RESULTS"
+}
+
+# Starts server $1 in $2 (c2s on port $3) and waits until it accepts clients.
+start_server() {
+    local server=$1 dir=$2 port=$3
+    EPMD_BEFORE=$(pgrep -x epmd 2>/dev/null | tr '\n' ' ')
+    SERVER_DIR=$dir
+    if ! "start_${server//-/_}" "$dir" || ! wait_port "$port" "$LAST_PID" 60; then
+        log "  $server did not start listening on 127.0.0.1:$port; its output:"
+        tail -n 20 "$dir/server.out" "$dir"/*.log "$dir"/log/*.log 2>/dev/null | sed 's/^/    /' >&2
+        stop_server
+        return 1
+    fi
+}
+
+# Sets up one server (config, accounts), then measures each benchmark and repetition against
+# a freshly started instance: Prosody's CPU per login and per message grows with the logins
+# an instance has served (see bench/README.md), so no measurement inherits another's.
+bench_server() {
+    local server=$1 dir port rep what
+    dir=$WORK/$server
+    mkdir -p "$dir"
+    port=$(free_port) || { log "run-clients.sh: no free port"; return 1; }
+    "setup_${server//-/_}" "$dir" "$port" || { log "  $server: setup failed"; return 1; }
+    if [ "$server" = ejabberd ]; then
+        # Accounts by in-band registration; they stay in the Mnesia spool across restarts.
+        start_server "$server" "$dir" "$port" || return 1
+        register_ejabberd "$dir" "$port" || { stop_server; return 1; }
+        stop_server
+    fi
+    for rep in $(seq 1 "$BENCH_REPS"); do
+        for what in login message; do
+            start_server "$server" "$dir" "$port" || return 1
+            [ "$rep$what" = 1login ] && log "  $server pids$SERVER_PIDS, c2s on 127.0.0.1:$port"
+            if [ "$what" = login ]; then
+                run_load "$server" "$dir" "$port" login "$rep" --users "$BENCH_USERS" \
+                    --count "$BENCH_LOGINS" --concurrency "$BENCH_CONCURRENCY"
+            else
+                run_load "$server" "$dir" "$port" message "$rep" --first "$MSG_FIRST" \
+                    --pairs "$BENCH_PAIRS" --window "$BENCH_WINDOW" --count "$BENCH_MESSAGES" \
+                    --size "$BENCH_MSG_SIZE" --concurrency "$BENCH_CONCURRENCY"
+            fi
+            stop_server
+        done
+    done
+    mkdir -p "$(dirname "$BENCH_OUT")/logs"
+    cat "$dir/server.out" "$dir"/*.log "$dir"/log/*.log "$dir"/*.err \
+        >"$(dirname "$BENCH_OUT")/logs/clients-$server.log" 2>/dev/null
+    return 0
+}
+
+# Prints the markdown tables from the RESULT lines: medians over the repetitions.
+report() {
+    awk -v servers="$1" '
+    function median(s,    a, n, i, j, t) {
+        n = split(s, a, " ")
+        for (i = 2; i <= n; i++)
+            for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+        if (n == 0) return -1
+        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    function add(k, name, v) { vals[k, name] = vals[k, name] " " v }
+    function m(k, name) { return median(vals[k, name]) }
+    {
+        delete f
+        for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+        k = f["server"] SUBSEP f["mode"]
+        add(k, "rate", f["rate"])
+        if (f["server_cpu"] > 0) add(k, "per_cpu", f["count"] / f["server_cpu"])
+        add(k, "cpu_us", f["cpu_per_unit_us"])
+        add(k, "p50", f["lat_p50_ms"])
+        add(k, "p99", f["lat_p99_ms"])
+        if (f["seconds"] > 0) add(k, "lg", 100 * f["loadgen_cpu"] / f["seconds"])
+        if (f["complete"] != 1) incomplete[k] = 1
+        errors[k] += f["errors"] + f["bounced"] + f["out_of_order"]
+        reps[k]++
+    }
+    END {
+        names["parley"] = "Parley"; names["parley-split"] = "Parley (3 processes)"
+        names["prosody"] = "Prosody"; names["ejabberd"] = "ejabberd"
+        ns = split(servers, sv, " ")
+        print "### Logins (STARTTLS, SCRAM-SHA-1, bind, roster, initial presence)"
+        print ""
+        print "| server | logins/s | server CPU ms per login | logins per server CPU-s | p50 ms | p99 ms | loadgen CPU % | reps |"
+        print "|---|---:|---:|---:|---:|---:|---:|---:|"
+        for (s = 1; s <= ns; s++) {
+            k = sv[s] SUBSEP "login"
+            if (!(k in reps)) continue
+            note = (k in incomplete) ? " (time limit hit)" : ""
+            if (errors[k] > 0) note = note " (" errors[k] " errors)"
+            printf "| %s | %.0f%s | %.2f | %.0f | %.1f | %.1f | %.0f | %d |\n", names[sv[s]], m(k, "rate"),
+                note, m(k, "cpu_us") / 1000, m(k, "per_cpu"), m(k, "p50"), m(k, "p99"), m(k, "lg"), reps[k]
+        }
+        print ""
+        print "### 1:1 messages between online users over TLS"
+        print ""
+        print "| server | messages/s | server CPU µs per message | messages per server CPU-s | p50 ms | p99 ms | loadgen CPU % | reps |"
+        print "|---|---:|---:|---:|---:|---:|---:|---:|"
+        for (s = 1; s <= ns; s++) {
+            k = sv[s] SUBSEP "message"
+            if (!(k in reps)) continue
+            note = (k in incomplete) ? " (time limit hit)" : ""
+            if (errors[k] > 0) note = note " (" errors[k] " errors)"
+            printf "| %s | %.0f%s | %.1f | %.0f | %.2f | %.2f | %.0f | %d |\n", names[sv[s]], m(k, "rate"),
+                note, m(k, "cpu_us"), m(k, "per_cpu"), m(k, "p50"), m(k, "p99"), m(k, "lg"), reps[k]
+        }
+        printed = 0
+        for (p = 1; p <= ns; p++) {
+            if (sv[p] !~ /^parley/) continue
+            for (s = 1; s <= ns; s++) {
+                if (sv[s] ~ /^parley/) continue
+                kl = sv[p] SUBSEP "login"; ql = sv[s] SUBSEP "login"
+                km = sv[p] SUBSEP "message"; qm = sv[s] SUBSEP "message"
+                if (!(kl in reps) || !(ql in reps) || !(km in reps) || !(qm in reps)) continue
+                if (!printed) {
+                    print ""
+                    print "### Ratios (above 1: Parley does better)"
+                    print ""
+                    print "| ratio | logins per CPU-s | logins/s | login p50 | login p99 | messages per CPU-s | messages/s | message p50 | message p99 |"
+                    print "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+                    printed = 1
+                }
+                printf "| %s / %s | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f |\n",
+                    names[sv[p]], names[sv[s]],
+                    ratio(m(kl, "per_cpu"), m(ql, "per_cpu")), ratio(m(kl, "rate"), m(ql, "rate")),
+                    ratio(m(ql, "p50"), m(kl, "p50")), ratio(m(ql, "p99"), m(kl, "p99")),
+                    ratio(m(km, "per_cpu"), m(qm, "per_cpu")), ratio(m(km, "rate"), m(qm, "rate")),
+                    ratio(m(qm, "p50"), m(km, "p50")), ratio(m(qm, "p99"), m(km, "p99"))
+            }
+        }
+    }
+    function ratio(a, b) { return (a > 0 && b > 0) ? a / b : 0 }' "$RESULTS"
+}
+
+make_cert || { log "run-clients.sh: openssl could not make a certificate"; exit 2; }
+openssl rand -hex 16 >"$WORK/password"
+chmod 600 "$WORK/password"
+
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
+ran=
+for server in $BENCH_SERVERS; do
+    available "$server" || continue
+    log "== $server $(version_of "${server%-split}")"
+    bench_server "$server" && ran="$ran $server"
+done
+
+if [ ! -s "$RESULTS" ]; then
+    log "run-clients.sh: no results"
+    exit 1
+fi
+
+mkdir -p "$(dirname "$BENCH_OUT")"
+{
+    echo "# Client benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo
+    echo "Logins: at least $BENCH_LOGINS per repetition (and ${BENCH_MIN_SECONDS} s), $BENCH_CONCURRENCY at once, over"
+    echo "$BENCH_USERS accounts, after a warm-up round of one login per account. Messages: $BENCH_PAIRS"
+    echo "sender/receiver pairs, $BENCH_WINDOW in flight per pair, $BENCH_MSG_SIZE B each, at least $BENCH_MESSAGES"
+    echo "(and ${BENCH_MIN_SECONDS} s) per repetition. Medians of $BENCH_REPS repetitions, each against a freshly started"
+    echo "instance."
+    echo "Certificate: self-signed $([ "$BENCH_CERT" = ec ] && echo 'ECDSA P-256' || echo 'RSA 2048'); TLS: $(grep -o 'tls=[^ ]*' "$RESULTS" | sort -u | sed 's/tls=//' | tr '\n' ' ')"
+    echo "Host: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1); the load generator"
+    echo "shares them with the server."
+    echo "Versions:$(for s in $ran; do printf ' %s %s;' "$s" "$(version_of "${s%-split}")"; done)"
+    echo "Load average before the run: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "(other busy processes on the machine slow every server and raise its CPU per unit)."
+    echo
+    report "$ran"
+    echo
+    echo "Server CPU is user + system time of the server's processes (all threads) during the"
+    echo "measured phase; latencies are from connect to logged in, and from send to parsed by the"
+    echo "receiver. See bench/README.md."
+} >"$BENCH_OUT"
+echo
+cat "$BENCH_OUT"
+echo
+echo "(written to $BENCH_OUT)"
