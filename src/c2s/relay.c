@@ -73,7 +73,7 @@ void c2s_relay_client(c2s_conn_t *c, xml_stanza_t *st)
     if (from == NULL || strcmp(from, c->jid.full) != 0) {
         if (st->refs != 1)
             own = xml_stanza_copy(st);
-        xml_node_set_attr(own, own->root, NULL, "from", c->jid.full);
+        xml_stanza_set_root_attr(own, "from", c->jid.full);
     }
     if (own == st)
         xml_stanza_ref(own);

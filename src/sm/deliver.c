@@ -99,57 +99,65 @@ static bool answerable_iq(const sm_pkt_t *pkt)
 }
 
 /* RFC 6120 §10.3: addressed to the domain itself. */
-static void to_server(sm_t *sm, xml_stanza_t *st, sm_sess_t *sess)
+static void to_server(sm_t *sm, sm_pkt_t *pkt)
 {
-    sm_pkt_t pkt;
-    if (!pkt_init(sm, &pkt, st))
-        return;
-    pkt.sess = sess;
-    if (sm_chain_run(sm, SM_CHAIN_TO_SERVER, &pkt) == XMLS_PASS && answerable_iq(&pkt))
-        sm_reply_error(sm, st, CORE_STANZA_ERR_SERVICE_UNAVAILABLE);
-    pkt_clear(&pkt);
+    if (sm_chain_run(sm, SM_CHAIN_TO_SERVER, pkt) == XMLS_PASS && answerable_iq(pkt))
+        sm_reply_error(sm, pkt->st, CORE_STANZA_ERR_SERVICE_UNAVAILABLE);
 }
 
-/* The local user st is for: delivered now, or queued while the user loads. */
-static void to_local_user(sm_t *sm, const jid_t *to, xml_stanza_t *st)
+static void deliver_to_user(sm_t *sm, sm_user_t *u, sm_pkt_t *pkt);
+
+/* The local user a parsed stanza is for: delivered now, or queued while the user loads. */
+static void to_local_user(sm_t *sm, sm_pkt_t *pkt)
 {
-    sm_user_t *u = sm_user_get(sm, to);
+    sm_user_t *u = sm_user_get(sm, &pkt->to);
     if (u == NULL)
         return;
     if (u->state == SM_USER_LOADING) {
         if (u->nqueue == SM_USER_QUEUE_MAX) {
-            sm_reply_error(sm, st, CORE_STANZA_ERR_RESOURCE_CONSTRAINT);
+            sm_reply_error(sm, pkt->st, CORE_STANZA_ERR_RESOURCE_CONSTRAINT);
             return;
         }
         u->queue = core_realloc(u->queue, (u->nqueue + 1) * sizeof(*u->queue));
-        u->queue[u->nqueue++].st = xml_stanza_ref(st);
+        u->queue[u->nqueue++].st = xml_stanza_ref(pkt->st);
         return;
     }
     /* Held across the delivery: what it sends may come back to this same user. */
     u->busy++;
-    sm_deliver_to_user(sm, u, st);
+    sm_sess_t *sess = pkt->sess;
+    pkt->sess = NULL; /* the addressee's chain: the sender's session is not its business */
+    deliver_to_user(sm, u, pkt);
+    pkt->sess = sess;
     u->busy--;
     sm_user_release(sm, u);
 }
 
+/* Sends a parsed stanza on by its 'to' (which it has). */
+static void route_pkt(sm_t *sm, sm_pkt_t *pkt)
+{
+    if (!sm_is_local(sm, &pkt->to)) {
+        int rc = sm->link != NULL ? link_endpoint_send(sm->link, pkt->st) : -ENOTCONN;
+        if (rc < 0)
+            core_log(sm->log, CORE_LOG_WARN, 0, "cannot route to %s: %s", pkt->to.full,
+                     strerror(-rc));
+    } else if (!jid_has_node(&pkt->to)) {
+        to_server(sm, pkt);
+    } else {
+        to_local_user(sm, pkt);
+    }
+}
+
 void sm_route(sm_t *sm, xml_stanza_t *st)
 {
-    const char *to = xml_stanza_to(st);
-    jid_t j;
-    if (to == NULL || jid_parse(sm->jids, to, strlen(to), &j) < 0) {
+    sm_pkt_t pkt;
+    if (xml_stanza_to(st) == NULL) {
         sm_reply_error(sm, st, CORE_STANZA_ERR_JID_MALFORMED);
         return;
     }
-    if (!sm_is_local(sm, &j)) {
-        int rc = sm->link != NULL ? link_endpoint_send(sm->link, st) : -ENOTCONN;
-        if (rc < 0)
-            core_log(sm->log, CORE_LOG_WARN, 0, "cannot route to %s: %s", to, strerror(-rc));
-    } else if (!jid_has_node(&j)) {
-        to_server(sm, st, NULL);
-    } else {
-        to_local_user(sm, &j, st);
-    }
-    jid_clear(&j);
+    if (!pkt_init(sm, &pkt, st))
+        return;
+    route_pkt(sm, &pkt);
+    pkt_clear(&pkt);
 }
 
 void sm_deliver_input(sm_t *sm, xml_stanza_t *st)
@@ -252,19 +260,26 @@ static void deliver_default(sm_t *sm, sm_pkt_t *pkt)
     }
 }
 
+static void deliver_to_user(sm_t *sm, sm_user_t *u, sm_pkt_t *pkt)
+{
+    sm_user_t *prev = pkt->user;
+    pkt->user = u;
+    if (u->state != SM_USER_READY) {
+        /* RFC 6121 §8.5.1: no such user. Presence is ignored; errors never answered. */
+        if (pkt->kind == XMLS_KIND_MESSAGE || answerable_iq(pkt))
+            sm_reply_error(sm, pkt->st, CORE_STANZA_ERR_SERVICE_UNAVAILABLE);
+    } else if (sm_chain_run(sm, SM_CHAIN_TO_USER, pkt) == XMLS_PASS) {
+        deliver_default(sm, pkt);
+    }
+    pkt->user = prev;
+}
+
 void sm_deliver_to_user(sm_t *sm, sm_user_t *u, xml_stanza_t *st)
 {
     sm_pkt_t pkt;
     if (!pkt_init(sm, &pkt, st))
         return;
-    pkt.user = u;
-    if (u->state != SM_USER_READY) {
-        /* RFC 6121 §8.5.1: no such user. Presence is ignored; errors never answered. */
-        if (pkt.kind == XMLS_KIND_MESSAGE || answerable_iq(&pkt))
-            sm_reply_error(sm, st, CORE_STANZA_ERR_SERVICE_UNAVAILABLE);
-    } else if (sm_chain_run(sm, SM_CHAIN_TO_USER, &pkt) == XMLS_PASS) {
-        deliver_default(sm, &pkt);
-    }
+    deliver_to_user(sm, u, &pkt);
     pkt_clear(&pkt);
 }
 
@@ -280,10 +295,8 @@ void sm_deliver_from_session(sm_t *sm, sm_sess_t *sess, xml_stanza_t *st)
         return;
     }
     if (pkt.to.full != NULL) {
-        if (sm_is_local(sm, &pkt.to) && !jid_has_node(&pkt.to))
-            to_server(sm, st, sess);
-        else
-            sm_route(sm, st);
+        pkt.user = NULL;
+        route_pkt(sm, &pkt);
     } else if (pkt.kind != XMLS_KIND_PRESENCE) {
         /* RFC 6120 §10.3.3: no 'to' means the user's own bare JID, handled for the user. */
         xml_stanza_t *c = xml_stanza_copy(st);

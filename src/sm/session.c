@@ -21,9 +21,15 @@ sm_sess_t *sm_session_find(sm_t *sm, const char *c2s, const char *sid)
 {
     if (c2s == NULL || sid == NULL)
         return NULL;
-    char *k = session_key(c2s, sid);
-    sm_sess_t *s = core_map_get(&sm->sessions, k, strlen(k));
-    core_free(k);
+    size_t a = strlen(c2s), b = strlen(sid);
+    char local[256];
+    char *k = a + b + 2 <= sizeof local ? local : core_malloc(a + b + 2);
+    memcpy(k, c2s, a);
+    k[a] = ' ';
+    memcpy(k + a + 1, sid, b + 1);
+    sm_sess_t *s = core_map_get(&sm->sessions, k, a + b + 1);
+    if (k != local)
+        core_free(k);
     return s;
 }
 

@@ -234,9 +234,15 @@ void xml_node_add_text(xml_stanza_t *st, xml_node_t *parent, const char *text, s
     xml_node_link(parent, t);
 }
 
+/* Names differ in their first byte far more often than not: skip the call then. */
+static inline bool name_eq(const char *a, const char *b)
+{
+    return a[0] == b[0] && strcmp(a, b) == 0;
+}
+
 static bool attr_is(const xml_attr_t *a, const char *ns, const char *name)
 {
-    if (strcmp(a->name, name) != 0)
+    if (!name_eq(a->name, name))
         return false;
     if (ns == NULL || a->ns == NULL)
         return ns == a->ns;
@@ -311,7 +317,7 @@ void xml_node_unlink(xml_stanza_t *st, xml_node_t *n)
 const char *xml_node_attr(const xml_node_t *n, const char *name)
 {
     for (unsigned i = 0; i < n->nattrs; i++)
-        if (n->attrs[i].ns == NULL && strcmp(n->attrs[i].name, name) == 0)
+        if (n->attrs[i].ns == NULL && name_eq(n->attrs[i].name, name))
             return n->attrs[i].value;
     return NULL;
 }
@@ -328,7 +334,7 @@ bool xml_node_is(const xml_node_t *n, const char *ns, const char *name)
 {
     if (n == NULL || n->name == NULL)
         return false;
-    if (name != NULL && strcmp(n->name, name) != 0)
+    if (name != NULL && !name_eq(n->name, name))
         return false;
     return ns == NULL || xml_ns_same(n->ns, ns);
 }
@@ -443,4 +449,31 @@ xml_stanza_t *xml_envelope_open(const xml_stanza_t *env)
         return xml_stanza_ref(env->inner);
     const xml_node_t *child = xml_node_first_element(env->root);
     return child != NULL ? xml_stanza_from_node(child) : NULL;
+}
+
+void xml_stanza_set_root_attr(xml_stanza_t *st, const char *name, const char *value)
+{
+    xml_node_t *r = st->root;
+    size_t nlen = strlen(r->name);
+    bool splice = st->bytes != NULL && value != NULL && xml_node_attr(r, name) == NULL &&
+        st->bytes_len > nlen + 1 && st->bytes[0] == '<' &&
+        memcmp(st->bytes + 1, r->name, nlen) == 0 &&
+        strchr(" \t\r\n/>", st->bytes[nlen + 1]) != NULL;
+    core_buf_t b = {0};
+    if (splice) {
+        /* "<name" + " attr=\"value\"" + the rest as it was. */
+        core_buf_reserve(&b, st->bytes_len + strlen(name) + strlen(value) + 16);
+        core_buf_append(&b, st->bytes, nlen + 1);
+        core_buf_append(&b, " ", 1);
+        core_buf_append_str(&b, name);
+        core_buf_append(&b, "=\"", 2);
+        xml_escape(&b, value, strlen(value), true);
+        core_buf_append(&b, "\"", 1);
+        core_buf_append(&b, st->bytes + nlen + 1, st->bytes_len - nlen - 1);
+    }
+    xml_node_set_attr(st, r, NULL, name, value);
+    if (splice) {
+        st->bytes = core_buf_steal(&b, &st->bytes_len);
+        xml_stanza_box(st)->bytes_heap = true;
+    }
 }

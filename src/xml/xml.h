@@ -111,6 +111,13 @@ void xml_node_set_attr(xml_stanza_t *st, xml_node_t *n, const char *ns, const ch
                        const char *value);
 /* Appends a deep copy of src (from any tree) as the last child of parent; returns the copy. */
 xml_node_t *xml_node_add_copy(xml_stanza_t *st, xml_node_t *parent, const xml_node_t *src);
+/*
+ * Sets the root's attribute name (no namespace) to value, as xml_node_set_attr does, but keeps
+ * the cached bytes when it can (the root did not have the attribute and its bytes are
+ * known): the attribute is written into them, so the stanza is not serialised again. c2s
+ * stamps 'from' on every client stanza this way.
+ */
+void xml_stanza_set_root_attr(xml_stanza_t *st, const char *name, const char *value);
 /* Unlinks n (and its subtree) from its parent; its memory stays in the arena. */
 void xml_node_unlink(xml_stanza_t *st, xml_node_t *n);
 /* Marks the cached bytes stale after a change made through the struct fields directly. */

@@ -510,6 +510,32 @@ static void test_envelope(void **state)
     xml_stanza_unref(in);
 }
 
+/* Stamping an attribute on the root keeps the bytes as they arrived, with it written in. */
+static void test_set_root_attr(void **state)
+{
+    (void)state;
+    static const char msg[] = "<message to='juliet@localhost'><body>hi</body></message>";
+    xml_stanza_t *st = parse_one(XMLS_NS_CLIENT, msg, sizeof(msg) - 1);
+    xml_stanza_set_root_attr(st, "from", "r&d@localhost/a");
+    assert_string_equal(xml_stanza_from(st), "r&d@localhost/a");
+    size_t len;
+    const char *bytes = xml_stanza_bytes(st, &len);
+    char *got = core_strndup(bytes, len);
+    assert_string_equal(got,
+                        "<message from=\"r&amp;d@localhost/a\" "
+                        "to='juliet@localhost'><body>hi</body></message>");
+    core_free(got);
+    /* Already there: replaced, and the stanza is serialised anew. */
+    xml_stanza_set_root_attr(st, "from", "x@localhost");
+    bytes = xml_stanza_bytes(st, &len);
+    got = core_strndup(bytes, len);
+    assert_string_equal(got,
+                        "<message to=\"juliet@localhost\" "
+                        "from=\"x@localhost\"><body>hi</body></message>");
+    core_free(got);
+    xml_stanza_unref(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -524,6 +550,7 @@ int main(void)
         cmocka_unit_test(test_from_node),
         cmocka_unit_test(test_kind),
         cmocka_unit_test(test_envelope),
+        cmocka_unit_test(test_set_root_attr),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
