@@ -110,7 +110,7 @@ static void deliver_to_user(sm_t *sm, sm_user_t *u, sm_pkt_t *pkt);
 /* The local user a parsed stanza is for: delivered now, or queued while the user loads. */
 static void to_local_user(sm_t *sm, sm_pkt_t *pkt)
 {
-    sm_user_t *u = sm_user_get(sm, &pkt->to);
+    sm_user_t *u = sm_user_get(sm, &pkt->to, false);
     if (u == NULL)
         return;
     if (u->state == SM_USER_LOADING) {

@@ -74,6 +74,12 @@ struct sm_user {
     unsigned busy; /* storage requests in flight that will touch this user */
     sm_queued_t *queue; /* stanzas for the user that arrived while loading */
     size_t nqueue;
+    /*
+     * The offline queue as read with the user for a session start (one storage trip per
+     * login), for the offline module; stale once a message was stored since.
+     */
+    storage_list_t offline;
+    bool offline_loaded;
     void *slots[SM_MODULES_MAX];
 };
 
@@ -175,8 +181,9 @@ void sm_features_each(const sm_t *sm, bool account, void (*fn)(void *ud, const c
 /* user.c */
 /* The user in memory, or NULL. */
 sm_user_t *sm_user_find(sm_t *sm, const char *bare, size_t len);
-/* The user, loading it if needed (state LOADING until its data arrives). */
-sm_user_t *sm_user_get(sm_t *sm, const jid_t *bare);
+/* The user, loading it if needed (state LOADING until its data arrives); for_session also
+ * reads its offline queue, which a session will want. */
+sm_user_t *sm_user_get(sm_t *sm, const jid_t *bare, bool for_session);
 /* Frees the user if nothing holds it any more; call only from the top of a callback. */
 void sm_user_release(sm_t *sm, sm_user_t *u);
 void sm_user_free(sm_t *sm, sm_user_t *u);

@@ -65,6 +65,9 @@ static xml_handler_result_t on_undelivered(sm_t *sm, void *data, sm_pkt_t *pkt)
     sm_user_t *u = pkt->user;
     if (!worth_keeping(pkt->st))
         return XMLS_HANDLED;
+    /* What was read with the user no longer holds all of the queue. */
+    storage_list_clear(&u->offline);
+    u->offline_loaded = false;
     xml_stanza_t *kept = xml_stanza_copy(pkt->st);
     stamp(sm, kept);
     size_t len;
@@ -112,17 +115,11 @@ static void on_deleted(void *arg, int status)
     fetch_done(c);
 }
 
-static void on_fetched(void *arg, int status, const storage_list_t *list)
+/* Hands the queue to sess, then removes what was handed (newer ones stay). */
+static void deliver_list(fetch_ctx_t *c, sm_sess_t *sess, const storage_list_t *list)
 {
-    fetch_ctx_t *c = arg;
     sm_user_t *u = c->u;
     sm_t *sm = u->sm;
-    sm_sess_t *sess = sm_session_by_resource(u, c->full);
-    /* Delivered only to a session still there; otherwise they wait for the next one. */
-    if (status < 0 || list->count == 0 || sess == NULL || !sess->available) {
-        fetch_done(c);
-        return;
-    }
     for (size_t i = 0; i < list->count; i++) {
         xml_stanza_t *st = sm_stanza_parse(list->items[i].data, list->items[i].len);
         if (st == NULL) {
@@ -135,6 +132,17 @@ static void on_fetched(void *arg, int status, const storage_list_t *list)
     }
     if (storage_offline_delete(sm->store, u->node, list->count, on_deleted, c) < 0)
         fetch_done(c);
+}
+
+static void on_fetched(void *arg, int status, const storage_list_t *list)
+{
+    fetch_ctx_t *c = arg;
+    sm_sess_t *sess = sm_session_by_resource(c->u, c->full);
+    /* Delivered only to a session still there; otherwise they wait for the next one. */
+    if (status < 0 || list->count == 0 || sess == NULL || !sess->available)
+        fetch_done(c);
+    else
+        deliver_list(c, sess, list);
 }
 
 static void on_event(sm_t *sm, void *data, sm_event_t ev, sm_sess_t *sess)
@@ -150,6 +158,18 @@ static void on_event(sm_t *sm, void *data, sm_event_t ev, sm_sess_t *sess)
     c->full = core_strdup(sess->jid.full);
     u->busy++;
     u->slots[mod->index] = c;
+    if (u->offline_loaded) {
+        /* Read with the user at login and still complete: no second trip to the store. */
+        storage_list_t list = u->offline;
+        u->offline = (storage_list_t){0};
+        u->offline_loaded = false;
+        if (list.count == 0)
+            fetch_done(c);
+        else
+            deliver_list(c, sess, &list);
+        storage_list_clear(&list);
+        return;
+    }
     if (storage_offline_get(sm->store, u->node, on_fetched, c) < 0)
         fetch_done(c);
 }

@@ -130,7 +130,7 @@ static void start(sm_t *sm, const char *c2s, const char *sid, const char *full)
         jid_clear(&j);
         return;
     }
-    sm_user_t *u = sm_user_get(sm, &j);
+    sm_user_t *u = sm_user_get(sm, &j, true);
     if (u == NULL) {
         control_send(sm, c2s, sid, "failed", "internal-server-error");
         jid_clear(&j);

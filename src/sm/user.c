@@ -30,47 +30,45 @@ static void loaded(sm_t *sm, sm_user_t *u, sm_user_state_t state)
     core_free(q);
 }
 
-static void on_pending_list(void *arg, int status, const storage_list_t *list)
+static void on_loaded(void *arg, int status, const storage_user_data_t *data)
 {
     sm_user_t *u = arg;
     sm_t *sm = u->sm;
     if (status == 0) {
-        u->pending_in = core_calloc(list->count + 1, sizeof(*u->pending_in));
-        for (size_t i = 0; i < list->count; i++)
-            u->pending_in[i] = core_strndup(list->items[i].data, list->items[i].len);
-        u->npending_in = list->count;
-    } else if (status != -ENOENT) {
-        core_log(sm->log, CORE_LOG_WARN, 0, "%s: cannot read pending requests: %s", u->jid.full,
-                 strerror(-status));
-    }
-    loaded(sm, u, status == -ENOENT ? SM_USER_MISSING : SM_USER_READY);
-    u->busy--; /* only now: what loaded() delivered may have come back to this user */
-    sm_user_release(sm, u);
-}
-
-static void on_roster(void *arg, int status, const storage_roster_t *roster)
-{
-    sm_user_t *u = arg;
-    sm_t *sm = u->sm;
-    if (status == 0) {
+        const storage_roster_t *roster = data->roster;
         u->roster.version = core_strdup(roster->version);
         u->roster.count = roster->count;
         u->roster.items = core_calloc(roster->count + 1, sizeof(*u->roster.items));
         for (size_t i = 0; i < roster->count; i++)
             storage_roster_item_copy(&u->roster.items[i], &roster->items[i]);
-        if (storage_doc_list(sm->store, u->node, KIND_PENDING_IN, on_pending_list, u) == 0)
-            return; /* still busy */
+        const storage_list_t *keys = data->doc_keys;
+        u->pending_in = core_calloc(keys->count + 1, sizeof(*u->pending_in));
+        for (size_t i = 0; i < keys->count; i++)
+            u->pending_in[i] = core_strndup(keys->items[i].data, keys->items[i].len);
+        u->npending_in = keys->count;
+        if (u->offline_loaded) {
+            const storage_list_t *off = data->offline;
+            u->offline.items = core_calloc(off->count + 1, sizeof(*u->offline.items));
+            for (size_t i = 0; i < off->count; i++) {
+                u->offline.items[i].data = core_malloc(off->items[i].len + 1);
+                memcpy(u->offline.items[i].data, off->items[i].data, off->items[i].len + 1);
+                u->offline.items[i].len = off->items[i].len;
+            }
+            u->offline.count = off->count;
+        }
+    } else {
+        u->offline_loaded = false;
+        if (status != -ENOENT)
+            core_log(sm->log, CORE_LOG_WARN, 0, "%s: cannot load: %s", u->jid.full,
+                     strerror(-status));
     }
-    if (status < 0 && status != -ENOENT)
-        core_log(sm->log, CORE_LOG_WARN, 0, "%s: cannot read the roster: %s", u->jid.full,
-                 strerror(-status));
     /* A store that fails is treated like a missing account: nothing is promised. */
     loaded(sm, u, status == 0 ? SM_USER_READY : SM_USER_MISSING);
-    u->busy--;
+    u->busy--; /* only now: what loaded() delivered may have come back to this user */
     sm_user_release(sm, u);
 }
 
-sm_user_t *sm_user_get(sm_t *sm, const jid_t *bare)
+sm_user_t *sm_user_get(sm_t *sm, const jid_t *bare, bool for_session)
 {
     sm_user_t *u = sm_user_find(sm, bare->full, bare->bare_len);
     if (u != NULL)
@@ -85,9 +83,11 @@ sm_user_t *sm_user_get(sm_t *sm, const jid_t *bare)
     u->state = SM_USER_LOADING;
     core_map_put(&sm->users, u->jid.full, u->jid.full_len, u);
     u->busy++;
-    int rc = storage_roster_get(sm->store, u->node, on_roster, u);
+    u->offline_loaded = for_session;
+    int rc = storage_user_load(sm->store, u->node, KIND_PENDING_IN, for_session, on_loaded, u);
     if (rc < 0) {
         u->busy--;
+        u->offline_loaded = false;
         core_log(sm->log, CORE_LOG_WARN, 0, "%s: cannot load: %s", u->jid.full, strerror(-rc));
         u->state = SM_USER_MISSING;
     }
@@ -117,6 +117,7 @@ void sm_user_free(sm_t *sm, sm_user_t *u)
         core_free(u->pending_in[i]);
     core_free(u->pending_in);
     storage_roster_clear(&u->roster);
+    storage_list_clear(&u->offline);
     core_free(u->node);
     jid_clear(&u->jid);
     core_free(u);

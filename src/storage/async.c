@@ -27,6 +27,7 @@ enum req_op {
     OP_DOC_PUT,
     OP_DOC_DELETE,
     OP_DOC_LIST,
+    OP_USER_LOAD,
 };
 
 /*
@@ -51,6 +52,7 @@ typedef struct storage_req {
         storage_list_cb list;
         storage_roster_cb roster;
         storage_item_cb item;
+        storage_user_load_cb load;
     } cb;
     void *arg;
 
@@ -58,6 +60,7 @@ typedef struct storage_req {
     storage_blob_t blob; /* creds (secret) or document */
     char *version;
     storage_list_t list;
+    storage_list_t list2; /* user load: the offline queue */
     storage_roster_t roster;
     storage_roster_item_t out_item;
 } storage_req_t;
@@ -114,6 +117,7 @@ static void req_free(storage_req_t *rq)
     storage_blob_clear(&rq->blob);
     core_free(rq->version);
     storage_list_clear(&rq->list);
+    storage_list_clear(&rq->list2);
     storage_roster_clear(&rq->roster);
     storage_roster_item_clear(&rq->out_item);
     core_free(rq);
@@ -179,6 +183,13 @@ static void req_run(storage_db_t *db, storage_req_t *rq)
         break;
     case OP_DOC_LIST:
         rq->status = storage_db_doc_list(db, rq->user, rq->text, &rq->list);
+        break;
+    case OP_USER_LOAD:
+        rq->status = storage_db_roster_get(db, rq->user, &rq->roster);
+        if (rq->status == 0 && rq->text != NULL)
+            rq->status = storage_db_doc_list(db, rq->user, rq->text, &rq->list);
+        if (rq->status == 0 && rq->num != 0)
+            rq->status = storage_db_offline_get(db, rq->user, &rq->list2);
         break;
     }
 }
@@ -252,6 +263,12 @@ static void req_deliver(storage_req_t *rq)
     case OP_ROSTER_ITEM_GET:
         rq->cb.item(rq->arg, rq->status, ok ? &rq->out_item : NULL);
         break;
+    case OP_USER_LOAD: {
+        storage_user_data_t d = {
+            .roster = &rq->roster, .doc_keys = &rq->list, .offline = &rq->list2};
+        rq->cb.load(rq->arg, rq->status, ok ? &d : NULL);
+        break;
+    }
     }
 }
 
@@ -562,5 +579,18 @@ int storage_doc_list(storage_t *st, const char *user, const char *kind, storage_
         return -EINVAL;
     storage_req_t *rq = doc_req(OP_DOC_LIST, user, kind, NULL, arg);
     rq->cb.list = cb;
+    return submit(st, rq);
+}
+
+int storage_user_load(storage_t *st, const char *user, const char *doc_kind, bool with_offline,
+                      storage_user_load_cb cb, void *arg)
+{
+    if (cb == NULL || storage_check_user(user) < 0 ||
+        (doc_kind != NULL && storage_check_kind(doc_kind) < 0))
+        return -EINVAL;
+    storage_req_t *rq = req_new(OP_USER_LOAD, user, arg);
+    rq->text = doc_kind != NULL ? core_strdup(doc_kind) : NULL;
+    rq->num = with_offline ? 1 : 0;
+    rq->cb.load = cb;
     return submit(st, rq);
 }

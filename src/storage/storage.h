@@ -236,6 +236,13 @@ typedef void (*storage_list_cb)(void *arg, int status, const storage_list_t *lis
 typedef void (*storage_roster_cb)(void *arg, int status, const storage_roster_t *roster);
 typedef void (*storage_item_cb)(void *arg, int status, const storage_roster_item_t *item);
 typedef void (*storage_close_cb)(void *arg);
+/* storage_user_load: what a session manager needs to bring a user into memory. */
+typedef struct storage_user_data {
+    const storage_roster_t *roster;
+    const storage_list_t *doc_keys; /* the keys of the kind asked for (empty if none asked) */
+    const storage_list_t *offline; /* the offline queue, oldest first (empty if not asked) */
+} storage_user_data_t;
+typedef void (*storage_user_load_cb)(void *arg, int status, const storage_user_data_t *data);
 
 /*
  * Opens the store (blocking: call it at startup) and starts its thread. The store holds a
@@ -280,5 +287,12 @@ int storage_doc_delete(storage_t *st, const char *user, const char *kind, const 
                        storage_status_cb cb, void *arg);
 int storage_doc_list(storage_t *st, const char *user, const char *kind, storage_list_cb cb,
                      void *arg);
+/*
+ * The roster, the keys of documents of doc_kind (NULL: none) and, with with_offline, the
+ * offline queue, in one request: one trip to the storage thread where a login would
+ * otherwise need three. The first step that fails gives the status (-ENOENT: no account).
+ */
+int storage_user_load(storage_t *st, const char *user, const char *doc_kind, bool with_offline,
+                      storage_user_load_cb cb, void *arg);
 
 #endif

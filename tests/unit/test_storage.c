@@ -273,11 +273,40 @@ static void on_status(void *arg, int status)
     s->run->order[s->run->n++] = s->index;
 }
 
+static void on_version(void *arg, int status, const char *version)
+{
+    step_t *s = arg;
+    assert_int_equal(status, 0);
+    assert_non_null(version);
+    s->run->order[s->run->n++] = s->index;
+}
+
 static void on_list(void *arg, int status, const storage_list_t *l)
 {
     step_t *s = arg;
     assert_int_equal(status, 0);
     assert_int_equal(l->count, 20);
+    s->run->order[s->run->n++] = s->index;
+}
+
+static void on_load(void *arg, int status, const storage_user_data_t *d)
+{
+    step_t *s = arg;
+    assert_int_equal(status, 0);
+    assert_int_equal(d->roster->count, 1);
+    assert_string_equal(d->roster->items[0].jid, "romeo@localhost");
+    assert_int_equal(d->doc_keys->count, 1);
+    assert_string_equal(d->doc_keys->items[0].data, "nurse@localhost");
+    assert_int_equal(d->offline->count, 20);
+    assert_string_equal(d->offline->items[19].data, "<message id='20'/>");
+    s->run->order[s->run->n++] = s->index;
+}
+
+static void on_load_missing(void *arg, int status, const storage_user_data_t *d)
+{
+    step_t *s = arg;
+    assert_int_equal(status, -ENOENT);
+    assert_null(d);
     s->run->order[s->run->n++] = s->index;
 }
 
@@ -304,14 +333,25 @@ static void test_async_front(void **state)
             storage_offline_push(run.st, "juliet", msg, (size_t)n, 100, on_status, &steps[i]), 0);
     }
     assert_int_equal(storage_offline_get(run.st, "juliet", on_list, &steps[21]), 0);
+    /* A user's roster, document keys and offline queue in one request. */
+    storage_roster_item_t romeo = {.jid = "romeo@localhost", .subscription = STORAGE_SUB_BOTH};
+    assert_int_equal(storage_roster_put(run.st, "juliet", &romeo, on_version, &steps[22]), 0);
+    assert_int_equal(storage_doc_put(run.st, "juliet", "subin", "nurse@localhost", "x", 1,
+                                     on_status, &steps[23]),
+                     0);
+    assert_int_equal(storage_user_load(run.st, "juliet", "subin", true, on_load, &steps[24]), 0);
+    assert_int_equal(storage_user_load(run.st, "nobody", NULL, false, on_load_missing, &steps[25]),
+                     0);
+    assert_int_equal(storage_user_load(run.st, "juliet", "BAD KIND", false, on_load, NULL),
+                     -EINVAL);
     /* Nothing runs inside the submitting call. */
     assert_int_equal(run.n, 0);
     /* Close with requests in flight: they still complete, in order, before the close. */
     storage_close(run.st, on_closed, &run);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(run.closed, 1);
-    assert_int_equal(run.n, 22);
-    for (int i = 0; i < 22; i++)
+    assert_int_equal(run.n, 26);
+    for (int i = 0; i < 26; i++)
         assert_int_equal(run.order[i], i);
     assert_true(run.on_loop_thread);
     assert_int_equal(uv_loop_close(&loop), 0);
