@@ -136,6 +136,8 @@ static SSL_CTX *policy_new(bool server)
         SSL_CTX_set_session_cache_mode(x, SSL_SESS_CACHE_OFF);
         static const unsigned char sid_ctx[] = "parley";
         SSL_CTX_set_session_id_context(x, sid_ctx, sizeof(sid_ctx) - 1);
+        /* TLS 1.3: one ticket per handshake (OpenSSL sends two); a client resumes with one. */
+        SSL_CTX_set_num_tickets(x, 1);
     }
     return x;
 }
