@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Lead's interim RFC 6121 §3 subscription state machine (to be replaced by the helper's). */
+/* RFC 6121 §3 and Appendix A: the subscription state machine (tables in test_subscription.c). */
 #include "sm/subscription.h"
 
 bool sm_sub_has_from(storage_sub_t s)
@@ -24,7 +24,7 @@ void sm_sub_apply(const sm_sub_state_t *cur, sm_sub_event_t ev, sm_sub_outcome_t
     bool to = cur->in_roster && sm_sub_has_to(cur->sub);
     bool from = cur->in_roster && sm_sub_has_from(cur->sub);
     switch (ev) {
-    case SM_SUB_OUT_SUBSCRIBE:
+    case SM_SUB_OUT_SUBSCRIBE: /* §3.1.2, A.2.1: always routed; the item is created */
         o->route = true;
         if (!n->in_roster) {
             n->in_roster = true;
@@ -33,7 +33,7 @@ void sm_sub_apply(const sm_sub_state_t *cur, sm_sub_event_t ev, sm_sub_outcome_t
         if (!to)
             n->pending_out = true;
         break;
-    case SM_SUB_OUT_SUBSCRIBED:
+    case SM_SUB_OUT_SUBSCRIBED: /* §3.1.5, A.2.3; without a request, §3.4 pre-approval */
         if (cur->pending_in) {
             n->pending_in = false;
             o->pending_in_changed = true;
@@ -53,14 +53,14 @@ void sm_sub_apply(const sm_sub_state_t *cur, sm_sub_event_t ev, sm_sub_outcome_t
             n->approved = true;
         }
         break;
-    case SM_SUB_OUT_UNSUBSCRIBE:
+    case SM_SUB_OUT_UNSUBSCRIBE: /* §3.3.2, A.2.2 */
         o->route = true;
         if (n->in_roster) {
             n->sub = with(n->sub, false, from);
             n->pending_out = false;
         }
         break;
-    case SM_SUB_OUT_UNSUBSCRIBED:
+    case SM_SUB_OUT_UNSUBSCRIBED: /* §3.2.2, A.2.4: denies a request, cancels a subscription */
         if (cur->pending_in) {
             n->pending_in = false;
             o->pending_in_changed = true;
@@ -74,7 +74,7 @@ void sm_sub_apply(const sm_sub_state_t *cur, sm_sub_event_t ev, sm_sub_outcome_t
         if (n->in_roster)
             n->approved = false;
         break;
-    case SM_SUB_IN_SUBSCRIBE:
+    case SM_SUB_IN_SUBSCRIBE: /* §3.1.3, A.3.1: no item is created for a stranger */
         if (from) {
             o->auto_reply_subscribed = true;
         } else if (cur->in_roster && cur->approved) {
@@ -88,14 +88,14 @@ void sm_sub_apply(const sm_sub_state_t *cur, sm_sub_event_t ev, sm_sub_outcome_t
             o->route = true;
         }
         break;
-    case SM_SUB_IN_SUBSCRIBED:
+    case SM_SUB_IN_SUBSCRIBED: /* §3.1.6, A.3.3: only an answer to our request counts */
         if (cur->in_roster && cur->pending_out) {
             n->sub = with(n->sub, true, from);
             n->pending_out = false;
             o->route = true;
         }
         break;
-    case SM_SUB_IN_UNSUBSCRIBE:
+    case SM_SUB_IN_UNSUBSCRIBE: /* §3.3.3, A.3.2 */
         if (cur->pending_in) {
             n->pending_in = false;
             o->pending_in_changed = true;
@@ -106,7 +106,7 @@ void sm_sub_apply(const sm_sub_state_t *cur, sm_sub_event_t ev, sm_sub_outcome_t
             o->route = true;
         }
         break;
-    case SM_SUB_IN_UNSUBSCRIBED:
+    case SM_SUB_IN_UNSUBSCRIBED: /* §3.2.3, A.3.4 */
         if (to || (cur->in_roster && cur->pending_out)) {
             n->sub = with(n->sub, false, from);
             n->pending_out = false;
