@@ -60,8 +60,21 @@ static void roster_remove(sm_t *sm, sm_pkt_t *pkt, const char *jid)
     sm_roster_remove(sm, u, contact);
     if (to)
         send_sub(sm, u, contact, "unsubscribe");
-    if (from)
+    if (from) {
         send_sub(sm, u, contact, "unsubscribed");
+        /* §3.2.2: a cancelled subscriber stops seeing the user: unavailable from each
+         * resource that is available. */
+        for (sm_sess_t *s = u->sessions; s != NULL; s = s->next) {
+            if (!s->available)
+                continue;
+            xml_stanza_t *p = xml_stanza_new(XMLS_NS_CONTENT, "presence");
+            xml_node_set_attr(p, p->root, NULL, "type", "unavailable");
+            xml_node_set_attr(p, p->root, NULL, "from", s->jid.full);
+            xml_node_set_attr(p, p->root, NULL, "to", contact);
+            sm_route(sm, p);
+            xml_stanza_unref(p);
+        }
+    }
     sm_user_clear_pending_in(sm, u, contact);
     core_free(contact);
 }

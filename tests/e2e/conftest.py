@@ -175,6 +175,8 @@ def slix(server):
 # ---------------------------------------------------------------------------
 # The IM suite (test_im_*.py, test_cli_client.py): a whole server and real clients; see im.py.
 
+import shutil  # noqa: E402
+
 import im  # noqa: E402
 
 IM_TOPOLOGIES = ("all", "split")
@@ -207,6 +209,9 @@ def make_im(request, im_topology, tmp_path):
     request.node.stash[EXTRA_LOGS] = logs
     if im.is_prosody():
         binary = None
+        if not shutil.which("prosody"):
+            pytest.fail("PARLEY_E2E_SERVER=prosody needs Prosody: scripts/install-deps.sh bench",
+                        pytrace=False)
     else:
         binary = pathlib.Path(os.environ.get("PARLEYD") or DEFAULT_BINARY).resolve()
         if not binary.is_file():
