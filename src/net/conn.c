@@ -122,7 +122,7 @@ static void close_now(net_conn_t *c)
 
 static void maybe_drained(net_conn_t *c)
 {
-    if (!c->want_drain || c->closing || c->out.len > 0 || c->in_flight > 0)
+    if (!c->want_drain || c->closing || net_conn_queued(c) > 0)
         return;
     c->want_drain = false;
     if (c->ops->on_drain != NULL)
@@ -212,8 +212,10 @@ static void flush_all(uv_prepare_t *h)
         ctx->pending = c->next_pending;
         c->pending = false;
         c->next_pending = NULL;
-        if (c->tls != NULL)
+        if (c->tls != NULL) {
+            net_tls_seal(c);
             net_tls_trim(c);
+        }
         flush_one(c);
     }
     uv_unref((uv_handle_t *)&ctx->flush);
@@ -237,6 +239,12 @@ char *net_conn_out_reserve(net_conn_t *c, size_t n)
 {
     buf_borrow(c);
     return core_buf_reserve(&c->out, n);
+}
+
+void net_conn_want_flush(net_conn_t *c)
+{
+    if (!uv_is_closing((uv_handle_t *)&c->tcp))
+        pending_add(c);
 }
 
 void net_conn_out_commit(net_conn_t *c, size_t n)

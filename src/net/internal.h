@@ -19,6 +19,8 @@ void net_conn_accepted(net_conn_t *c);
 char *net_conn_out_reserve(net_conn_t *c, size_t n);
 /* Appends n reserved bytes to the queue and schedules a flush. */
 void net_conn_out_commit(net_conn_t *c, size_t n);
+/* Schedules a flush (TLS plaintext is waiting to be sealed). */
+void net_conn_want_flush(net_conn_t *c);
 
 /* ---- tls.c, for conn.c (called only when c->tls is set) ---- */
 
@@ -30,6 +32,8 @@ int net_tls_write(net_conn_t *c, const char *data, size_t len);
 int net_tls_eof_status(net_conn_t *c);
 /* Queues our close_notify once, if the handshake completed. */
 void net_tls_close_notify(net_conn_t *c);
+/* Encrypts the plaintext written since the last flush: as few records as it fits in. */
+void net_tls_seal(net_conn_t *c);
 /* Gives back the memory BIOs' buffers once they are drained (idle connections hold none). */
 void net_tls_trim(net_conn_t *c);
 /* Frees the TLS state (from the close path). */

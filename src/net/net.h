@@ -59,6 +59,7 @@ struct net_conn {
     void *ud; /* the owner's object */
     core_buf_t out; /* queued output, not yet handed to the kernel */
     size_t in_flight; /* bytes in a uv_write not yet completed */
+    size_t tls_plain; /* TLS: plaintext waiting to be sealed into records at the next flush */
     size_t out_limit; /* high-water mark for out + in_flight */
     net_conn_t *next_pending;
     net_conn_t *all_next;
@@ -89,7 +90,7 @@ int net_conn_write(net_conn_t *c, const char *data, size_t len);
 /* Bytes queued for this connection that the kernel has not taken yet. */
 static inline size_t net_conn_queued(const net_conn_t *c)
 {
-    return c->out.len + c->in_flight;
+    return c->out.len + c->in_flight + c->tls_plain;
 }
 
 /* Asks for one ops->on_drain call when the queued output is next empty (at once if it is:

@@ -48,6 +48,9 @@ struct net_tls_conn {
     BIO *rbio; /* ciphertext from the peer, waiting for SSL_read */
     BIO *wbio; /* ciphertext from SSL, drained into the output queue after every call */
     core_buf_t early; /* plaintext written before the handshake completed */
+    /* Plaintext written since the last flush: sealed there, so that stanzas written in one
+     * loop iteration share records instead of costing one record (and SSL call) each. */
+    core_buf_t plain;
     bool free_buffers; /* copied from the context */
     bool ready; /* handshake completed */
     bool failed; /* a fatal TLS error: nothing more goes through the SSL */
@@ -502,13 +505,27 @@ int net_tls_write(net_conn_t *c, const char *data, size_t len)
         return -EPIPE;
     if (len == 0)
         return 0;
-    if (c->out.len + c->in_flight + tls->early.len + len > c->out_limit)
+    if (net_conn_queued(c) + tls->early.len + len > c->out_limit)
         return -ENOBUFS;
     if (!tls->ready) {
         core_buf_append(&tls->early, data, len);
         return 0;
     }
-    return write_plain(c, data, len);
+    core_buf_append(&tls->plain, data, len);
+    c->tls_plain = tls->plain.len;
+    net_conn_want_flush(c);
+    return 0;
+}
+
+void net_tls_seal(net_conn_t *c)
+{
+    net_tls_conn_t *tls = c->tls;
+    if (tls->plain.len == 0)
+        return;
+    if (tls->ready && !tls->failed)
+        write_plain(c, tls->plain.data, tls->plain.len);
+    core_buf_release(&tls->plain);
+    c->tls_plain = 0;
 }
 
 int net_tls_eof_status(net_conn_t *c)
@@ -524,6 +541,7 @@ int net_tls_eof_status(net_conn_t *c)
 void net_tls_close_notify(net_conn_t *c)
 {
     net_tls_conn_t *tls = c->tls;
+    net_tls_seal(c); /* what was written goes before the end */
     if (!tls->ready || tls->failed || (SSL_get_shutdown(tls->ssl) & SSL_SENT_SHUTDOWN) != 0)
         return;
     errors_reset();
@@ -580,8 +598,10 @@ void net_tls_free(net_conn_t *c)
     if (tls->early.data != NULL)
         OPENSSL_cleanse(tls->early.data, tls->early.len);
     core_buf_release(&tls->early);
+    core_buf_release(&tls->plain);
     core_free(tls);
     c->tls = NULL;
+    c->tls_plain = 0;
 }
 
 /* Sets the name to send (SNI) and to verify; an IP literal is checked as an address. */
