@@ -550,7 +550,14 @@ static void expat_no_deferral(XML_Parser x)
 static void expat_start(xml_parser_t *p)
 {
     static const XML_Char sep[] = {NS_SEP, '\0'};
-    XML_Parser x = XML_ParserCreate_MM("UTF-8", &expat_memory, sep);
+    XML_Parser x = p->expat;
+    /* A restart (after STARTTLS and SASL) reuses the parser: a reset keeps its memory and
+     * its namespace processing, and clears the handlers, which are set again below. */
+    if (x == NULL || XML_ParserReset(x, "UTF-8") != XML_TRUE) {
+        if (x != NULL)
+            XML_ParserFree(x);
+        x = XML_ParserCreate_MM("UTF-8", &expat_memory, sep);
+    }
     if (x == NULL)
         abort(); /* core_malloc does not fail, so this is a broken expat */
     XML_SetReturnNSTriplet(x, XML_TRUE);
@@ -571,9 +578,6 @@ static void expat_start(xml_parser_t *p)
 /* Forgets everything about the current stream except the input bytes and the error. */
 static void stream_reset(xml_parser_t *p)
 {
-    if (p->expat != NULL)
-        XML_ParserFree(p->expat);
-    p->expat = NULL;
     queue_clear(p);
     xml_stanza_unref(p->cur_st);
     p->cur_st = NULL;
@@ -608,6 +612,8 @@ void xml_parser_free(xml_parser_t *p)
     if (p == NULL)
         return;
     stream_reset(p);
+    if (p->expat != NULL)
+        XML_ParserFree(p->expat);
     core_buf_release(&p->in);
     core_buf_release(&p->text);
     core_free(p->prefixes);
