@@ -510,6 +510,17 @@ void jid_copy(jid_t *dst, const jid_t *src)
     dst->full = src->full != NULL ? core_strndup(src->full, src->full_len) : NULL;
 }
 
+int jid_domain_raw(const char *s, size_t len, const char **dom, size_t *dlen)
+{
+    struct span ns, ds, rs;
+    int rc = split(s, len, &ns, &ds, &rs);
+    if (rc != 0)
+        return rc;
+    *dom = ds.p;
+    *dlen = ds.len;
+    return 0;
+}
+
 int jid_domain(jid_cache_t *cache, const char *s, size_t len, const char **dom, size_t *dlen)
 {
     struct span ns, ds, rs;

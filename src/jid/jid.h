@@ -56,6 +56,14 @@ void jid_copy(jid_t *dst, const jid_t *src);
  */
 int jid_domain(jid_cache_t *cache, const char *s, size_t len, const char **dom, size_t *dlen);
 
+/*
+ * The domain of the JID s[0..len) as written, unprepared (*dom points into s, not
+ * NUL-terminated), after the same checks of the separators as jid_domain. For a lookup in a
+ * table of prepared names: a hit is the prepared domain, a miss needs jid_domain. Returns 0 or
+ * -EINVAL.
+ */
+int jid_domain_raw(const char *s, size_t len, const char **dom, size_t *dlen);
+
 static inline const char *jid_domain_ptr(const jid_t *j)
 {
     return j->full + j->domain_off;

@@ -10,6 +10,8 @@
 #include <string.h>
 
 #define DEFAULT_OUT_LIMIT (4u * 1024 * 1024)
+/* A TLS connection quiet for one to two of these gives its record buffers back. */
+#define NET_TRIM_MS 250
 
 /* A uv_write in progress: owns the bytes until the callback. */
 typedef struct write_req {
@@ -29,6 +31,9 @@ void net_ctx_init(net_ctx_t *ctx, uv_loop_t *loop, const core_log_t *log)
     uv_prepare_start(&ctx->flush, flush_all);
     /* Flushing is work to do when there is output, not a reason to keep the loop alive. */
     uv_unref((uv_handle_t *)&ctx->flush);
+    uv_timer_init(loop, &ctx->trim_timer);
+    uv_unref((uv_handle_t *)&ctx->trim_timer);
+    ctx->trim_ms = NET_TRIM_MS;
 }
 
 void net_ctx_close(net_ctx_t *ctx)
@@ -37,6 +42,51 @@ void net_ctx_close(net_ctx_t *ctx)
         core_buf_release(&ctx->spare[--ctx->nspare]);
     uv_prepare_stop(&ctx->flush);
     uv_close((uv_handle_t *)&ctx->flush, NULL);
+    uv_timer_stop(&ctx->trim_timer);
+    uv_close((uv_handle_t *)&ctx->trim_timer, NULL);
+}
+
+/*
+ * Trims the connections that waited a whole sweep without reading or writing. One timer and
+ * a walk over the connections, only while some wait: no per-connection timer to hold.
+ */
+static void trim_sweep(uv_timer_t *t)
+{
+    net_ctx_t *ctx = (net_ctx_t *)((char *)t - offsetof(net_ctx_t, trim_timer));
+    for (net_conn_t *c = ctx->all; c != NULL && ctx->ntrim > 0; c = c->all_next) {
+        if (!c->trim_due)
+            continue;
+        if (c->trim_busy) {
+            c->trim_busy = false;
+            continue;
+        }
+        c->trim_due = false;
+        ctx->ntrim--;
+        if (c->tls != NULL && !c->closing)
+            net_tls_trim(c);
+    }
+    if (ctx->ntrim == 0)
+        uv_timer_stop(t);
+}
+
+void net_conn_trim_later(net_conn_t *c)
+{
+    net_ctx_t *ctx = c->ctx;
+    c->trim_busy = true;
+    if (c->trim_due)
+        return;
+    c->trim_due = true;
+    if (ctx->ntrim++ == 0)
+        uv_timer_start(&ctx->trim_timer, trim_sweep, ctx->trim_ms, ctx->trim_ms);
+}
+
+static void trim_forget(net_conn_t *c)
+{
+    if (!c->trim_due)
+        return;
+    c->trim_due = false;
+    if (--c->ctx->ntrim == 0)
+        uv_timer_stop(&c->ctx->trim_timer);
 }
 
 /*
@@ -105,6 +155,7 @@ static void on_handle_closed(uv_handle_t *h)
         c->ctx->all = c->all_next;
     if (c->all_next != NULL)
         c->all_next->all_prev = c->all_prev;
+    trim_forget(c);
     if (c->tls != NULL)
         net_tls_free(c);
     core_buf_release(&c->out);
@@ -214,7 +265,7 @@ static void flush_all(uv_prepare_t *h)
         c->next_pending = NULL;
         if (c->tls != NULL) {
             net_tls_seal(c);
-            net_tls_trim(c);
+            net_conn_trim_later(c);
         }
         flush_one(c);
     }

@@ -30,6 +30,9 @@ typedef struct net_ctx {
     unsigned nspare;
     char read_buf[64 * 1024];
     bool reading; /* read_buf is lent out */
+    uv_timer_t trim_timer; /* gives idle TLS connections' buffers back */
+    size_t ntrim; /* connections waiting for it */
+    uint64_t trim_ms; /* how long a connection must be quiet first (NET_TRIM_MS; tests lower it) */
 } net_ctx_t;
 
 /* What a connection's owner is told. Both run on the loop thread. */
@@ -69,6 +72,8 @@ struct net_conn {
     bool close_after_flush;
     bool notified; /* on_close has run */
     bool want_drain; /* call ops->on_drain when the output is empty */
+    bool trim_due; /* TLS buffers to give back once the connection is quiet */
+    bool trim_busy; /* it read or wrote since the last trim sweep */
     int close_status;
     net_tls_conn_t *tls; /* owned; set by net_conn_start_tls, freed with the connection */
     char peer[64]; /* "ip:port" for the logs */

@@ -129,6 +129,22 @@ static inline void errors_reset(void)
         ERR_clear_error();
 }
 
+/*
+ * SSL_free_buffers could touch freed memory before these releases (CVE-2024-4741). Asked of
+ * the library we run on, not the headers we were built with.
+ */
+static bool free_buffers_safe(void)
+{
+    static const unsigned fixed_patch[] = {14, 6, 2, 1}; /* 3.0.14, 3.1.6, 3.2.2, 3.3.1 */
+    unsigned major = OPENSSL_version_major();
+    unsigned minor = OPENSSL_version_minor();
+    if (major != 3)
+        return major > 3;
+    if (minor >= sizeof(fixed_patch) / sizeof(fixed_patch[0]))
+        return true;
+    return OPENSSL_version_patch() >= fixed_patch[minor];
+}
+
 /* The policy shared by every context (STYLE §5: TLS policy lives in one place). */
 static SSL_CTX *policy_new(bool server)
 {
@@ -142,8 +158,11 @@ static SSL_CTX *policy_new(bool server)
     /* Compression invites CRIME; renegotiation (TLS <= 1.2) is an attack surface XMPP never
      * needs. Session tickets stay on: resumption costs the server no memory. */
     SSL_CTX_set_options(x, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
-    /* Idle connections give their record buffers back. */
-    SSL_CTX_set_mode(x, SSL_MODE_RELEASE_BUFFERS);
+    /* Idle connections give their record buffers back: net_tls_trim, once a connection has
+     * been quiet for a while, so a busy one does not pay an allocation for every record. An
+     * OpenSSL whose SSL_free_buffers is unsafe releases them after each record instead. */
+    if (!free_buffers_safe())
+        SSL_CTX_set_mode(x, SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_default_passwd_cb(x, no_passphrase);
     if (server) {
         /* A stateful cache would grow with clients; tickets resume sessions without it. */
@@ -216,22 +235,6 @@ static int on_servername(SSL *ssl, int *alert, void *arg)
     }
     /* An unknown name gets the default certificate; the client's own check decides. */
     return SSL_TLSEXT_ERR_NOACK;
-}
-
-/*
- * SSL_free_buffers could touch freed memory before these releases (CVE-2024-4741). Asked of
- * the library we run on, not the headers we were built with.
- */
-static bool free_buffers_safe(void)
-{
-    static const unsigned fixed_patch[] = {14, 6, 2, 1}; /* 3.0.14, 3.1.6, 3.2.2, 3.3.1 */
-    unsigned major = OPENSSL_version_major();
-    unsigned minor = OPENSSL_version_minor();
-    if (major != 3)
-        return major > 3;
-    if (minor >= sizeof(fixed_patch) / sizeof(fixed_patch[0]))
-        return true;
-    return OPENSSL_version_patch() >= fixed_patch[minor];
 }
 
 static net_tls_ctx_t *ctx_new(bool server, char *err, size_t errlen)
@@ -495,7 +498,7 @@ void net_tls_feed(net_conn_t *c, const char *data, size_t len)
         return;
     if (tls->ready)
         read_plain(c);
-    net_tls_trim(c);
+    net_conn_trim_later(c);
 }
 
 int net_tls_write(net_conn_t *c, const char *data, size_t len)
@@ -574,9 +577,9 @@ static BIO *fresh_if_holding(BIO *b)
 void net_tls_trim(net_conn_t *c)
 {
     net_tls_conn_t *tls = c->tls;
-    /* SSL_MODE_RELEASE_BUFFERS misses one case: reading TLS 1.3 post-handshake messages
-     * (NewSessionTicket) sets up a write buffer that no write then releases. This frees
-     * both record buffers, and does nothing while either holds data. */
+    /* Frees both record buffers (SSL_MODE_RELEASE_BUFFERS, where we use it, also misses the
+     * write buffer that reading TLS 1.3 post-handshake messages sets up); does nothing while
+     * either holds data. */
     if (tls->free_buffers && !tls->failed && SSL_free_buffers(tls->ssl) != 1)
         errors_reset();
     BIO *b = fresh_if_holding(tls->rbio);
@@ -709,6 +712,10 @@ int net_conn_tls_unique(const net_conn_t *c, unsigned char *out, size_t cap, siz
                           : SSL_get_peer_finished(ssl, fin, sizeof(fin));
     if (n == 0 || n > sizeof(fin))
         return -ENOTSUP;
+    if (out == NULL) {
+        *len = n;
+        return 0;
+    }
     if (n > cap)
         return -ENOSPC;
     memcpy(out, fin, n);
@@ -724,6 +731,10 @@ int net_conn_tls_exporter(const net_conn_t *c, unsigned char *out, size_t cap, s
     /* RFC 9266 §2: over TLS 1.2 only with the extended master secret. */
     if (SSL_version(ssl) < TLS1_3_VERSION && SSL_get_extms_support(ssl) != 1)
         return -ENOTSUP;
+    if (out == NULL) {
+        *len = EXPORTER_LEN;
+        return 0;
+    }
     if (cap < EXPORTER_LEN)
         return -ENOSPC;
     errors_reset();
@@ -759,8 +770,12 @@ int net_conn_tls_server_end_point(const net_conn_t *c, unsigned char *out, size_
         rc = -ENOTSUP;
         goto out;
     }
-    if (EVP_MD_get_size(md) <= 0 || (size_t)EVP_MD_get_size(md) > cap) {
+    if (EVP_MD_get_size(md) <= 0 || (out != NULL && (size_t)EVP_MD_get_size(md) > cap)) {
         rc = -ENOSPC;
+        goto out;
+    }
+    if (out == NULL) {
+        *len = (size_t)EVP_MD_get_size(md);
         goto out;
     }
     if (X509_digest(cert, md, out, &n) != 1) {

@@ -109,7 +109,9 @@ int net_conn_tls_version(const net_conn_t *c);
  * Channel binding data (RFC 5056) for SCRAM-*-PLUS. Each writes at most cap bytes to out and
  * their number to *len, and returns 0; or -ENOTCONN when c has no completed TLS handshake,
  * -ENOTSUP when the binding type is not defined for this session, -ENOSPC when cap is too small.
- * NET_TLS_CB_MAX bytes are always enough.
+ * NET_TLS_CB_MAX bytes are always enough. With out NULL (and cap 0) each only tells whether
+ * the type applies and how long its data would be, without computing it: the exporter and the
+ * certificate hash cost a key derivation or a digest, and most clients never ask for them.
  *
  * tls-unique (RFC 5929 §3.1): the first Finished message of the handshake. Defined for TLS 1.2
  * only (RFC 9266 §1); also refused without the extended master secret (RFC 7627), without

@@ -50,6 +50,24 @@ static router_route_t *route_get(router_t *r, const char *name, size_t len)
     return core_map_get(&r->routes, name, len);
 }
 
+/*
+ * The route for the domain of the JID s, or NULL for none; -EINVAL if that domain is not
+ * valid. The domain as written is tried first: a name in the table is prepared already, so a
+ * hit needs no preparation, which is what nearly every stanza between our own components is.
+ */
+static int route_of(router_t *r, const char *s, router_route_t **rt)
+{
+    size_t len = strlen(s);
+    const char *dom;
+    size_t dlen;
+    if (jid_domain_raw(s, len, &dom, &dlen) == 0 && (*rt = route_get(r, dom, dlen)) != NULL)
+        return 0;
+    if (jid_domain(r->jids, s, len, &dom, &dlen) < 0)
+        return -EINVAL;
+    *rt = route_get(r, dom, dlen);
+    return 0;
+}
+
 static router_route_t *route_make(router_t *r, const char *prepared)
 {
     size_t len = strlen(prepared);
@@ -384,22 +402,18 @@ void router_input(router_t *r, link_t *l, xml_stanza_t *st)
         l->ops->close(l, CORE_STREAM_ERR_IMPROPER_ADDRESSING);
         return;
     }
-    const char *dom;
-    size_t dlen;
     router_route_t *rt;
     /* RFC 6120 §4.9.3.9: a link may only send from the names it has bound. */
-    if (jid_domain(r->jids, from, strlen(from), &dom, &dlen) < 0 ||
-        (rt = route_get(r, dom, dlen)) == NULL || rt->link != l) {
+    if (route_of(r, from, &rt) < 0 || rt == NULL || rt->link != l) {
         core_log(r->log, CORE_LOG_INFO, l->id, "%s sent from a name it does not own",
                  l->name ? l->name : "link");
         l->ops->close(l, CORE_STREAM_ERR_INVALID_FROM);
         return;
     }
-    if (jid_domain(r->jids, to, strlen(to), &dom, &dlen) < 0) {
+    if (route_of(r, to, &rt) < 0) {
         bounce(r, l, st, CORE_STANZA_ERR_JID_MALFORMED);
         return;
     }
-    rt = route_get(r, dom, dlen);
     link_t *dest = rt != NULL ? rt->link : NULL;
     if (dest == NULL && (rt == NULL || !rt->ours))
         dest = r->default_link;

@@ -66,8 +66,12 @@ xml_stanza_t *sm_iq_result(const xml_stanza_t *st)
     return r;
 }
 
-/* Fills the packet's parsed parts; false (and an error answered) if an address is bad. */
-static bool pkt_init(sm_t *sm, sm_pkt_t *pkt, xml_stanza_t *st)
+/*
+ * Fills the packet's parsed parts; false (and an error answered) if an address is bad. known
+ * (borrowed, may be NULL) is a prepared JID the stanza's from is likely to be: the session's,
+ * which its c2s stamps on everything it relays. A from equal to it needs no preparation.
+ */
+static bool pkt_init(sm_t *sm, sm_pkt_t *pkt, xml_stanza_t *st, const jid_t *known)
 {
     memset(pkt, 0, sizeof(*pkt));
     pkt->st = st;
@@ -77,7 +81,11 @@ static bool pkt_init(sm_t *sm, sm_pkt_t *pkt, xml_stanza_t *st)
         pkt->payload = xml_node_first_element(st->root);
     const char *from = xml_stanza_from(st);
     const char *to = xml_stanza_to(st);
-    if (from == NULL || jid_parse(sm->jids, from, strlen(from), &pkt->from) < 0)
+    if (from == NULL)
+        return false;
+    if (known != NULL && strcmp(from, known->full) == 0)
+        jid_copy(&pkt->from, known);
+    else if (jid_parse(sm->jids, from, strlen(from), &pkt->from) < 0)
         return false;
     if (to != NULL && jid_parse(sm->jids, to, strlen(to), &pkt->to) < 0) {
         sm_reply_error(sm, st, CORE_STANZA_ERR_JID_MALFORMED);
@@ -154,7 +162,7 @@ void sm_route(sm_t *sm, xml_stanza_t *st)
         sm_reply_error(sm, st, CORE_STANZA_ERR_JID_MALFORMED);
         return;
     }
-    if (!pkt_init(sm, &pkt, st))
+    if (!pkt_init(sm, &pkt, st, NULL))
         return;
     route_pkt(sm, &pkt);
     pkt_clear(&pkt);
@@ -277,7 +285,7 @@ static void deliver_to_user(sm_t *sm, sm_user_t *u, sm_pkt_t *pkt)
 void sm_deliver_to_user(sm_t *sm, sm_user_t *u, xml_stanza_t *st)
 {
     sm_pkt_t pkt;
-    if (!pkt_init(sm, &pkt, st))
+    if (!pkt_init(sm, &pkt, st, NULL))
         return;
     deliver_to_user(sm, u, &pkt);
     pkt_clear(&pkt);
@@ -286,7 +294,7 @@ void sm_deliver_to_user(sm_t *sm, sm_user_t *u, xml_stanza_t *st)
 void sm_deliver_from_session(sm_t *sm, sm_sess_t *sess, xml_stanza_t *st)
 {
     sm_pkt_t pkt;
-    if (!pkt_init(sm, &pkt, st))
+    if (!pkt_init(sm, &pkt, st, &sess->jid))
         return;
     pkt.sess = sess;
     pkt.user = sess->user;
