@@ -158,6 +158,22 @@ static SSL_CTX *policy_new(bool server)
     /* Compression invites CRIME; renegotiation (TLS <= 1.2) is an attack surface XMPP never
      * needs. Session tickets stay on: resumption costs the server no memory. */
     SSL_CTX_set_options(x, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    /*
+     * TLS 1.3: AES-128-GCM with SHA-256 first, the suite every implementation must have
+     * (RFC 8446 §9.1). Its key schedule runs on SHA-256, which CPUs accelerate and SHA-384
+     * is not, and its records take 10 AES rounds, not 14: a cheaper handshake and cheaper
+     * messages for no practical loss of strength. A client that puts ChaCha20 first (no
+     * AES instructions) keeps it.
+     */
+    if (server) {
+        SSL_CTX_set_options(x, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_PRIORITIZE_CHACHA);
+        if (SSL_CTX_set_ciphersuites(x,
+                                     "TLS_AES_128_GCM_SHA256:TLS_CHACHA20_POLY1305_SHA256:"
+                                     "TLS_AES_256_GCM_SHA384") != 1) {
+            SSL_CTX_free(x);
+            return NULL;
+        }
+    }
     /* Idle connections give their record buffers back: net_tls_trim, once a connection has
      * been quiet for a while, so a busy one does not pay an allocation for every record. An
      * OpenSSL whose SSL_free_buffers is unsafe releases them after each record instead. */
