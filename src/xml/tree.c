@@ -5,6 +5,7 @@
 #include "core/alloc.h"
 
 #include <assert.h>
+#include <stdio.h>
 #include <string.h>
 
 /*
@@ -254,7 +255,8 @@ void xml_node_set_attr(xml_stanza_t *st, xml_node_t *n, const char *ns, const ch
 {
     assert(n != NULL && n->name != NULL);
     /* Namespace declarations are the serialiser's to write, never attributes. */
-    assert(ns != NULL || (strcmp(name, "xmlns") != 0 && strncmp(name, "xmlns:", 6) != 0));
+    assert(ns != NULL || name[0] != 'x' ||
+           (strcmp(name, "xmlns") != 0 && strncmp(name, "xmlns:", 6) != 0));
     writable(st);
     unsigned i = 0;
     while (i < n->nattrs && !attr_is(&n->attrs[i], ns, name))
@@ -424,11 +426,23 @@ xml_stanza_t *xml_stanza_error_reply(const xml_stanza_t *st, core_stanza_err_t c
     const char *from = xml_stanza_from(st);
     xml_node_set_attr(b, b->root, NULL, "to", from);
     xml_node_set_attr(b, b->root, NULL, "from", to);
-    xml_node_set_attr(b, b->root, NULL, "type", "error");
-    xml_node_t *e = xml_node_add_element(b, b->root, XMLS_NS_CONTENT, "error");
-    xml_node_set_attr(b, e, NULL, "type", core_stanza_err_type(cond));
-    xml_node_add_element(b, e, CORE_NS_STANZA_ERRORS, core_stanza_err_name(cond));
+    xml_stanza_make_error(b, cond, NULL, false);
     return b;
+}
+
+xml_node_t *xml_stanza_make_error(xml_stanza_t *st, core_stanza_err_t cond, const char *type,
+                                  bool legacy_code)
+{
+    xml_node_set_attr(st, st->root, NULL, "type", "error");
+    xml_node_t *e = xml_node_add_element(st, st->root, XMLS_NS_CONTENT, "error");
+    if (legacy_code) {
+        char code[16];
+        snprintf(code, sizeof(code), "%d", core_stanza_err_code(cond));
+        xml_node_set_attr(st, e, NULL, "code", code);
+    }
+    xml_node_set_attr(st, e, NULL, "type", type != NULL ? type : core_stanza_err_type(cond));
+    xml_node_add_element(st, e, CORE_NS_STANZA_ERRORS, core_stanza_err_name(cond));
+    return e;
 }
 
 xml_stanza_t *xml_envelope_new(const char *ns, const char *name, xml_stanza_t *inner)
