@@ -3,6 +3,7 @@
 #ifndef PARLEY_AUTH_H
 #define PARLEY_AUTH_H
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -104,6 +105,22 @@ int auth_scram_derive(auth_hash_t h, const char *password, size_t len, const uin
 int auth_creds_from_password(const char *password, size_t len, uint32_t iter, auth_creds_t *out);
 
 /*
+ * The same, straight to the text form (what storage keeps) in out (AUTH_CREDS_TEXT_MAX bytes),
+ * NUL-terminated, *out_len its length: what parleyctl and in-band password changes store.
+ * PBKDF2 twice: run it off the loop thread. It carries key material: wipe it
+ * (OPENSSL_cleanse) when done. Returns 0, -EINVAL or -EIO; on failure out holds nothing.
+ */
+int auth_creds_text_from_password(const char *password, size_t len, uint32_t iter, char *out,
+                                  size_t *out_len);
+
+/*
+ * Whether password would be accepted for new credentials (SASLprep as a stored string, as
+ * auth_creds_from_password does it), without hashing: cheap enough for the loop thread, so
+ * a request can be refused before it costs PBKDF2. Returns 0 or -EINVAL.
+ */
+int auth_password_acceptable(const char *password, size_t len);
+
+/*
  * Checks a password (PLAIN, RFC 4616) against the credentials: SASLprep as a query, then
  * SaltedPassword -> ClientKey -> StoredKey, compared in constant time. Uses SHA-256 when it is
  * set, else SHA-1. PBKDF2: run it off the loop thread; allocates nothing, so it may run on a
@@ -162,6 +179,13 @@ typedef struct auth_request auth_request_t;
  */
 typedef void (*auth_lookup_cb)(void *arg, int status, const auth_creds_t *creds);
 
+/*
+ * The answer to a create. status: 0 (the account exists now), -EEXIST (it existed already),
+ * -ECANCELED (the source is being freed) or another negative code for a failure. The request
+ * is gone once this returns.
+ */
+typedef void (*auth_status_cb)(void *arg, int status);
+
 typedef struct auth_source_ops {
     const char *name;
     /*
@@ -172,7 +196,18 @@ typedef struct auth_source_ops {
      */
     int (*lookup)(auth_source_t *src, const char *user, size_t user_len, const char *domain,
                   size_t domain_len, auth_lookup_cb cb, void *arg, auth_request_t **req);
-    /* Cancels a request whose callback has not run yet: it never will; req is gone. */
+    /*
+     * Optional (NULL: the source cannot create accounts). Creates user at domain (prepared
+     * forms, borrowed for the call) holding a copy of creds (borrowed for the call), for
+     * in-band registration (XEP-0077). The callback rules are lookup's: on success *req is
+     * set and cb runs exactly once, later, from the loop, unless the request is cancelled
+     * first; on failure cb never runs.
+     */
+    int (*create)(auth_source_t *src, const char *user, size_t user_len, const char *domain,
+                  size_t domain_len, const auth_creds_t *creds, auth_status_cb cb, void *arg,
+                  auth_request_t **req);
+    /* Cancels a request (lookup or create) whose callback has not run yet: it never will;
+     * req is gone. A create that already reached the store may still take effect. */
     void (*cancel)(auth_source_t *src, auth_request_t *req);
     /* Frees the source; callbacks still pending run with -ECANCELED from the loop first. */
     void (*free)(auth_source_t *src);
@@ -187,6 +222,17 @@ static inline int auth_source_lookup(auth_source_t *src, const char *user, size_
                                      void *arg, auth_request_t **req)
 {
     return src->ops->lookup(src, user, user_len, domain, domain_len, cb, arg, req);
+}
+
+/* auth_source_ops_t.create, or -ENOTSUP when the source cannot create accounts. */
+static inline int auth_source_create(auth_source_t *src, const char *user, size_t user_len,
+                                     const char *domain, size_t domain_len,
+                                     const auth_creds_t *creds, auth_status_cb cb, void *arg,
+                                     auth_request_t **req)
+{
+    if (src->ops->create == NULL)
+        return -ENOTSUP;
+    return src->ops->create(src, user, user_len, domain, domain_len, creds, cb, arg, req);
 }
 
 static inline void auth_source_cancel(auth_source_t *src, auth_request_t *req)
@@ -208,7 +254,8 @@ auth_source_t *auth_memory_new(uv_loop_t *loop);
 
 /*
  * Adds or replaces user@domain (prepared forms, copied) with a copy of creds. Returns 0 or
- * -EINVAL (empty user or domain).
+ * -EINVAL (empty user or domain). The source's create adds a user the same way, from the
+ * loop, and answers -EEXIST for one it has.
  */
 int auth_memory_set(auth_source_t *src, const char *user, size_t user_len, const char *domain,
                     size_t domain_len, const auth_creds_t *creds);

@@ -26,7 +26,9 @@ struct auth_request {
     size_t user_len;
     char *domain; /* owned */
     size_t domain_len;
-    auth_lookup_cb cb;
+    auth_lookup_cb cb; /* a lookup */
+    auth_status_cb status_cb; /* a create, of creds */
+    auth_creds_t creds;
     void *arg;
     bool cancelled; /* cancelled requests wait in the queue until the idle callback frees them */
 };
@@ -65,14 +67,30 @@ static mem_user_t *find_user(mem_source_t *m, const char *user, size_t user_len,
 
 static void request_free(auth_request_t *r)
 {
+    auth_creds_clear(&r->creds);
     core_free(r->user);
     core_free(r->domain);
     core_free(r);
 }
 
+/* Answers one create: the user is added, or it exists (-EEXIST). */
+static void answer_create(mem_source_t *m, auth_request_t *r, int status)
+{
+    if (status == 0 && find_user(m, r->user, r->user_len, r->domain, r->domain_len, NULL) != NULL)
+        status = -EEXIST;
+    if (status == 0)
+        status =
+            auth_memory_set(&m->base, r->user, r->user_len, r->domain, r->domain_len, &r->creds);
+    r->status_cb(r->arg, status);
+}
+
 /* Answers one request: the user's credentials, or -ENOENT. */
 static void answer(mem_source_t *m, auth_request_t *r, int status)
 {
+    if (r->status_cb != NULL) {
+        answer_create(m, r, status);
+        return;
+    }
     mem_user_t *u = NULL;
     if (status == 0)
         u = find_user(m, r->user, r->user_len, r->domain, r->domain_len, NULL);
@@ -104,10 +122,10 @@ static void on_idle(uv_idle_t *idle)
         uv_idle_start(&m->idle, on_idle);
 }
 
-static int mem_lookup(auth_source_t *src, const char *user, size_t user_len, const char *domain,
-                      size_t domain_len, auth_lookup_cb cb, void *arg, auth_request_t **req)
+/* A new request for user@domain, queued to be answered from the idle callback. */
+static auth_request_t *enqueue(mem_source_t *m, const char *user, size_t user_len,
+                               const char *domain, size_t domain_len, void *arg)
 {
-    mem_source_t *m = mem_of(src);
     assert(!m->closing);
     auth_request_t *r = core_calloc(1, sizeof(*r));
 
@@ -115,7 +133,6 @@ static int mem_lookup(auth_source_t *src, const char *user, size_t user_len, con
     r->user_len = user_len;
     r->domain = core_strndup(domain, domain_len);
     r->domain_len = domain_len;
-    r->cb = cb;
     r->arg = arg;
     if (m->tail != NULL)
         m->tail->next = r;
@@ -123,6 +140,27 @@ static int mem_lookup(auth_source_t *src, const char *user, size_t user_len, con
         m->head = r;
     m->tail = r;
     uv_idle_start(&m->idle, on_idle);
+    return r;
+}
+
+static int mem_lookup(auth_source_t *src, const char *user, size_t user_len, const char *domain,
+                      size_t domain_len, auth_lookup_cb cb, void *arg, auth_request_t **req)
+{
+    auth_request_t *r = enqueue(mem_of(src), user, user_len, domain, domain_len, arg);
+    r->cb = cb;
+    *req = r;
+    return 0;
+}
+
+static int mem_create(auth_source_t *src, const char *user, size_t user_len, const char *domain,
+                      size_t domain_len, const auth_creds_t *creds, auth_status_cb cb, void *arg,
+                      auth_request_t **req)
+{
+    if (user_len == 0 || domain_len == 0)
+        return -EINVAL;
+    auth_request_t *r = enqueue(mem_of(src), user, user_len, domain, domain_len, arg);
+    r->status_cb = cb;
+    r->creds = *creds;
     *req = r;
     return 0;
 }
@@ -171,6 +209,7 @@ static void mem_free(auth_source_t *src)
 static const auth_source_ops_t mem_ops = {
     .name = "memory",
     .lookup = mem_lookup,
+    .create = mem_create,
     .cancel = mem_cancel,
     .free = mem_free,
 };

@@ -161,6 +161,29 @@ int auth_creds_from_password(const char *password, size_t len, uint32_t iter, au
     return rc;
 }
 
+int auth_creds_text_from_password(const char *password, size_t len, uint32_t iter, char *out,
+                                  size_t *out_len)
+{
+    auth_creds_t c;
+    int rc = auth_creds_from_password(password, len, iter, &c);
+    *out_len = 0;
+    if (rc == 0)
+        rc = auth_creds_encode(&c, out, out_len);
+    auth_creds_clear(&c);
+    if (rc != 0)
+        OPENSSL_cleanse(out, AUTH_CREDS_TEXT_MAX);
+    return rc;
+}
+
+int auth_password_acceptable(const char *password, size_t len)
+{
+    char prepped[AUTH_PREP_MAX];
+    size_t plen = 0;
+    int rc = auth_saslprep(password, len, true, prepped, &plen);
+    OPENSSL_cleanse(prepped, sizeof(prepped));
+    return rc;
+}
+
 int auth_creds_check_password(const auth_creds_t *c, const char *password, size_t len)
 {
     auth_hash_t h = c->scram[AUTH_HASH_SHA256].set ? AUTH_HASH_SHA256 : AUTH_HASH_SHA1;

@@ -24,6 +24,9 @@ typedef struct c2s_config {
     uint64_t max_stanza_size;
     uint64_t auth_timeout_ms;
     int64_t max_auth_attempts;
+    bool registration; /* in-band registration of new accounts (XEP-0077) */
+    int64_t registration_per_ip; /* new accounts per source ... */
+    uint64_t registration_interval_ms; /* ... in any interval this long */
 } c2s_config_t;
 
 extern const core_cfg_section_t c2s_cfg_section;

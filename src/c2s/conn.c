@@ -138,6 +138,9 @@ static void on_element(stream_t *s, xml_stanza_t *st)
             c2s_sasl_element(c, st);
             return;
         }
+        /* XEP-0077 §3.1.1: registering an account comes before authenticating with it. */
+        if (c2s_register_iq(c, st))
+            return;
         /* RFC 6120 §6.4.1: nothing else before authentication. */
         stream_error(s, CORE_STREAM_ERR_NOT_AUTHORIZED, NULL);
         return;
@@ -148,6 +151,8 @@ static void on_element(stream_t *s, xml_stanza_t *st)
         stream_error(s, CORE_STREAM_ERR_NOT_AUTHORIZED, NULL);
         return;
     case C2S_ST_ACTIVE:
+        if (!c->tls && c2s_register_cleartext(c, st))
+            return;
         c2s_relay_client(c, st);
         return;
     }
@@ -164,6 +169,7 @@ static void conn_free(c2s_conn_t *c)
         c->next->prev = c->prev;
     core_map_del(&c2s->by_sid, c->sid, strlen(c->sid));
     sasl_server_free(c->sasl);
+    c2s_register_free(c);
     jid_clear(&c->jid);
     core_free(c->bind_id);
     core_free(c);

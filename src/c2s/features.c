@@ -1,27 +1,48 @@
 /* SPDX-License-Identifier: MIT */
-/* Stream features (RFC 6120 §4.3.2) for each stage: STARTTLS, SASL, then bind. */
+/* Stream features (RFC 6120 §4.3.2) for each stage: STARTTLS, SASL (and registration), bind. */
 #include "c2s/internal.h"
 
 #include <string.h>
 
+typedef int (*cb_get_fn)(const net_conn_t *, unsigned char *, size_t, size_t *);
+
+static const cb_get_fn cb_get[SASL_CB_COUNT] = {
+    [SASL_CB_TLS_UNIQUE] = net_conn_tls_unique,
+    [SASL_CB_TLS_EXPORTER] = net_conn_tls_exporter,
+    [SASL_CB_TLS_SERVER_END_POINT] = net_conn_tls_server_end_point,
+};
+
+/* Which types apply is all the features and the mechanism list need; the data itself waits
+ * for a -PLUS mechanism (c2s_cb_data), since computing it costs a key derivation. */
 void c2s_cb_fill(c2s_conn_t *c)
 {
     if (c->cb_known || c->s == NULL || c->s->conn == NULL || !net_conn_tls_ready(c->s->conn))
         return;
-    net_conn_t *nc = c->s->conn;
-    static int (*const get[SASL_CB_COUNT])(const net_conn_t *, unsigned char *, size_t,
-                                           size_t *) = {
-        [SASL_CB_TLS_UNIQUE] = net_conn_tls_unique,
-        [SASL_CB_TLS_EXPORTER] = net_conn_tls_exporter,
-        [SASL_CB_TLS_SERVER_END_POINT] = net_conn_tls_server_end_point,
-    };
     for (int t = 0; t < SASL_CB_COUNT; t++) {
         size_t len = 0;
-        if (get[t](nc, c->cb[t].data, sizeof(c->cb[t].data), &len) < 0)
+        if (cb_get[t](c->s->conn, NULL, 0, &len) < 0)
             len = 0;
         c->cb[t].len = len;
     }
     c->cb_known = true;
+}
+
+bool c2s_cb_data(c2s_conn_t *c)
+{
+    c2s_cb_fill(c);
+    if (!c->cb_known)
+        return false;
+    if (c->cb_data)
+        return true;
+    for (int t = 0; t < SASL_CB_COUNT; t++) {
+        size_t len = 0;
+        if (c->cb[t].len > 0 &&
+            cb_get[t](c->s->conn, c->cb[t].data, sizeof(c->cb[t].data), &len) < 0)
+            len = 0;
+        c->cb[t].len = len;
+    }
+    c->cb_data = true;
+    return true;
 }
 
 static void add_text_child(xml_stanza_t *st, xml_node_t *parent, const char *ns, const char *name,
@@ -65,6 +86,7 @@ void c2s_features_send(c2s_conn_t *c)
         /* RFC 6120 §5.3.1: while TLS is mandatory, offer nothing else before it. */
         if (c->tls || !c2s->cfg->require_tls)
             add_sasl(c, f);
+        c2s_register_feature(c, f);
     } else {
         xml_node_add_element(f, f->root, C2S_NS_BIND, "bind");
         /* RFC 3921 §3 session establishment, kept for old clients; a no-op (RFC 6121 App. E). */

@@ -16,8 +16,31 @@
 #define C2S_NS_SESSION "urn:parley:session:0"
 #define C2S_NS_SASL_CB "urn:xmpp:sasl-cb:0"
 #define C2S_NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
+#define C2S_NS_REGISTER "jabber:iq:register"
+#define C2S_NS_REGISTER_FEATURE "http://jabber.org/features/iq-register"
+
+/* Sources the registration rate limit remembers at most (see docs/config.md). */
+#define C2S_REG_SOURCES_MAX 4096
+/* A rate-limit source: an IPv4 address (4 bytes) or an IPv6 /64 (8 bytes). */
+#define C2S_RATE_KEY_MAX 8
 
 typedef struct c2s_conn c2s_conn_t;
+typedef struct c2s_rate_src c2s_rate_src_t;
+
+/*
+ * At most per events in any window of window_ms, for each source, remembering at most
+ * max_sources sources (ratelimit.c). A source is forgotten once its last event is a window
+ * old; when the map is full of live ones, the one idle longest is forgotten first.
+ */
+typedef struct c2s_ratelimit {
+    core_map_t by_key; /* key -> c2s_rate_src_t, owned */
+    c2s_rate_src_t *newest; /* sources by their last event */
+    c2s_rate_src_t *oldest;
+    size_t count;
+    size_t max_sources;
+    unsigned per;
+    uint64_t window_ms;
+} c2s_ratelimit_t;
 
 struct c2s {
     net_ctx_t *net;
@@ -34,6 +57,7 @@ struct c2s {
     core_map_t by_sid; /* sid -> connection */
     uint64_t next_sid;
     xml_limits_t limits;
+    c2s_ratelimit_t reg_limit; /* in-band registrations per source (with registration on) */
     bool stopping;
 };
 
@@ -63,7 +87,10 @@ struct c2s_conn {
     char sid[40];
     char *bind_id; /* the id of the bind iq waiting for the sm */
     sasl_cb_data_t cb[SASL_CB_COUNT];
-    bool cb_known;
+    bool cb_known; /* cb[].len says which channel-binding types apply */
+    bool cb_data; /* cb[].data is filled too */
+    bool registered; /* an account was registered on this stream (XEP-0077 §3.1.1) */
+    struct c2s_reg *reg; /* the registration in flight (register.c), owned, or NULL */
 };
 
 /* listener.c: closes the link once stopping and every client is gone. */
@@ -79,7 +106,10 @@ void c2s_conn_work_done(c2s_conn_t *c);
 
 /* features.c */
 void c2s_features_send(c2s_conn_t *c);
+/* Finds which channel-binding types apply, once TLS is up. */
 void c2s_cb_fill(c2s_conn_t *c);
+/* Also computes their data (for a -PLUS mechanism); false before TLS is up. */
+bool c2s_cb_data(c2s_conn_t *c);
 
 /* sasl_glue.c */
 void c2s_sasl_element(c2s_conn_t *c, xml_stanza_t *st);
@@ -91,6 +121,35 @@ bool c2s_bind_session_iq(c2s_conn_t *c, xml_stanza_t *st);
 bool c2s_bind_iq(c2s_conn_t *c, xml_stanza_t *st);
 void c2s_bind_started(c2s_conn_t *c);
 void c2s_bind_failed(c2s_conn_t *c, const xml_node_t *session);
+
+/* register.c: in-band registration before authentication (XEP-0077). */
+/* Adds <register/> to the features of a stream that may register. */
+void c2s_register_feature(c2s_conn_t *c, xml_stanza_t *features);
+/* Answers a jabber:iq:register get or set before authentication; false: not one. */
+bool c2s_register_iq(c2s_conn_t *c, xml_stanza_t *st);
+/* A bound client's new password on a stream without TLS: refused here (true). */
+bool c2s_register_cleartext(c2s_conn_t *c, xml_stanza_t *st);
+/* Frees (and wipes) the registration in flight, if any. */
+void c2s_register_free(c2s_conn_t *c);
+
+/* ratelimit.c */
+void c2s_ratelimit_init(c2s_ratelimit_t *rl, unsigned per, uint64_t window_ms, size_t max_sources);
+/*
+ * Whether the source key[0..len) (1..C2S_RATE_KEY_MAX bytes) may have one more event at now
+ * (milliseconds, never decreasing); with take, the event is counted when it may.
+ */
+bool c2s_ratelimit_check(c2s_ratelimit_t *rl, const uint8_t *key, size_t len, uint64_t now,
+                         bool take);
+/* The sources remembered now (for tests). */
+size_t c2s_ratelimit_sources(const c2s_ratelimit_t *rl);
+/*
+ * The source of a peer address into out (C2S_RATE_KEY_MAX bytes): an IPv4 address (also as
+ * an IPv4-mapped IPv6 address) is itself, an IPv6 address its /64. Returns the key's length,
+ * or 0 for another address family.
+ */
+size_t c2s_ratelimit_key(const struct sockaddr *sa, uint8_t *out);
+/* Frees the state (safe on a zeroed limiter that was never initialised). */
+void c2s_ratelimit_free(c2s_ratelimit_t *rl);
 
 /* relay.c */
 void c2s_relay_client(c2s_conn_t *c, xml_stanza_t *st);

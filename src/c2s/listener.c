@@ -66,6 +66,25 @@ static const core_cfg_key_t c2s_keys[] = {
      .min = 1,
      .max = 100,
      .help = "failed SASL attempts before the stream is closed with <policy-violation/>"},
+    {.name = "registration",
+     .type = CORE_CFG_BOOL,
+     .offset = offsetof(c2s_config_t, registration),
+     .def = "no",
+     .help = "in-band registration of new accounts (XEP-0077), over TLS only"},
+    {.name = "registration_per_ip",
+     .type = CORE_CFG_INT,
+     .offset = offsetof(c2s_config_t, registration_per_ip),
+     .def = "3",
+     .min = 1,
+     .max = 100,
+     .help = "new accounts one IPv4 address or IPv6 /64 may register per registration_interval"},
+    {.name = "registration_interval",
+     .type = CORE_CFG_MSEC,
+     .offset = offsetof(c2s_config_t, registration_interval_ms),
+     .def = "10m",
+     .min = 1000,
+     .max = 7 * 24 * 3600 * 1000LL,
+     .help = "the window of the registration rate limit"},
 };
 
 static int c2s_check(void *data, char *err, size_t errlen)
@@ -77,6 +96,11 @@ static int c2s_check(void *data, char *err, size_t errlen)
     }
     if (c->certificate == NULL && (c->require_tls || (c->listen_tls && c->listen_tls[0]))) {
         snprintf(err, errlen, "[c2s] require_tls and listen_tls need a certificate and key");
+        return -EINVAL;
+    }
+    /* XEP-0077 §11: registration sends a password, so it is offered over TLS only. */
+    if (c->registration && c->certificate == NULL) {
+        snprintf(err, errlen, "[c2s] registration needs a certificate and key (TLS only)");
         return -EINVAL;
     }
     return 0;
@@ -119,6 +143,9 @@ int c2s_new(net_ctx_t *net, const core_log_t *log, const core_cfg_t *cfg,
     }
     c2s->jids = jid_cache_new(4096);
     core_map_init(&c2s->by_sid);
+    if (cc->registration)
+        c2s_ratelimit_init(&c2s->reg_limit, (unsigned)cc->registration_per_ip,
+                           cc->registration_interval_ms, C2S_REG_SOURCES_MAX);
     *out = c2s;
     return 0;
 }
@@ -217,5 +244,6 @@ void c2s_free(c2s_t *c2s)
     net_tls_ctx_free(c2s->tls);
     jid_cache_free(c2s->jids);
     core_map_free(&c2s->by_sid);
+    c2s_ratelimit_free(&c2s->reg_limit);
     core_free(c2s);
 }

@@ -177,13 +177,18 @@ static void start_auth(c2s_conn_t *c, const xml_node_t *n)
         attempt_failed(c, SASL_ERR_INVALID_MECHANISM);
         return;
     }
+    bool plus_offered = c->cb_known && sasl_cb_mask(c->cb) != 0;
+    size_t mlen = strlen(mech);
+    /* Only a -PLUS mechanism reads the binding data (RFC 5802 §6); the others need to know
+     * only whether it was offered, for the downgrade check. */
+    bool plus = mlen > 5 && strcmp(mech + mlen - 5, "-PLUS") == 0;
     sasl_params_t p = {
         .domain = c2s->cfg->domain,
         .domain_len = strlen(c2s->cfg->domain),
-        .cb = c->cb_known ? c->cb : NULL,
-        .plus_offered = c->cb_known && sasl_cb_mask(c->cb) != 0,
+        .cb = plus && c2s_cb_data(c) ? c->cb : NULL,
+        .plus_offered = plus_offered,
     };
-    if (sasl_server_new(mech, strlen(mech), &p, &c->sasl) < 0) {
+    if (sasl_server_new(mech, mlen, &p, &c->sasl) < 0) {
         attempt_failed(c, SASL_ERR_INVALID_MECHANISM);
         return;
     }

@@ -31,32 +31,34 @@ static const char *const stream_names[] = {
     [CORE_STREAM_ERR_UNSUPPORTED_VERSION] = "unsupported-version",
 };
 
+/* Name, RFC 6120 §8.3.3 type, and XEP-0086's legacy code (0: it has none). */
 static const struct {
     const char *name;
     const char *type;
+    int code;
 } stanza_conds[] = {
-    [CORE_STANZA_ERR_BAD_REQUEST] = {"bad-request", "modify"},
-    [CORE_STANZA_ERR_CONFLICT] = {"conflict", "cancel"},
-    [CORE_STANZA_ERR_FEATURE_NOT_IMPLEMENTED] = {"feature-not-implemented", "cancel"},
-    [CORE_STANZA_ERR_FORBIDDEN] = {"forbidden", "auth"},
-    [CORE_STANZA_ERR_GONE] = {"gone", "cancel"},
-    [CORE_STANZA_ERR_INTERNAL_SERVER_ERROR] = {"internal-server-error", "cancel"},
-    [CORE_STANZA_ERR_ITEM_NOT_FOUND] = {"item-not-found", "cancel"},
-    [CORE_STANZA_ERR_JID_MALFORMED] = {"jid-malformed", "modify"},
-    [CORE_STANZA_ERR_NOT_ACCEPTABLE] = {"not-acceptable", "modify"},
-    [CORE_STANZA_ERR_NOT_ALLOWED] = {"not-allowed", "cancel"},
-    [CORE_STANZA_ERR_NOT_AUTHORIZED] = {"not-authorized", "auth"},
-    [CORE_STANZA_ERR_POLICY_VIOLATION] = {"policy-violation", "modify"},
-    [CORE_STANZA_ERR_RECIPIENT_UNAVAILABLE] = {"recipient-unavailable", "wait"},
-    [CORE_STANZA_ERR_REDIRECT] = {"redirect", "modify"},
-    [CORE_STANZA_ERR_REGISTRATION_REQUIRED] = {"registration-required", "auth"},
-    [CORE_STANZA_ERR_REMOTE_SERVER_NOT_FOUND] = {"remote-server-not-found", "cancel"},
-    [CORE_STANZA_ERR_REMOTE_SERVER_TIMEOUT] = {"remote-server-timeout", "wait"},
-    [CORE_STANZA_ERR_RESOURCE_CONSTRAINT] = {"resource-constraint", "wait"},
-    [CORE_STANZA_ERR_SERVICE_UNAVAILABLE] = {"service-unavailable", "cancel"},
-    [CORE_STANZA_ERR_SUBSCRIPTION_REQUIRED] = {"subscription-required", "auth"},
-    [CORE_STANZA_ERR_UNDEFINED_CONDITION] = {"undefined-condition", "cancel"},
-    [CORE_STANZA_ERR_UNEXPECTED_REQUEST] = {"unexpected-request", "wait"},
+    [CORE_STANZA_ERR_BAD_REQUEST] = {"bad-request", "modify", 400},
+    [CORE_STANZA_ERR_CONFLICT] = {"conflict", "cancel", 409},
+    [CORE_STANZA_ERR_FEATURE_NOT_IMPLEMENTED] = {"feature-not-implemented", "cancel", 501},
+    [CORE_STANZA_ERR_FORBIDDEN] = {"forbidden", "auth", 403},
+    [CORE_STANZA_ERR_GONE] = {"gone", "cancel", 302},
+    [CORE_STANZA_ERR_INTERNAL_SERVER_ERROR] = {"internal-server-error", "cancel", 500},
+    [CORE_STANZA_ERR_ITEM_NOT_FOUND] = {"item-not-found", "cancel", 404},
+    [CORE_STANZA_ERR_JID_MALFORMED] = {"jid-malformed", "modify", 400},
+    [CORE_STANZA_ERR_NOT_ACCEPTABLE] = {"not-acceptable", "modify", 406},
+    [CORE_STANZA_ERR_NOT_ALLOWED] = {"not-allowed", "cancel", 405},
+    [CORE_STANZA_ERR_NOT_AUTHORIZED] = {"not-authorized", "auth", 401},
+    [CORE_STANZA_ERR_POLICY_VIOLATION] = {"policy-violation", "modify", 0},
+    [CORE_STANZA_ERR_RECIPIENT_UNAVAILABLE] = {"recipient-unavailable", "wait", 404},
+    [CORE_STANZA_ERR_REDIRECT] = {"redirect", "modify", 302},
+    [CORE_STANZA_ERR_REGISTRATION_REQUIRED] = {"registration-required", "auth", 407},
+    [CORE_STANZA_ERR_REMOTE_SERVER_NOT_FOUND] = {"remote-server-not-found", "cancel", 404},
+    [CORE_STANZA_ERR_REMOTE_SERVER_TIMEOUT] = {"remote-server-timeout", "wait", 504},
+    [CORE_STANZA_ERR_RESOURCE_CONSTRAINT] = {"resource-constraint", "wait", 500},
+    [CORE_STANZA_ERR_SERVICE_UNAVAILABLE] = {"service-unavailable", "cancel", 503},
+    [CORE_STANZA_ERR_SUBSCRIPTION_REQUIRED] = {"subscription-required", "auth", 407},
+    [CORE_STANZA_ERR_UNDEFINED_CONDITION] = {"undefined-condition", "cancel", 500},
+    [CORE_STANZA_ERR_UNEXPECTED_REQUEST] = {"unexpected-request", "wait", 400},
 };
 
 const char *core_stream_err_name(core_stream_err_t e)
@@ -72,4 +74,9 @@ const char *core_stanza_err_name(core_stanza_err_t e)
 const char *core_stanza_err_type(core_stanza_err_t e)
 {
     return stanza_conds[e].type;
+}
+
+int core_stanza_err_code(core_stanza_err_t e)
+{
+    return stanza_conds[e].code;
 }

@@ -65,5 +65,10 @@ const char *core_stream_err_name(core_stream_err_t e);
 const char *core_stanza_err_name(core_stanza_err_t e);
 /* The error type RFC 6120 §8.3.3 gives for the condition: "cancel", "modify", "auth", "wait". */
 const char *core_stanza_err_type(core_stanza_err_t e);
+/*
+ * The legacy HTTP-style code XEP-0086 §3 maps the condition to (e.g. 409 for conflict), for
+ * the protocols that still ask for it beside the condition (XEP-0077 §8); 0 when it has none.
+ */
+int core_stanza_err_code(core_stanza_err_t e);
 
 #endif

@@ -74,23 +74,18 @@ static int set_password(storage_db_t *db, const char *user, bool create)
     char pw[1024];
     char line[AUTH_CREDS_TEXT_MAX];
     size_t n;
-    auth_creds_t c;
     int err = read_password("Password: ", pw, sizeof(pw));
     if (err < 0) {
         fprintf(stderr, "parleyctl: no password given\n");
         return err;
     }
-    err = auth_creds_from_password(pw, strlen(pw), SCRAM_ITERATIONS, &c);
+    err = auth_creds_text_from_password(pw, strlen(pw), SCRAM_ITERATIONS, line, &n);
     OPENSSL_cleanse(pw, sizeof(pw));
     if (err < 0) {
         fprintf(stderr, "parleyctl: the password is not acceptable (SASLprep, RFC 4013)\n");
         return err;
     }
-    err = auth_creds_encode(&c, line, &n);
-    auth_creds_clear(&c);
-    if (err == 0)
-        err =
-            create ? storage_db_user_create(db, user, line) : storage_db_creds_set(db, user, line);
+    err = create ? storage_db_user_create(db, user, line) : storage_db_creds_set(db, user, line);
     OPENSSL_cleanse(line, sizeof(line));
     return err;
 }

@@ -17,6 +17,7 @@
 #define SM_NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
 #define SM_NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
 #define SM_NS_DELAY "urn:xmpp:delay"
+#define SM_NS_REGISTER "jabber:iq:register"
 
 /* The module interface's version; a module built for another one is refused at startup. */
 #define SM_MODULE_API 1
@@ -212,6 +213,12 @@ void sm_session_control(sm_t *sm, const char *c2s, const char *sid, const xml_no
 void sm_session_user_ready(sm_t *sm, sm_user_t *u);
 sm_sess_t *sm_session_find(sm_t *sm, const char *c2s, const char *sid);
 sm_sess_t *sm_session_by_resource(sm_user_t *u, const char *full);
+/*
+ * Ends a session as the sm's decision: its c2s is told kick with the stream error cond (if
+ * the session had started), then it ends as if the client had left (unavailable presence).
+ * The user stays (the caller releases it).
+ */
+void sm_session_kick(sm_t *sm, sm_sess_t *sess, const char *cond);
 /* Ends every session (stop). */
 void sm_session_end_all(sm_t *sm);
 

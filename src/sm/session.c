@@ -179,6 +179,13 @@ void sm_session_control(sm_t *sm, const char *c2s, const char *sid, const xml_no
     }
 }
 
+void sm_session_kick(sm_t *sm, sm_sess_t *sess, const char *cond)
+{
+    if (sess->started)
+        control_send(sm, sess->c2s, sess->sid, "kick", cond);
+    session_end(sm, sess);
+}
+
 static void collect(void *ud, const char *key, void *v)
 {
     sm_sess_t ***p = ud;
@@ -192,11 +199,8 @@ void sm_session_end_all(sm_t *sm)
     sm_sess_t **p = all;
     core_map_each(&sm->sessions, collect, &p);
     for (size_t i = 0; i < n; i++) {
-        sm_sess_t *s = all[i];
-        if (s->started)
-            control_send(sm, s->c2s, s->sid, "kick", "system-shutdown");
-        sm_user_t *u = s->user;
-        session_end(sm, s);
+        sm_user_t *u = all[i]->user;
+        sm_session_kick(sm, all[i], "system-shutdown");
         sm_user_release(sm, u);
     }
     core_free(all);

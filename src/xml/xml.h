@@ -131,6 +131,15 @@ void xml_stanza_changed(xml_stanza_t *st);
 xml_stanza_t *xml_stanza_error_reply(const xml_stanza_t *st, core_stanza_err_t cond);
 
 /*
+ * Makes st (unshared, e.g. a fresh result) an error with cond: type 'error' on the root and an
+ * <error/> child with the condition and type (NULL: the condition's own, RFC 6120 §8.3.3).
+ * legacy_code also writes XEP-0086's code attribute, for protocols that still ask for it
+ * (XEP-0077 §9). Returns the <error/> element.
+ */
+xml_node_t *xml_stanza_make_error(xml_stanza_t *st, core_stanza_err_t cond, const char *type,
+                                  bool legacy_code);
+
+/*
  * Envelopes: an element (Parley's <route/>) that carries one stanza. In process the stanza
  * is held by reference, so wrapping and unwrapping never copy it; on a stream it is the
  * envelope's first child element, as docs/link-protocol.md specifies.
@@ -257,6 +266,14 @@ const char *xml_parser_stream_prefix(const xml_parser_t *p);
  * (after STARTTLS's <proceed/>, plaintext that follows must be ignored).
  */
 void xml_parser_restart(xml_parser_t *p, bool keep_unparsed);
+
+/*
+ * Frees expat's state while p sits between stanzas with nothing unparsed, and returns true
+ * (also when it was freed already); false when it cannot now. The next bytes rebuild it
+ * (from the stream root's name and namespace declarations), so an idle stream costs only
+ * this struct. For connections that have been quiet for a while: a rebuild costs a few µs.
+ */
+bool xml_parser_idle(xml_parser_t *p);
 
 /* Bytes queued but not yet parsed (for tests and for releasing memory when idle). */
 size_t xml_parser_pending(const xml_parser_t *p);

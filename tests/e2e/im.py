@@ -172,12 +172,13 @@ class Proc:
         return found
 
 
-def make_cert(folder):
-    """A self-signed certificate for localhost (as scripts/make-default-config.sh makes)."""
+def make_cert(folder, newkey="rsa:2048"):
+    """A self-signed certificate for localhost (as scripts/make-default-config.sh makes);
+    newkey is openssl's -newkey ("ed25519": a signature without a separate hash)."""
     os.makedirs(folder, exist_ok=True)
     crt, key = os.path.join(folder, "localhost.crt"), os.path.join(folder, "localhost.key")
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+        ["openssl", "req", "-x509", "-newkey", newkey, "-nodes", "-days", "30",
          "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,DNS:*.localhost",
          "-keyout", key, "-out", crt],
         check=True, capture_output=True, timeout=30)
@@ -188,7 +189,8 @@ class IMServer:
     """A whole IM server for the domain localhost: Parley (topology "all" or "split") or Prosody.
 
     users maps a user name to its password (created before start). opts: offline_max,
-    max_auth_attempts, require_tls, storage ("sqlite" or "files"), log_level.
+    max_auth_attempts, require_tls, storage ("sqlite" or "files"), log_level, registration
+    (in-band, XEP-0077), registration_per_ip, sm_disable (a list of sm modules).
     """
 
     def __init__(self, parleyd, workdir, topology, users=None, **opts):
@@ -199,7 +201,8 @@ class IMServer:
         self.users = dict(users if users is not None
                           else {u: f"{u}-{secrets.token_hex(6)}" for u in DEFAULT_USERS})
         self.opts = {"offline_max": 100, "max_auth_attempts": 3, "require_tls": True,
-                     "storage": "sqlite", "log_level": "debug"}
+                     "storage": "sqlite", "log_level": "debug", "registration": False,
+                     "registration_per_ip": 3, "sm_disable": ()}
         self.opts.update(opts)
         self.procs = []
         self.all_procs = []  # every process started, for the final check
@@ -254,10 +257,13 @@ certificate = certs/localhost.crt
 key = certs/localhost.key
 require_tls = {'yes' if o['require_tls'] else 'no'}
 max_auth_attempts = {o['max_auth_attempts']}
+registration = {'yes' if o['registration'] else 'no'}
+registration_per_ip = {o['registration_per_ip']}
 
 [sm]
 domain = {DOMAIN}
 offline_max = {o['offline_max']}
+disable = {', '.join(o['sm_disable']) or '""'}
 
 [storage]
 backend = {o['storage']}
@@ -282,7 +288,12 @@ c2s_require_encryption = {'true' if self.opts['require_tls'] else 'false'}
 allow_unencrypted_plain_auth = false
 authentication = "internal_hashed"
 storage = "internal"
-modules_enabled = {{ "roster", "saslauth", "tls", "disco", "ping", "version", "time", "offline" }}
+modules_enabled = {{ "roster", "saslauth", "tls", "disco", "ping", "version", "time", "offline",
+                    "register" }}
+allow_registration = {'true' if self.opts['registration'] else 'false'}
+registration_whitelist = {{ }}
+registration_throttle_max = {self.opts['registration_per_ip']}
+registration_throttle_period = 600
 modules_disabled = {{ "s2s" }}
 VirtualHost "{DOMAIN}"
 ssl = {{ certificate = "{self.cert}", key = "{self.key}" }}
@@ -529,18 +540,21 @@ class IMPool:
         self.loop.run_until_complete(asyncio.sleep(seconds))
 
     def client(self, user, password=None, resource=None, mech=None, direct_tls=False,
-               available=False, priority=None, timeout=10.0, channel_binding=False):
+               available=False, priority=None, timeout=10.0, channel_binding=False,
+               tls_max=None):
         """A logged-in client of user@localhost (resource: requested, or the server's).
 
         channel_binding: let slixmpp use SCRAM-*-PLUS. slixmpp 1.8 knows only tls-unique,
         which TLS 1.3 does not define (RFC 9266), and then sends the gs2 flag 'y', which a
-        server offering -PLUS must refuse (RFC 5802 §6): off by default, see test_im_auth.
+        server offering -PLUS must refuse (RFC 5802 §6): off by default, see test_im_auth;
+        with tls_max=ssl.TLSVersion.TLSv1_2 (the highest TLS version slixmpp offers) it works,
+        see test_im_cbind.
 
         available: sends initial presence (with priority) and waits for its own presence
         to come back (RFC 6121 §4.2.2), so that the session is fully available.
         """
         c = IMClient(self, user, password if password is not None else self.server.users[user],
-                     resource, mech, direct_tls, channel_binding)
+                     resource, mech, direct_tls, channel_binding, tls_max)
         self.clients.append(c)
         c.start(timeout)
         if available:
@@ -569,7 +583,8 @@ class IMClient:
     leaves the others for later calls.
     """
 
-    def __init__(self, pool, user, password, resource, mech, direct_tls, channel_binding=False):
+    def __init__(self, pool, user, password, resource, mech, direct_tls, channel_binding=False,
+                 tls_max=None):
         from slixmpp import ClientXMPP
 
         self.pool = pool
@@ -582,6 +597,8 @@ class IMClient:
         # The server's certificate is self-signed: not verified (loopback only).
         x.ssl_context.check_hostname = False
         x.ssl_context.verify_mode = ssl.CERT_NONE
+        if tls_max is not None:
+            x.ssl_context.maximum_version = tls_max
         # Subscription requests are the tests' business, not slixmpp's.
         x.roster.auto_authorize = None
         x.roster.auto_subscribe = False
@@ -792,16 +809,23 @@ def scram_client_first(user, nonce):
 
 
 class Scram:
-    """The client side of SCRAM (RFC 5802) without channel binding (gs2 header 'n,,')."""
+    """The client side of SCRAM (RFC 5802).
 
-    def __init__(self, user, password, hash_name):
+    gs2 is the gs2 header: b"n,," (no channel binding), b"y,," or b"p=<type>,,"; cb_data is
+    the channel-binding data sent after it in c= (RFC 5802 §6, -PLUS only). Both may be
+    changed between first() and final() to send what a broken or hostile client would.
+    nonce: fixed for the RFC test vectors, else random.
+    """
+
+    def __init__(self, user, password, hash_name, nonce=None, gs2=b"n,,", cb_data=b""):
         self.user, self.password, self.hash_name = user, password, hash_name
-        self.nonce = base64.b64encode(secrets.token_bytes(18)).decode()
+        self.nonce = nonce or base64.b64encode(secrets.token_bytes(18)).decode()
         self.first_bare = scram_client_first(user, self.nonce)
+        self.gs2, self.cb_data = gs2, cb_data
         self.server_signature = None
 
     def first(self):
-        return ("n,," + self.first_bare).encode()
+        return self.gs2 + self.first_bare.encode()
 
     def final(self, server_first, password=None):
         attrs = dict(kv.split("=", 1) for kv in server_first.decode().split(","))
@@ -811,7 +835,8 @@ class Scram:
         salted = hashlib.pbkdf2_hmac(self.hash_name, pw, salt, iters)
         client_key = hmac.new(salted, b"Client Key", self.hash_name).digest()
         stored_key = hashlib.new(self.hash_name, client_key).digest()
-        without_proof = "c=" + base64.b64encode(b"n,,").decode() + ",r=" + attrs["r"]
+        cbind = base64.b64encode(self.gs2 + self.cb_data).decode()
+        without_proof = "c=" + cbind + ",r=" + attrs["r"]
         auth_message = f"{self.first_bare},{server_first.decode()},{without_proof}".encode()
         signature = hmac.new(stored_key, auth_message, self.hash_name).digest()
         proof = bytes(a ^ b for a, b in zip(client_key, signature))
@@ -894,13 +919,14 @@ class RawClient(harness.RawComponent):
         self._sasl_auth("PLAIN", b"\0" + user.encode() + b"\0" + password.encode())
         return self.recv()
 
-    def auth_scram(self, user, password, hash_name="sha1"):
+    def auth_scram(self, user, password, hash_name="sha1", mech=None, gs2=b"n,,", cb_data=b""):
         """SCRAM-SHA-1 / SCRAM-SHA-256 (RFC 5802/7677); returns <success/> or <failure/>.
 
-        On success, the server's signature (v=) must be right.
+        mech (default: the one of hash_name), gs2 and cb_data: see Scram. On success, the
+        server's signature (v=) must be right.
         """
-        mech = {"sha1": "SCRAM-SHA-1", "sha256": "SCRAM-SHA-256"}[hash_name]
-        s = Scram(user, password, hash_name)
+        mech = mech or {"sha1": "SCRAM-SHA-1", "sha256": "SCRAM-SHA-256"}[hash_name]
+        s = Scram(user, password, hash_name, gs2=gs2, cb_data=cb_data)
         self._sasl_auth(mech, s.first())
         el = self.recv()
         if el.tag != q(NS_SASL, "challenge"):

@@ -708,6 +708,131 @@ static void test_auth_timeout(void **state)
     world_finish(&w);
 }
 
+/* ---- in-band registration (XEP-0077) ---- */
+
+typedef struct iq_wait {
+    client_t *cl;
+    char id[40]; /* id="..." as the serialiser writes it */
+} iq_wait_t;
+
+static bool has_iq_answer(void *arg)
+{
+    iq_wait_t *q = arg;
+    const char *at = q->cl->got != NULL ? strstr(q->cl->got, q->id) : NULL;
+    return q->cl->closed ||
+        (at != NULL && (strstr(at, "\"/>") == at + strlen(q->id) - 1 || strstr(at, "</iq>")));
+}
+
+/* Sends text and waits for the iq answering id; returns what arrived (until cl_clear). */
+static const char *cl_iq(client_t *cl, const char *id, const char *text)
+{
+    iq_wait_t q = {.cl = cl};
+    snprintf(q.id, sizeof(q.id), "id=\"%s\"", id);
+    cl_clear(cl);
+    cl_send(cl, text);
+    run_until(cl->w, has_iq_answer, &q, id);
+    if (cl->closed)
+        fail_msg("closed while waiting for iq %s: %s", id, cl->got ? cl->got : "");
+    return cl->got;
+}
+
+static const char *cl_register(client_t *cl, const char *id, const char *user, const char *pw)
+{
+    char iq[320];
+    snprintf(iq, sizeof(iq),
+             "<iq type='set' id='%s'><query xmlns='jabber:iq:register'><username>%s</username>"
+             "<password>%s</password></query></iq>",
+             id, user, pw);
+    return cl_iq(cl, id, iq);
+}
+
+static client_t *cl_tls_features(world_t *w, bool want_register)
+{
+    client_t *cl = cl_new(w, true);
+    const char *f = cl_expect(cl, "</features>");
+    if (want_register)
+        assert_non_null(strstr(f, "<register xmlns=\"http://jabber.org/features/iq-register\"/>"));
+    else
+        assert_null(strstr(f, "iq-register"));
+    cl_clear(cl);
+    return cl;
+}
+
+static void test_registration_off(void **state)
+{
+    (void)state;
+    world_t w = {0};
+    world_init(&w, "");
+    client_t *cl = cl_tls_features(&w, false);
+    /* XEP-0077 §3.1: a host without in-band registration answers <service-unavailable/>. */
+    const char *r =
+        cl_iq(cl, "g1", "<iq type='get' id='g1'><query xmlns='jabber:iq:register'/></iq>");
+    assert_non_null(strstr(r, "<service-unavailable"));
+    assert_non_null(strstr(r, "code=\"503\""));
+    r = cl_register(cl, "s1", "juliet", "pencil");
+    assert_non_null(strstr(r, "<service-unavailable"));
+    /* The stream goes on: an account logs in. */
+    cl_clear(cl);
+    assert_true(cl_scram(cl, "romeo", "pencil"));
+    cl_free(cl);
+    world_finish(&w);
+}
+
+static void test_registration(void **state)
+{
+    (void)state;
+    world_t w = {0};
+    world_init(&w, "registration = yes\nregistration_per_ip = 2\n");
+    /* In the clear: not offered, and refused (STARTTLS first). */
+    client_t *p = cl_new(&w, false);
+    assert_null(strstr(cl_expect(p, "</features>"), "iq-register"));
+    const char *r = cl_register(p, "p1", "juliet", "pencil");
+    assert_non_null(strstr(r, "type=\"modify\""));
+    assert_non_null(strstr(r, "<not-authorized"));
+
+    client_t *a = cl_tls_features(&w, true);
+    r = cl_iq(a, "g1", "<iq type='get' id='g1'><query xmlns='jabber:iq:register'/></iq>");
+    assert_non_null(strstr(r, "type=\"result\""));
+    assert_non_null(strstr(r, "<instructions>"));
+    assert_non_null(strstr(r, "<username/>"));
+    assert_non_null(strstr(r, "<password/>"));
+    r = cl_register(a, "s1", "Juliet", "pencil");
+    assert_non_null(strstr(r, "<iq type=\"result\" id=\"s1\"/>"));
+    /* §3.1.1: one account per stream. */
+    assert_non_null(strstr(cl_register(a, "s2", "nurse", "pencil"), "<not-acceptable"));
+    /* The new account (nodeprep'd) authenticates on the same stream. */
+    cl_clear(a);
+    assert_true(cl_scram(a, "juliet", "pencil"));
+    cl_bind(a, "balcony", "juliet@localhost/balcony");
+
+    client_t *b = cl_tls_features(&w, true);
+    r = cl_register(b, "c1", "romeo", "other");
+    assert_non_null(strstr(r, "<conflict"));
+    assert_non_null(strstr(r, "code=\"409\""));
+    assert_null(strstr(r, "other")); /* the request (its password) is not echoed */
+    assert_non_null(strstr(cl_register(b, "c2", "a@b", "pencil"), "<not-acceptable"));
+    assert_non_null(strstr(cl_register(b, "c3", "tybalt", ""), "<not-acceptable"));
+    r = cl_iq(b, "c4",
+              "<iq type='set' id='c4'><query xmlns='jabber:iq:register'><remove/></query></iq>");
+    assert_non_null(strstr(r, "<unexpected-request"));
+    r = cl_iq(b, "c5",
+              "<iq type='set' id='c5'><query xmlns='jabber:iq:register'><remove/>"
+              "<username>romeo</username></query></iq>");
+    assert_non_null(strstr(r, "<bad-request"));
+    assert_non_null(strstr(cl_register(b, "c6", "mercutio", "pencil"), "type=\"result\""));
+
+    /* Two from 127.0.0.1 in the window: the third is refused (refusals above did not count). */
+    client_t *c = cl_tls_features(&w, true);
+    r = cl_register(c, "l1", "tybalt", "pencil");
+    assert_non_null(strstr(r, "<resource-constraint"));
+    assert_non_null(strstr(r, "type=\"wait\""));
+    cl_free(p);
+    cl_free(a);
+    cl_free(b);
+    cl_free(c);
+    world_finish(&w);
+}
+
 /* ---- certificates made at test time ---- */
 
 static void write_pem(const char *path, EVP_PKEY *key, X509 *cert)
@@ -769,6 +894,8 @@ int main(void)
         cmocka_unit_test(test_invalid_from_and_kick),
         cmocka_unit_test(test_scram_plus),
         cmocka_unit_test(test_auth_timeout),
+        cmocka_unit_test(test_registration_off),
+        cmocka_unit_test(test_registration),
     };
     return cmocka_run_group_tests(tests, make_cert, remove_cert);
 }

@@ -499,6 +499,50 @@ static void on_storage_lookup(void *arg, int status, const auth_creds_t *creds)
         r->check = auth_creds_check_password(creds, "pencil", 6);
 }
 
+/* ---- creating accounts (XEP-0077 registration) through either source ---- */
+
+typedef struct create_result {
+    int calls;
+    int status;
+} create_result_t;
+
+static void on_created(void *arg, int status)
+{
+    create_result_t *r = arg;
+    r->calls++;
+    r->status = status;
+}
+
+/* Creates "new" twice and looks it up, running loop until each has answered. */
+static void create_twice(uv_loop_t *loop, auth_source_t *src)
+{
+    auth_creds_t c;
+    auth_request_t *req;
+    create_result_t first = {0}, second = {0}, cancelled = {0};
+    store_result_t found = {0};
+    assert_int_equal(auth_creds_from_password("pencil", 6, 4096, &c), 0);
+    assert_int_equal(
+        auth_source_create(src, "new", 3, "localhost", 9, &c, on_created, &first, &req), 0);
+    assert_int_equal(first.calls, 0); /* never inside the call */
+    while (first.calls == 0)
+        uv_run(loop, UV_RUN_ONCE);
+    assert_int_equal(first.status, 0);
+    assert_int_equal(
+        auth_source_create(src, "new", 3, "localhost", 9, &c, on_created, &second, &req), 0);
+    assert_int_equal(
+        auth_source_create(src, "other", 5, "localhost", 9, &c, on_created, &cancelled, &req), 0);
+    auth_source_cancel(src, req);
+    assert_int_equal(
+        auth_source_lookup(src, "new", 3, "localhost", 9, on_storage_lookup, &found, &req), 0);
+    while (second.calls == 0 || found.calls == 0)
+        uv_run(loop, UV_RUN_ONCE);
+    assert_int_equal(second.status, -EEXIST);
+    assert_int_equal(found.status, 0);
+    assert_int_equal(found.check, 0);
+    assert_int_equal(cancelled.calls, 0);
+    auth_creds_clear(&c);
+}
+
 static void test_storage_source(void **state)
 {
     char dir[] = "/tmp/parley-auth-XXXXXX";
@@ -540,6 +584,7 @@ static void test_storage_source(void **state)
     assert_int_equal(known.status, 0);
     assert_int_equal(known.check, 0);
     assert_int_equal(unknown.status, -ENOENT);
+    create_twice(&loop, src);
     auth_source_free(src);
     storage_close(st, NULL, NULL);
     uv_run(&loop, UV_RUN_DEFAULT);
@@ -550,14 +595,49 @@ static void test_storage_source(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* The memory source creates accounts too (the storage source: test_storage_source). */
+static void test_memory_create(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    auth_source_t *mem = auth_memory_new(&loop);
+    create_twice(&loop, mem);
+    auth_source_free(mem);
+    assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+/* The text form straight from a password (parleyctl, password changes) decodes and checks. */
+static void test_text_from_password(void **state)
+{
+    (void)state;
+    char text[AUTH_CREDS_TEXT_MAX];
+    size_t n = 0;
+    auth_creds_t c;
+    assert_int_equal(auth_creds_text_from_password("pencil", 6, 4096, text, &n), 0);
+    assert_int_equal(n, strlen(text));
+    assert_null(strstr(text, "pencil"));
+    assert_int_equal(auth_creds_decode(text, n, &c), 0);
+    assert_int_equal(auth_creds_check_password(&c, "pencil", 6), 0);
+    assert_int_equal(auth_creds_check_password(&c, "pencil!", 7), -EACCES);
+    auth_creds_clear(&c);
+    assert_int_equal(auth_creds_text_from_password("", 0, 4096, text, &n), -EINVAL);
+    assert_int_equal(n, 0);
+    assert_int_equal(auth_password_acceptable("pencil", 6), 0);
+    assert_int_equal(auth_password_acceptable("", 0), -EINVAL);
+    assert_int_equal(auth_password_acceptable("a\x07b", 3), -EINVAL); /* a control character */
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rfc_vectors),      cmocka_unit_test(test_saslprep),
-        cmocka_unit_test(test_check_password),   cmocka_unit_test(test_text_form),
-        cmocka_unit_test(test_text_form_strict), cmocka_unit_test(test_b64),
-        cmocka_unit_test(test_memory_source),    cmocka_unit_test(test_storage_source),
-        cmocka_unit_test(test_hash_primitives),
+        cmocka_unit_test(test_rfc_vectors),        cmocka_unit_test(test_saslprep),
+        cmocka_unit_test(test_check_password),     cmocka_unit_test(test_text_form),
+        cmocka_unit_test(test_text_form_strict),   cmocka_unit_test(test_b64),
+        cmocka_unit_test(test_memory_source),      cmocka_unit_test(test_storage_source),
+        cmocka_unit_test(test_hash_primitives),    cmocka_unit_test(test_memory_create),
+        cmocka_unit_test(test_text_from_password),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
