@@ -71,6 +71,11 @@ char *core_strdup(const char *s)
     return core_strndup(s, strlen(s));
 }
 
+void core_alloc_trim(void)
+{
+    malloc_trim(0);
+}
+
 size_t core_alloc_bytes(void)
 {
     return atomic_load_explicit(&bytes_in_use, memory_order_relaxed);

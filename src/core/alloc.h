@@ -22,4 +22,11 @@ char *core_strdup(const char *s);
 /* Bytes currently allocated through this wrapper by the whole process. */
 size_t core_alloc_bytes(void);
 
+/*
+ * Hands free heap pages back to the system. Freed memory otherwise stays in the process
+ * (and in its RSS) for the allocator to reuse; worth it after many connections went quiet
+ * and gave their buffers back. Walks the heap: call it now and then, not per event.
+ */
+void core_alloc_trim(void);
+
 #endif

@@ -12,6 +12,8 @@
 #define DEFAULT_OUT_LIMIT (4u * 1024 * 1024)
 /* A TLS connection quiet for one to two of these gives its record buffers back. */
 #define NET_TRIM_MS 250
+/* Quiet connections after which the heap's free pages are given back. */
+#define NET_HEAP_TRIM_CONNS 64
 
 /* A uv_write in progress: owns the bytes until the callback. */
 typedef struct write_req {
@@ -62,10 +64,24 @@ static void trim_sweep(uv_timer_t *t)
         }
         c->trim_due = false;
         ctx->ntrim--;
-        if (c->tls != NULL && !c->closing)
+        if (c->closing)
+            continue;
+        ctx->trimmed++;
+        if (c->tls != NULL)
             net_tls_trim(c);
+        if (c->ops != NULL && c->ops->on_quiet != NULL)
+            c->ops->on_quiet(c);
     }
-    if (ctx->ntrim == 0)
+    /* What the quiet connections gave back is free heap, still resident until returned:
+     * once things settle, or after many, at most about once a second. */
+    uint64_t now = uv_now(ctx->loop);
+    if (ctx->trimmed > 0 && (ctx->ntrim == 0 || ctx->trimmed >= NET_HEAP_TRIM_CONNS) &&
+        now - ctx->heap_trimmed_at >= 1000) {
+        core_alloc_trim();
+        ctx->trimmed = 0;
+        ctx->heap_trimmed_at = now;
+    }
+    if (ctx->ntrim == 0 && ctx->trimmed == 0)
         uv_timer_stop(t);
 }
 
@@ -85,7 +101,7 @@ static void trim_forget(net_conn_t *c)
     if (!c->trim_due)
         return;
     c->trim_due = false;
-    if (--c->ctx->ntrim == 0)
+    if (--c->ctx->ntrim == 0 && c->ctx->trimmed == 0)
         uv_timer_stop(&c->ctx->trim_timer);
 }
 
@@ -263,10 +279,9 @@ static void flush_all(uv_prepare_t *h)
         ctx->pending = c->next_pending;
         c->pending = false;
         c->next_pending = NULL;
-        if (c->tls != NULL) {
+        if (c->tls != NULL)
             net_tls_seal(c);
-            net_conn_trim_later(c);
-        }
+        net_conn_trim_later(c);
         flush_one(c);
     }
     uv_unref((uv_handle_t *)&ctx->flush);
@@ -323,6 +338,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
             net_tls_feed(c, buf->base, (size_t)nread);
         else
             c->ops->on_read(c, buf->base, (size_t)nread);
+        net_conn_trim_later(c);
         return;
     }
     if (nread == 0)

@@ -21,7 +21,7 @@ char *net_conn_out_reserve(net_conn_t *c, size_t n);
 void net_conn_out_commit(net_conn_t *c, size_t n);
 /* Schedules a flush (TLS plaintext is waiting to be sealed). */
 void net_conn_want_flush(net_conn_t *c);
-/* c read or wrote TLS records: its buffers go back (net_tls_trim) once it is quiet. */
+/* c read or wrote: its buffers go back (net_tls_trim, ops->on_quiet) once it is quiet. */
 void net_conn_trim_later(net_conn_t *c);
 
 /* ---- tls.c, for conn.c (called only when c->tls is set) ---- */

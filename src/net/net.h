@@ -32,6 +32,8 @@ typedef struct net_ctx {
     bool reading; /* read_buf is lent out */
     uv_timer_t trim_timer; /* gives idle TLS connections' buffers back */
     size_t ntrim; /* connections waiting for it */
+    size_t trimmed; /* connections trimmed since the heap was last trimmed */
+    uint64_t heap_trimmed_at; /* loop time of that, ms */
     uint64_t trim_ms; /* how long a connection must be quiet first (NET_TRIM_MS; tests lower it) */
 } net_ctx_t;
 
@@ -51,6 +53,11 @@ typedef struct net_conn_ops {
     void (*on_tls_ready)(net_conn_t *c);
     /* Optional: all queued output reached the kernel, after net_conn_want_drain. Once. */
     void (*on_drain)(net_conn_t *c);
+    /*
+     * Optional: c has neither read nor written for a while (NET_TRIM_MS to twice that) since
+     * it last did: a time to give back what only a busy connection needs. Must not free c.
+     */
+    void (*on_quiet)(net_conn_t *c);
 } net_conn_ops_t;
 
 struct net_conn {
@@ -72,7 +79,7 @@ struct net_conn {
     bool close_after_flush;
     bool notified; /* on_close has run */
     bool want_drain; /* call ops->on_drain when the output is empty */
-    bool trim_due; /* TLS buffers to give back once the connection is quiet */
+    bool trim_due; /* buffers to give back (TLS, the owner's on_quiet) once it is quiet */
     bool trim_busy; /* it read or wrote since the last trim sweep */
     int close_status;
     net_tls_conn_t *tls; /* owned; set by net_conn_start_tls, freed with the connection */

@@ -514,7 +514,6 @@ void net_tls_feed(net_conn_t *c, const char *data, size_t len)
         return;
     if (tls->ready)
         read_plain(c);
-    net_conn_trim_later(c);
 }
 
 int net_tls_write(net_conn_t *c, const char *data, size_t len)
@@ -543,7 +542,8 @@ void net_tls_seal(net_conn_t *c)
         return;
     if (tls->ready && !tls->failed)
         write_plain(c, tls->plain.data, tls->plain.len);
-    core_buf_release(&tls->plain);
+    /* The buffer stays for the next flush; net_tls_trim frees it once the connection is quiet. */
+    tls->plain.len = 0;
     c->tls_plain = 0;
 }
 
@@ -608,6 +608,8 @@ void net_tls_trim(net_conn_t *c)
         SSL_set0_wbio(tls->ssl, b);
         tls->wbio = b;
     }
+    if (tls->plain.len == 0)
+        core_buf_release(&tls->plain);
 }
 
 void net_tls_free(net_conn_t *c)

@@ -18,10 +18,19 @@ static void on_conn_close(net_conn_t *c, int status);
 
 static void on_conn_drain(net_conn_t *c);
 
+/* A quiet stream keeps no expat state: most client streams are idle most of the time. */
+static void on_conn_quiet(net_conn_t *c)
+{
+    stream_t *s = c->ud;
+    if (s != NULL && s->parser != NULL)
+        xml_parser_idle(s->parser);
+}
+
 static const net_conn_ops_t stream_conn_ops = {
     .on_read = on_conn_read,
     .on_close = on_conn_close,
     .on_drain = on_conn_drain,
+    .on_quiet = on_conn_quiet,
 };
 
 stream_t *stream_new(net_conn_t *c, const char *content_ns, const xml_limits_t *limits,

@@ -84,6 +84,16 @@ struct xml_parser {
     size_t stream_ns_len;
     char *stream_prefix;
 
+    /*
+     * What expat must be told again to be rebuilt between stanzas (xml_parser_idle): the
+     * stream root as written and the namespaces it declared, in order (prefix NULL for the
+     * default namespace).
+     */
+    char *root_qname;
+    char **root_decls; /* prefix, uri, prefix, uri, ... (owned; a NULL prefix is default) */
+    unsigned nroot_decls, root_decls_cap;
+    bool priming; /* expat is reading our replay of the root, not the peer's bytes */
+
     /* The top-level element being built */
     xml_stanza_t *cur_st;
     xml_node_t *cur;
@@ -141,6 +151,8 @@ static void suspend(xml_parser_t *p)
 /* Records where the token expat is reporting ends, and checks the size limit against it. */
 static bool token_seen(xml_parser_t *p)
 {
+    if (p->priming)
+        return true; /* our replay of the root, placed before the bytes being counted */
     uint64_t start = p->expat_abs + (uint64_t)XML_GetCurrentByteIndex(p->expat);
     uint64_t end = start + (uint64_t)XML_GetCurrentByteCount(p->expat);
     p->tok_end_abs = end;
@@ -278,6 +290,19 @@ static void copy_attrs(xml_parser_t *p, xml_stanza_t *st, xml_node_t *n, const c
 
 static void stream_open(xml_parser_t *p, const qname_t *q, const char **atts, unsigned count)
 {
+    if (p->priming)
+        return;
+    core_free(p->root_qname);
+    size_t plen = q->prefix != NULL ? strlen(q->prefix) : 0;
+    p->root_qname = core_malloc(plen + 1 + q->local_len + 1);
+    char *w = p->root_qname;
+    if (plen > 0) {
+        memcpy(w, q->prefix, plen);
+        w[plen] = ':';
+        w += plen + 1;
+    }
+    memcpy(w, q->local, q->local_len);
+    w[q->local_len] = '\0';
     xml_stanza_t *st = xml_stanza_alloc(512);
     xml_node_t *root = xml_node_alloc(st);
     root->ns = q->uri != NULL ? core_arena_strndup(&st->arena, q->uri, q->uri_len) : NULL;
@@ -417,6 +442,26 @@ static bool is_content_uri(const char *uri)
          strcmp(uri, XMLS_NS_COMPONENT) == 0);
 }
 
+/* Bounded by the attribute limit, which the root's on_start checks right after these. */
+static void root_decl_add(xml_parser_t *p, const char *prefix, const char *uri)
+{
+    if (p->nroot_decls + 2 > p->root_decls_cap) {
+        p->root_decls_cap = p->root_decls_cap ? p->root_decls_cap * 2 : 4;
+        p->root_decls = core_realloc(p->root_decls, p->root_decls_cap * sizeof(*p->root_decls));
+    }
+    p->root_decls[p->nroot_decls++] = prefix != NULL ? core_strdup(prefix) : NULL;
+    p->root_decls[p->nroot_decls++] = core_strdup(uri != NULL ? uri : "");
+}
+
+static void root_decls_clear(xml_parser_t *p)
+{
+    for (unsigned i = 0; i < p->nroot_decls; i++)
+        core_free(p->root_decls[i]);
+    p->nroot_decls = 0;
+    core_free(p->root_qname);
+    p->root_qname = NULL;
+}
+
 static void XMLCALL on_ns_start(void *ud, const XML_Char *prefix, const XML_Char *uri)
 {
     xml_parser_t *p = ud;
@@ -424,6 +469,9 @@ static void XMLCALL on_ns_start(void *ud, const XML_Char *prefix, const XML_Char
         return;
     p->decls++;
     if (p->level == 0) {
+        if (p->priming)
+            return;
+        root_decl_add(p, prefix, uri);
         /* The stream root's default namespace is the content namespace. */
         if (prefix == NULL && uri != NULL && p->stream_ns == NULL) {
             p->stream_ns_len = strlen(uri);
@@ -588,6 +636,7 @@ static void stream_reset(xml_parser_t *p)
     p->stream_ns_len = 0;
     core_free(p->stream_prefix);
     p->stream_prefix = NULL;
+    root_decls_clear(p);
     p->level = 0;
     p->decls = 0;
     p->nprefixes = 0;
@@ -617,6 +666,7 @@ void xml_parser_free(xml_parser_t *p)
     core_buf_release(&p->in);
     core_buf_release(&p->text);
     core_free(p->prefixes);
+    core_free(p->root_decls);
     core_free(p);
 }
 
@@ -821,6 +871,64 @@ static void after_parse(xml_parser_t *p, enum XML_Status status)
     }
 }
 
+bool xml_parser_idle(xml_parser_t *p)
+{
+    uint64_t end = p->in_abs + p->in.len;
+    if (p->expat == NULL)
+        return true;
+    /* Only between stanzas, with every byte parsed: then the root is all expat knows. */
+    if (p->err != CORE_STREAM_ERR_NONE || p->level != 1 || p->root_qname == NULL ||
+        p->cur_st != NULL || p->qlen > 0 || p->suspended || p->careful || p->in_cdata ||
+        p->fed_abs != end || p->tok_end_abs != end || p->text.len > 0)
+        return false;
+    XML_ParserFree(p->expat);
+    p->expat = NULL;
+    core_buf_release(&p->in);
+    p->in_abs = end;
+    p->keep_abs = end;
+    core_buf_release(&p->text); /* sized by the largest text seen: not worth keeping */
+    core_free(p->prefixes); /* none is in use between stanzas */
+    p->prefixes = NULL;
+    p->prefixes_cap = 0;
+    p->nprefixes = 0;
+    return true;
+}
+
+/*
+ * A new expat for a stream whose old one xml_parser_idle freed: it reads a replay of the
+ * stream root (its name and namespace declarations, escaped by the serialiser's rules), so
+ * the peer's next bytes parse in the same scope. The replay's bytes are placed just before
+ * fed_abs in the byte count, so every offset after it is where it was.
+ */
+static void expat_rebuild(xml_parser_t *p)
+{
+    expat_start(p);
+    core_buf_t h = {0};
+    core_buf_append(&h, "<", 1);
+    core_buf_append_str(&h, p->root_qname);
+    for (unsigned i = 0; i + 1 < p->nroot_decls; i += 2) {
+        core_buf_append_str(&h, p->root_decls[i] != NULL ? " xmlns:" : " xmlns");
+        if (p->root_decls[i] != NULL)
+            core_buf_append_str(&h, p->root_decls[i]);
+        core_buf_append(&h, "=\"", 2); /* xml_escape quotes for "-quoted values */
+        xml_escape(&h, p->root_decls[i + 1], strlen(p->root_decls[i + 1]), true);
+        core_buf_append(&h, "\"", 1);
+    }
+    core_buf_append(&h, ">", 1);
+    p->expat_abs = p->fed_abs - h.len;
+    p->priming = true;
+    p->level = 0;
+    enum XML_Status st = XML_Parse(p->expat, h.data, (int)h.len, XML_FALSE);
+    p->priming = false;
+    core_buf_release(&h);
+    p->tok_end_abs = p->fed_abs;
+    p->decls = 0;
+    /* The same names parsed once already; should the replay differ, end the stream rather
+     * than parse the peer's bytes in another scope. */
+    if (st != XML_STATUS_OK || p->level != 1)
+        fail(p, CORE_STREAM_ERR_INTERNAL_SERVER_ERROR, "cannot rebuild the parser");
+}
+
 int xml_parser_next(xml_parser_t *p, xml_event_t *ev)
 {
     for (;;) {
@@ -837,6 +945,8 @@ int xml_parser_next(xml_parser_t *p, xml_event_t *ev)
             continue;
         }
         size_t n = next_chunk(p);
+        if (n > 0 && p->expat == NULL)
+            expat_rebuild(p);
         if (n > 0) {
             const char *s = p->in.data + (p->fed_abs - p->in_abs);
             p->fed_abs += n;

@@ -776,6 +776,59 @@ static void test_idle_memory(void **state)
     xml_parser_free(p);
 }
 
+/*
+ * Frees expat between stanzas (xml_parser_idle) and rebuilds it from the root: the events,
+ * namespaces in scope (declared on the root, one with characters that need escaping) and kept
+ * bytes must be what one parser that never idled gives.
+ */
+static void test_idle_rebuild(void **state)
+{
+    (void)state;
+    static const char hdr[] =
+        "<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' "
+        "xmlns:db='jabber:server:dialback' xmlns:q=\"urn:x:a&amp;b'&lt;c\" to='example.com'>";
+    static const char *const parts[] = {
+        "<db:result from='a.example' to='b.example'>key</db:result>",
+        " ",
+        "<message to='a@b'><q:x q:attr='1'/><body>hi</body></message>",
+        "<iq type='get' id='1'><query xmlns='jabber:iq:version'/></iq>",
+        "</stream:stream>",
+    };
+    core_stream_err_t err;
+    core_buf_t all = {0};
+    core_buf_append_str(&all, hdr);
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++)
+        core_buf_append_str(&all, parts[i]);
+    char *want = parse_split(all.data, all.len, 0, NULL, &err);
+    assert_int_equal(err, CORE_STREAM_ERR_NONE);
+
+    xml_parser_t *p = xml_parser_new(NULL);
+    core_buf_t got = {0};
+    assert_int_equal(xml_parser_feed(p, hdr, strlen(hdr)), 0);
+    assert_int_equal(drain(p, &got), -EAGAIN);
+    for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+        size_t before = core_alloc_bytes();
+        assert_true(xml_parser_idle(p));
+        assert_true(core_alloc_bytes() < before || i > 0);
+        assert_true(xml_parser_idle(p)); /* idle again: nothing to free */
+        /* In two pieces, so that an idle attempt mid-stanza must refuse. */
+        size_t half = strlen(parts[i]) / 2;
+        assert_int_equal(xml_parser_feed(p, parts[i], half), 0);
+        assert_int_equal(drain(p, &got), -EAGAIN);
+        if (half > 1)
+            assert_false(xml_parser_idle(p));
+        assert_int_equal(xml_parser_feed(p, parts[i] + half, strlen(parts[i]) - half), 0);
+        drain(p, &got);
+    }
+    core_buf_append(&got, "", 1);
+    assert_string_equal(got.data, want);
+    assert_int_equal(xml_parser_error(p, NULL), CORE_STREAM_ERR_NONE);
+    xml_parser_free(p);
+    core_buf_release(&got);
+    core_buf_release(&all);
+    core_free(want);
+}
+
 static void test_empty_root(void **state)
 {
     (void)state;
@@ -842,6 +895,7 @@ int main(void)
         cmocka_unit_test(test_bytes_rules),
         cmocka_unit_test(test_text),
         cmocka_unit_test(test_idle_memory),
+        cmocka_unit_test(test_idle_rebuild),
         cmocka_unit_test(test_empty_root),
         cmocka_unit_test(test_rate),
     };
