@@ -80,23 +80,6 @@ typedef struct sasl_cb_data {
 /* Bit (1u << type) set for each type with data. */
 unsigned sasl_cb_mask(const sasl_cb_data_t cb[SASL_CB_COUNT]);
 
-struct ssl_st;
-
-/*
- * Fills cb from a server-side TLS connection whose handshake is complete:
- *   tls-unique (RFC 5929 §3): the first Finished message of the handshake; TLS 1.2 only (it is
- *     undefined for 1.3), and only with the extended master secret (RFC 7627), which closes
- *     the triple-handshake attack;
- *   tls-exporter (RFC 9266): 32 bytes of the "EXPORTER-Channel-Binding" exporter; TLS 1.3, or
- *     1.2 with the extended master secret;
- *   tls-server-end-point (RFC 5929 §4): the hash of our certificate with the hash of its
- *     signature algorithm (SHA-256 in place of MD5 and SHA-1); absent when that algorithm has
- *     no single hash (Ed25519).
- * A type that does not apply gets len 0. Returns 0, or -EINVAL if ssl has no handshake done.
- * Renegotiation must be off on the connection (OpenSSL 3 servers refuse it by default).
- */
-int sasl_cb_from_ssl(struct ssl_st *ssl, sasl_cb_data_t cb[SASL_CB_COUNT]);
-
 /* What a connection can offer, for sasl_server_new. Everything is copied; nothing kept. */
 typedef struct sasl_params {
     /* The stream's domain (the 'to' of the client's stream header); users are its accounts. */
