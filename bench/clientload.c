@@ -18,6 +18,10 @@
  *             flight to its receiver's bare JID. A message is delivered when the receiver has
  *             parsed it; its id carries a sequence number and the send time. Reports delivered
  *             messages/s and the delivery latency.
+ *   idle      the memory a server holds per idle connection: after one warm-up login, the
+ *             server's RSS; then K users log in (C at once) and stay, and once all are online
+ *             and --settle-ms have passed in silence, the RSS again. Reports the difference
+ *             per connection, then closes every stream.
  *
  * The server's CPU time (user + system, all threads) comes from /proc/PID/stat at the start and
  * end of the measured phase, so the CPU per login or message holds even if this program were the
@@ -47,7 +51,7 @@
 
 static void cl_finish(clientload_t *cl);
 static void msg_phase_check(clientload_t *cl);
-static void msg_setup_step(clientload_t *cl);
+static void setup_step(clientload_t *cl);
 
 /* ---- measurements ---- */
 
@@ -104,6 +108,18 @@ static long proc_status_kb(long pid, const char *key)
     return kb;
 }
 
+/* The sum of the --server-pid processes' figures in s->server_rss_kb, or -1 if one is missing. */
+static long rss_sum_kb(const clientload_t *cl, const cl_sample_t *s)
+{
+    long sum = 0;
+    for (unsigned i = 0; i < cl->opt.npids; i++) {
+        if (s->server_rss_kb[i] < 0)
+            return -1;
+        sum += s->server_rss_kb[i];
+    }
+    return cl->opt.npids ? sum : -1;
+}
+
 static double self_cpu_seconds(void)
 {
     struct rusage ru;
@@ -157,12 +173,28 @@ static double hist_quantile(const clientload_t *cl, double p)
     return hist_value(CL_HIST_BUCKETS - 1) / 1000.0;
 }
 
+static void sample_server(const clientload_t *cl, cl_sample_t *s)
+{
+    s->server_cpu = servers_cpu_seconds(cl);
+    for (unsigned i = 0; i < cl->opt.npids; i++)
+        s->server_rss_kb[i] = proc_status_kb(cl->opt.pids[i], "VmRSS");
+}
+
+/* The wall clock and our CPU time; with server, also the server's CPU time and RSS. */
 static void sample_take(const clientload_t *cl, cl_sample_t *s, bool server)
 {
     s->ns = uv_hrtime();
     s->self_cpu = self_cpu_seconds();
     if (server)
-        s->server_cpu = servers_cpu_seconds(cl);
+        sample_server(cl, s);
+}
+
+/* The measured phase is over: the final server reading comes --settle-ms later (on_tick). */
+static void settle_begin(clientload_t *cl)
+{
+    sample_take(cl, &cl->end, false);
+    cl->phase = PH_SETTLE;
+    cl->settle_until = uv_hrtime() + (uint64_t)(cl->opt.settle_ms * 1e6);
 }
 
 /* ---- login and register modes ---- */
@@ -183,9 +215,7 @@ static void logins_complete(clientload_t *cl)
         logins_begin(cl, PH_MEASURE, cl->opt.count);
         return;
     }
-    sample_take(cl, &cl->end, false);
-    cl->phase = PH_SETTLE;
-    cl->settle_until = uv_hrtime() + (uint64_t)(cl->opt.settle_ms * 1e6);
+    settle_begin(cl);
 }
 
 /* Whether the current phase wants another login: its count, and in the measured phase also
@@ -233,10 +263,18 @@ static void logins_begin(clientload_t *cl, enum cl_phase phase, uint64_t total)
 void cl_login_done(cl_conn_t *c)
 {
     clientload_t *cl = c->cl;
-    if (cl->opt.mode == CL_MODE_MESSAGE) {
+    if (cl->opt.mode == CL_MODE_IDLE && cl->phase == PH_WARMUP) {
+        cl_conn_end_stream(c); /* the warm-up login leaves before the baseline */
+        return;
+    }
+    if (cl_mode_keeps_conns(cl->opt.mode)) {
         cl->online++;
         c->step = STEP_ONLINE;
-        msg_setup_step(cl);
+        if (cl->phase == PH_MEASURE) { /* idle mode's logins */
+            cl->ok++;
+            cl_hist_add(cl, (uv_hrtime() - c->t_start) / 1000);
+        }
+        setup_step(cl);
         return;
     }
     if (c->counted)
@@ -256,7 +294,10 @@ void cl_login_done(cl_conn_t *c)
 void cl_conn_closed(cl_conn_t *c)
 {
     clientload_t *cl = c->cl;
-    if (cl->opt.mode != CL_MODE_MESSAGE) {
+    if (cl->opt.mode == CL_MODE_IDLE && cl->phase == PH_WARMUP) {
+        /* The baseline comes after as quiet a time as the final reading. */
+        cl->settle_until = uv_hrtime() + (uint64_t)(cl->opt.settle_ms * 1e6);
+    } else if (!cl_mode_keeps_conns(cl->opt.mode)) {
         cl->spare[cl->nspare++] = c->index;
         if (!c->counted)
             cl->in_progress--; /* a login that failed */
@@ -379,8 +420,7 @@ static void msg_phase_check(clientload_t *cl)
         for (unsigned i = 0; i < cl->opt.pairs; i++)
             got += cl->conns[i].received;
         cl->ok = got - cl->received_at_start;
-        cl->phase = PH_SETTLE;
-        cl->settle_until = uv_hrtime() + (uint64_t)(cl->opt.settle_ms * 1e6);
+        settle_begin(cl);
     }
 }
 
@@ -399,17 +439,50 @@ void cl_input_done(cl_conn_t *c)
     msg_phase_check(cl);
 }
 
-/* Message mode setup: logs in every user (receivers first), at most --concurrency at once. */
-static void msg_setup_step(clientload_t *cl)
+/* ---- idle mode ---- */
+
+/*
+ * The warm-up login (connection 0, closed again) makes the server load what any first login
+ * loads, so that the baseline holds it. The measured phase runs from the baseline until every
+ * user is online; the final RSS reading comes --settle-ms later, with all of them idle.
+ */
+
+static void idle_warmup(clientload_t *cl)
+{
+    cl->phase = PH_WARMUP;
+    cl_conn_open(&cl->conns[0], cl->opt.first, 0);
+}
+
+static void idle_begin(clientload_t *cl)
+{
+    cl->phase = PH_MEASURE;
+    sample_take(cl, &cl->start, true);
+    setup_step(cl);
+}
+
+/* ---- message and idle modes ---- */
+
+/* The user of connection i: message mode has receivers first, then their senders. */
+static unsigned setup_user(const clientload_t *cl, unsigned i)
+{
+    if (cl->opt.mode == CL_MODE_IDLE)
+        return cl->opt.first + i;
+    return cl->opt.first + 2 * (i % cl->opt.pairs) + (i >= cl->opt.pairs ? 0 : 1);
+}
+
+/* Logs in every connection, at most --concurrency at once; then the mode's next phase. */
+static void setup_step(clientload_t *cl)
 {
     while (!cl->stopping && cl->setup_started < cl->nconns &&
            cl->setup_started - cl->online < cl->opt.concurrency) {
         unsigned i = cl->setup_started++;
-        unsigned pair = i % cl->opt.pairs;
-        bool sender = i >= cl->opt.pairs;
-        cl_conn_open(&cl->conns[i], cl->opt.first + 2 * pair + (sender ? 0 : 1), 0);
+        cl_conn_open(&cl->conns[i], setup_user(cl, i), 0);
     }
-    if (cl->phase == PH_SETUP && cl->online == cl->nconns)
+    if (cl->online < cl->nconns || cl->stopping)
+        return;
+    if (cl->opt.mode == CL_MODE_IDLE && cl->phase == PH_MEASURE)
+        settle_begin(cl);
+    else if (cl->opt.mode == CL_MODE_MESSAGE && cl->phase == PH_SETUP)
         msg_phase_begin(cl, PH_WARMUP, (uint64_t)cl->opt.warmup * cl->opt.pairs);
 }
 
@@ -447,9 +520,29 @@ static void cl_finish(clientload_t *cl)
         uv_close((uv_handle_t *)&cl->tick, NULL);
 }
 
+static void print_rss_each(const clientload_t *cl, const char *key, const cl_sample_t *s)
+{
+    printf(" %s=", key);
+    for (unsigned i = 0; i < cl->opt.npids; i++)
+        printf("%s%ld", i ? "," : "", s->server_rss_kb[i]);
+}
+
+/* Idle mode: the server's RSS (all its processes) at the baseline and with every user online
+ * and idle, the growth per connection, and each process's figures in --server-pid order. */
+static void print_idle(const clientload_t *cl)
+{
+    long before = rss_sum_kb(cl, &cl->start), after = rss_sum_kb(cl, &cl->end);
+    double per =
+        before >= 0 && after >= 0 && cl->online ? (double)(after - before) / cl->online : -1.0;
+    printf(" users=%u online=%u rss_before_kb=%ld rss_after_kb=%ld kb_per_conn=%.2f", cl->opt.users,
+           cl->online, before, after, per);
+    print_rss_each(cl, "rss_before_each_kb", &cl->start);
+    print_rss_each(cl, "rss_after_each_kb", &cl->end);
+}
+
 static void print_result(const clientload_t *cl)
 {
-    static const char *const modes[] = {"register", "login", "message"};
+    static const char *const modes[] = {"register", "login", "message", "idle"};
     double secs = (double)(cl->end.ns - cl->start.ns) / 1e9;
     double server = cl->start.server_cpu >= 0 && cl->end.server_cpu >= 0
         ? cl->end.server_cpu - cl->start.server_cpu
@@ -472,6 +565,8 @@ static void print_result(const clientload_t *cl)
         printf(" concurrency=%u close_timeouts=%" PRIu64, cl->opt.concurrency, cl->close_timeouts);
     if (cl->opt.mode == CL_MODE_REGISTER)
         printf(" existed=%" PRIu64, cl->existed);
+    if (cl->opt.mode == CL_MODE_IDLE)
+        print_idle(cl);
     printf(" mech=SCRAM-SHA-1 sha256_offered=%d pbkdf2=%" PRIu64 " tls=%s server_hwm_kb=%ld\n",
            cl->sha256_offered ? 1 : 0, cl->pbkdf2_runs, cl->tls_desc[0] ? cl->tls_desc : "none",
            hwm);
@@ -520,8 +615,11 @@ static void on_tick(uv_timer_t *t)
             cl_conn_close(c);
         }
     }
+    if (cl->opt.mode == CL_MODE_IDLE && cl->phase == PH_WARMUP && cl->settle_until &&
+        now >= cl->settle_until && !cl->stopping)
+        idle_begin(cl);
     if (cl->phase == PH_SETTLE && now >= cl->settle_until && !cl->stopping) {
-        cl->end.server_cpu = servers_cpu_seconds(cl);
+        sample_server(cl, &cl->end);
         print_result(cl);
         cl_finish(cl);
         return;
@@ -536,13 +634,14 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: parley-clientload MODE --port PORT --password-file FILE [options]\n"
-            "MODE: register | login | message\n"
+            "MODE: register | login | message | idle\n"
             "  --host ADDR           server address, IPv4 (default 127.0.0.1)\n"
             "  --domain D            the XMPP domain (default localhost)\n"
             "  --user-prefix P       users are P<n>@D (default user)\n"
             "  --first N             the first user number (default 0)\n"
             "  --users K             login: users P<first>..P<first+K-1>, taken in turn;\n"
-            "                        register: how many to create (default 100)\n"
+            "                        register: how many to create; idle: how many stay\n"
+            "                        online, P<first> also logs in once before (default 100)\n"
             "  --password-file F     the users' password, first line (or --password PW)\n"
             "  --count N             login: logins measured; message: messages measured,\n"
             "                        all pairs (default 1000 / 100000)\n"
@@ -556,7 +655,8 @@ static void usage(FILE *out)
             "  --min-seconds S       keep going past --count until the measured phase has\n"
             "                        lasted S seconds (default 0)\n"
             "  --timeout SECONDS     limit for the whole run (default 120)\n"
-            "  --settle-ms MS        wait before the final server CPU reading (default 200)\n"
+            "  --settle-ms MS        wait before the final server CPU reading (default 200);\n"
+            "                        idle: before each RSS reading, all quiet (default 3000)\n"
             "  --close-timeout S     wait for the server to close a stream (default 5)\n"
             "  --server-pid PID[,PID...]  the server's processes (repeatable)\n"
             "  --server-name NAME    label for the RESULT line (default server)\n"
@@ -588,6 +688,8 @@ static int parse_mode(cl_options_t *o, const char *m)
         o->mode = CL_MODE_LOGIN;
     else if (strcmp(m, "message") == 0)
         o->mode = CL_MODE_MESSAGE;
+    else if (strcmp(m, "idle") == 0)
+        o->mode = CL_MODE_IDLE;
     else
         return -EINVAL;
     return 0;
@@ -726,15 +828,15 @@ static int parse_options(cl_options_t *o, int argc, char **argv)
         .server_name = "server",
         .max_errors = 10,
     };
-    bool count_set = false;
+    bool count_set = false, settle_set = false;
     int ch;
     while ((ch = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         if (ch == 'h') {
             usage(stdout);
             exit(0);
         }
-        if (ch == 'n')
-            count_set = true;
+        count_set |= ch == 'n';
+        settle_set |= ch == 's';
         if (parse_option(o, ch, optarg) < 0)
             return -EINVAL;
     }
@@ -744,14 +846,17 @@ static int parse_options(cl_options_t *o, int argc, char **argv)
         o->count = o->mode == CL_MODE_MESSAGE ? 100000 : 1000;
     if (o->warmup < 0)
         o->warmup = o->mode == CL_MODE_MESSAGE ? 200 : (int64_t)o->users;
+    if (!settle_set && o->mode == CL_MODE_IDLE)
+        o->settle_ms = 3000;
     if (o->port <= 0 || o->port > 65535 || (!o->password_file && !o->password) ||
         !name_ok(o->domain, 200) || !name_ok(o->user_prefix, 32) || o->users < 1 ||
-        o->concurrency < 1 || o->concurrency > CL_MAX_CONNS || o->pairs < 1 ||
-        o->pairs > CL_MAX_CONNS / 2 || o->window < 1 || o->window > 100000 ||
-        o->size > CL_MAX_SIZE || o->count > UINT64_C(1000000000) || o->warmup > 100000000 ||
+        (o->mode == CL_MODE_IDLE && o->users > CL_MAX_CONNS) || o->concurrency < 1 ||
+        o->concurrency > CL_MAX_CONNS || o->pairs < 1 || o->pairs > CL_MAX_CONNS / 2 ||
+        o->window < 1 || o->window > 100000 || o->size > CL_MAX_SIZE ||
+        o->count > UINT64_C(1000000000) || o->warmup > 100000000 ||
         !(o->timeout > 0 && o->timeout <= 86400) ||
         !(o->min_seconds >= 0 && o->min_seconds < o->timeout) || o->settle_ms < 0 ||
-        o->settle_ms > 10000 || o->close_timeout <= 0 || o->close_timeout > 60)
+        o->settle_ms > 300000 || o->close_timeout <= 0 || o->close_timeout > 60)
         return -EINVAL;
     return 0;
 }
@@ -788,6 +893,24 @@ static int read_password(clientload_t *cl)
     return n ? 0 : -EINVAL;
 }
 
+/* Raises the soft limit on descriptors to what conns connections need, if the hard one allows. */
+static int fd_limit_raise(unsigned conns)
+{
+    struct rlimit rl;
+    rlim_t want = (rlim_t)conns + 64; /* the loop's own, stdio, the /proc reads */
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return -errno;
+    if (rl.rlim_cur >= want)
+        return 0;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur < want) {
+        fprintf(stderr, "clientload: %u connections need %llu descriptors, the limit is %llu\n",
+                conns, (unsigned long long)want, (unsigned long long)rl.rlim_cur);
+        return -EMFILE;
+    }
+    return 0;
+}
+
 static int setup(clientload_t *cl)
 {
     const cl_options_t *o = &cl->opt;
@@ -805,9 +928,13 @@ static int setup(clientload_t *cl)
     SSL_CTX_set_session_cache_mode(cl->tls, SSL_SESS_CACHE_OFF);
     if (o->mode == CL_MODE_MESSAGE)
         cl->nconns = 2 * o->pairs;
+    else if (o->mode == CL_MODE_IDLE)
+        cl->nconns = o->users;
     else /* logins in progress, and room for as many again four times over while closing */
         cl->nconns =
             o->concurrency * 5 + 100 < CL_MAX_CONNS ? o->concurrency * 5 + 100 : CL_MAX_CONNS;
+    if (fd_limit_raise(cl->nconns) < 0)
+        return -EMFILE;
     cl->conns = core_calloc(cl->nconns, sizeof(cl_conn_t));
     cl->spare = core_calloc(cl->nconns, sizeof(unsigned));
     for (unsigned i = 0; i < cl->nconns; i++) {
@@ -859,7 +986,10 @@ int main(int argc, char **argv)
         break;
     case CL_MODE_MESSAGE:
         cl->phase = PH_SETUP;
-        msg_setup_step(cl);
+        setup_step(cl);
+        break;
+    case CL_MODE_IDLE:
+        idle_warmup(cl);
         break;
     }
     uv_run(&cl->loop, UV_RUN_DEFAULT);

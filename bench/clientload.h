@@ -34,7 +34,13 @@ enum {
     CL_ERRORS_SHOWN = 3,
 };
 
-enum cl_mode { CL_MODE_REGISTER, CL_MODE_LOGIN, CL_MODE_MESSAGE };
+enum cl_mode { CL_MODE_REGISTER, CL_MODE_LOGIN, CL_MODE_MESSAGE, CL_MODE_IDLE };
+
+/* Message and idle modes log every connection in once and keep it: one failure ends the run. */
+static inline bool cl_mode_keeps_conns(enum cl_mode m)
+{
+    return m == CL_MODE_MESSAGE || m == CL_MODE_IDLE;
+}
 
 /* Where a connection is in its login. */
 enum cl_step {
@@ -50,7 +56,7 @@ enum cl_step {
     STEP_BIND,
     STEP_SESSION, /* only for a server that requires RFC 3921 sessions */
     STEP_ROSTER, /* sent roster get and initial presence */
-    STEP_ONLINE, /* message mode: logged in */
+    STEP_ONLINE, /* message and idle modes: logged in, staying */
     STEP_CLOSING, /* sent </stream:stream>, waiting for the server to close */
 };
 
@@ -176,6 +182,7 @@ struct cl_sample {
     uint64_t ns;
     double self_cpu;
     double server_cpu;
+    long server_rss_kb[CL_MAX_PIDS]; /* VmRSS of each --server-pid; -1 if unreadable */
 };
 typedef struct cl_sample cl_sample_t;
 
@@ -205,9 +212,10 @@ struct clientload {
     /* Login and register modes: the current phase's logins. */
     uint64_t ph_total, ph_started, ph_finished;
     uint64_t next_login;
-    /* Message mode. */
+    /* Message and idle modes: connections opened and logged in. */
     unsigned setup_started;
     unsigned online;
+    /* Message mode. */
     unsigned receivers_done;
     uint64_t received_at_start;
     uint64_t deadline;
@@ -251,7 +259,7 @@ void cl_conn_fail(cl_conn_t *c, const char *fmt, ...) __attribute__((format(prin
 
 /* clientload.c: the run, called by the connections. */
 
-/* A login or registration succeeded (message mode: the user is online). */
+/* A login or registration succeeded (message and idle modes: the user is online). */
 void cl_login_done(cl_conn_t *c);
 /* c's handle has closed and its resources are freed; c may be reused. */
 void cl_conn_closed(cl_conn_t *c);

@@ -316,7 +316,7 @@ void cl_conn_fail(cl_conn_t *c, const char *fmt, ...)
             fprintf(stderr, "clientload:   last bytes from the server: %.*s\n", (int)c->last_len,
                     c->last);
     }
-    if (cl->opt.mode == CL_MODE_MESSAGE)
+    if (cl_mode_keeps_conns(cl->opt.mode))
         cl_abort(cl, "a connection failed");
     else if (cl->errors > cl->opt.max_errors)
         cl_abort(cl, "too many errors");

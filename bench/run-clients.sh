@@ -1,12 +1,14 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# Client benchmarks: STARTTLS logins and 1:1 messages against parleyd, Prosody and ejabberd.
+# Client benchmarks: STARTTLS logins, 1:1 messages and the memory of idle connections, against
+# parleyd, Prosody and ejabberd.
 #
 # Each server runs as a private instance in a temporary directory, listening on 127.0.0.1 only,
 # started and stopped by this script (by PID). See bench/README.md for what is measured.
 # Environment (defaults in brackets):
 #   BENCH_SERVERS      servers to run, in order ["parley prosody ejabberd"]; "parley-split"
 #                      runs parleyd as three processes (router, sm, c2s)
+#   BENCH_PARTS        benchmarks to run, of login, message and idle ["login message idle"]
 #   BENCH_REPS         repetitions of each benchmark per server [3]
 #   BENCH_USERS        accounts for the login benchmark [100]
 #   BENCH_LOGINS       measured logins per repetition (at least) [1000]
@@ -16,7 +18,11 @@
 #   BENCH_MESSAGES     measured messages per repetition (at least) [50000]
 #   BENCH_MSG_SIZE     bytes per <message/> as sent [200]
 #   BENCH_MIN_SECONDS  each measurement goes on until it has lasted this long [5]
-#   BENCH_TIMEOUT      time limit of one load generator run, seconds [120]
+#   BENCH_IDLE_SIZES   idle connections held open, one measurement each ["1000 10000"]
+#   BENCH_IDLE_SETTLE  seconds of silence before each RSS reading of the idle benchmark [3]
+#   BENCH_TIMEOUT      time limit of one load generator run, seconds, plus 20 ms for each
+#                      connection of a registration or idle run (and the idle run's
+#                      silences) [120]
 #   BENCH_CERT         certificate key type: ec (P-256, as `make run` makes) or rsa (2048) [ec]
 #   BENCH_OUT          where the table is written [bench/results/clients.md]
 #   BENCH_KEEP         1 keeps the temporary directory (configs, logs) [0]
@@ -26,6 +32,7 @@ set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CONFIGS=$ROOT/bench/configs
 BENCH_SERVERS=${BENCH_SERVERS:-"parley prosody ejabberd"}
+BENCH_PARTS=${BENCH_PARTS:-"login message idle"}
 BENCH_REPS=${BENCH_REPS:-3}
 BENCH_USERS=${BENCH_USERS:-100}
 BENCH_LOGINS=${BENCH_LOGINS:-1000}
@@ -35,6 +42,8 @@ BENCH_WINDOW=${BENCH_WINDOW:-10}
 BENCH_MESSAGES=${BENCH_MESSAGES:-50000}
 BENCH_MSG_SIZE=${BENCH_MSG_SIZE:-200}
 BENCH_MIN_SECONDS=${BENCH_MIN_SECONDS:-5}
+BENCH_IDLE_SIZES=${BENCH_IDLE_SIZES:-"1000 10000"}
+BENCH_IDLE_SETTLE=${BENCH_IDLE_SETTLE:-3}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-120}
 BENCH_CERT=${BENCH_CERT:-ec}
 BENCH_OUT=${BENCH_OUT:-$ROOT/bench/results/clients.md}
@@ -48,16 +57,32 @@ PARLEYCTL=$(realpath -m "$PARLEYCTL")
 CLIENTLOAD=$(realpath -m "$CLIENTLOAD")
 
 for v in BENCH_REPS BENCH_USERS BENCH_LOGINS BENCH_CONCURRENCY BENCH_PAIRS BENCH_WINDOW \
-    BENCH_MESSAGES BENCH_MSG_SIZE BENCH_MIN_SECONDS BENCH_TIMEOUT; do
+    BENCH_MESSAGES BENCH_MSG_SIZE BENCH_MIN_SECONDS BENCH_TIMEOUT BENCH_IDLE_SETTLE; do
     case ${!v} in
     '' | *[!0-9]*) echo "run-clients.sh: $v must be a whole number, not '${!v}'" >&2; exit 2 ;;
     esac
 done
+for n in $BENCH_IDLE_SIZES; do
+    case $n in
+    '' | *[!0-9]* | 0) echo "run-clients.sh: BENCH_IDLE_SIZES holds whole numbers, not '$n'" >&2; exit 2 ;;
+    esac
+    [ "$n" -le 20000 ] || { echo "run-clients.sh: at most 20000 idle connections" >&2; exit 2; }
+done
+for what in $BENCH_PARTS; do
+    case $what in
+    login | message | idle) ;;
+    *) echo "run-clients.sh: BENCH_PARTS holds login, message and idle, not '$what'" >&2; exit 2 ;;
+    esac
+done
+has_part() {
+    case " $BENCH_PARTS " in *" $1 "*) return 0 ;; esac
+    return 1
+}
 if [ "$BENCH_REPS" -lt 1 ] || [ "$BENCH_USERS" -lt "$BENCH_CONCURRENCY" ] ||
     [ "$BENCH_CONCURRENCY" -lt 1 ] || [ "$BENCH_PAIRS" -lt 1 ] ||
-    [ "$BENCH_MIN_SECONDS" -ge "$BENCH_TIMEOUT" ]; then
+    [ "$BENCH_MIN_SECONDS" -ge "$BENCH_TIMEOUT" ] || [ "$BENCH_IDLE_SETTLE" -gt 300 ]; then
     echo "run-clients.sh: need BENCH_REPS >= 1, BENCH_USERS >= BENCH_CONCURRENCY >= 1," \
-        "BENCH_PAIRS >= 1, BENCH_MIN_SECONDS < BENCH_TIMEOUT" >&2
+        "BENCH_PAIRS >= 1, BENCH_MIN_SECONDS < BENCH_TIMEOUT, BENCH_IDLE_SETTLE <= 300" >&2
     exit 2
 fi
 case $BENCH_CERT in
@@ -70,9 +95,23 @@ if [ ! -x "$CLIENTLOAD" ]; then
 fi
 
 # The login benchmark uses user0 .. user<BENCH_USERS-1>; the message benchmark the next
-# 2 * BENCH_PAIRS accounts, so that no login ever meets a message benchmark's session.
+# 2 * BENCH_PAIRS accounts, so that no login ever meets a message benchmark's session. The
+# idle benchmark, on an instance of its own, uses user0 .. user<N-1>.
 MSG_FIRST=$BENCH_USERS
 ACCOUNTS=$((BENCH_USERS + 2 * BENCH_PAIRS))
+IDLE_MAX=0
+if has_part idle; then
+    for n in $BENCH_IDLE_SIZES; do
+        [ "$n" -gt "$IDLE_MAX" ] && IDLE_MAX=$n
+    done
+    [ "$IDLE_MAX" -gt "$ACCOUNTS" ] && ACCOUNTS=$IDLE_MAX
+fi
+# The idle benchmark holds all its connections open in one load generator and one server
+# process (the servers inherit the limit): raise the soft limit, and the hard one if we may.
+FDS=$((IDLE_MAX + 1024))
+if [ "$(ulimit -Sn)" != unlimited ] && [ "$(ulimit -Sn)" -lt "$FDS" ]; then
+    ulimit -Sn "$FDS" 2>/dev/null || ulimit -n "$FDS" 2>/dev/null || ulimit -Sn "$(ulimit -Hn)"
+fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/parley-bench-clients.XXXXXX") || exit 2
 chmod 700 "$WORK"
@@ -88,12 +127,12 @@ log() {
 
 # Stops the processes we started, last started first, by PID: SIGTERM, SIGKILL after 20 s.
 stop_server() {
-    local pid i list=$SERVER_PIDS
+    local pid list=$SERVER_PIDS
     SERVER_PIDS=
     # shellcheck disable=SC2086 # the list of PIDs is split on purpose
     for pid in $(printf '%s\n' $list | tac); do
         kill -TERM "$pid" 2>/dev/null
-        for i in $(seq 1 200); do
+        for _ in $(seq 1 200); do
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
@@ -137,8 +176,8 @@ free_port() {
 
 # Waits until 127.0.0.1:$1 accepts, while process $2 lives; at most $3 seconds.
 wait_port() {
-    local port=$1 pid=$2 limit=$3 i
-    for i in $(seq 1 $((limit * 10))); do
+    local port=$1 pid=$2 limit=$3
+    for _ in $(seq 1 $((limit * 10))); do
         kill -0 "$pid" 2>/dev/null || return 1
         if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             return 0
@@ -175,6 +214,28 @@ make_cert() {
     chmod 600 "$d"/*
 }
 
+# Makes the accounts user0 .. user<ACCOUNTS-1> by running the shell command $3 with the
+# password file, the rest of our arguments, and the first and one past the last account
+# number of a run of at most $2 accounts: user0 alone (it may create the storage), then the
+# others, eight runs at a time. Errors go to $1/accounts.log.
+make_accounts() {
+    local dir=$1 run=$2 cmd=$3 t0=$SECONDS i=1 end
+    shift 3
+    {
+        sh -c "$cmd" _ "$WORK/password" "$@" 0 1
+        while [ "$i" -lt "$ACCOUNTS" ]; do
+            end=$((i + run < ACCOUNTS ? i + run : ACCOUNTS))
+            echo "$i $end"
+            i=$end
+        done | xargs -P 8 -L 1 sh -c "$cmd" _ "$WORK/password" "$@"
+    } 2>>"$dir/accounts.log"
+    if [ -s "$dir/accounts.log" ]; then
+        head -n 5 "$dir/accounts.log" | sed 's/^/    /' >&2
+        return 1
+    fi
+    log "  $ACCOUNTS accounts made in $((SECONDS - t0)) s"
+}
+
 # Each setup_<server> prepares directory $1 for c2s port $2: config, certificate, accounts.
 # It sets PORT (where clients connect) and leaves the server to start_<server>.
 setup_parley() {
@@ -188,16 +249,16 @@ setup_parley() {
     sed -e "s|@PORT_ROUTER@|$rport|g" -e "s|@PORT_C2S@|$port|g" "$CONFIGS/parley-c2s.conf.in" \
         >"$dir/parley.conf"
     ROUTER_PORT=$rport
-    # parleyctl reads the password from stdin. One at a time: they share one SQLite file.
-    local i
-    for i in $(seq 0 $((ACCOUNTS - 1))); do
-        (cd "$dir" && "$PARLEYCTL" --config parley.conf adduser "user$i@localhost" \
-            <"$WORK/password" >>"$dir/accounts.log" 2>&1) || {
-            log "  parleyctl adduser user$i failed:"
-            tail -n 5 "$dir/accounts.log" | sed 's/^/    /' >&2
-            return 1
-        }
-    done
+    # Both topologies have the same storage: the accounts are made once, then copied.
+    if [ -d "$WORK/parley-accounts" ]; then
+        cp -a "$WORK/parley-accounts/." "$dir/data/"
+        return
+    fi
+    # parleyctl makes one account (password on stdin); SQLite lets the writers take turns.
+    # shellcheck disable=SC2016 # expanded by the inner sh
+    make_accounts "$dir" 1 'out=$(cd "$2" && "$3" --config parley.conf adduser "user$4@localhost" \
+        <"$1" 2>&1) || echo "parleyctl adduser user$4: $out" >&2' "$dir" "$PARLEYCTL" &&
+        cp -a "$dir/data" "$WORK/parley-accounts"
 }
 setup_parley_split() {
     setup_parley "$@"
@@ -219,18 +280,14 @@ setup_prosody() {
     local dir=$1 port=$2
     mkdir -p "$dir/data" "$dir/certs"
     cp "$WORK/certs/localhost.crt" "$WORK/certs/localhost.key" "$dir/certs/"
-    sed -e "s|@PORT@|$port|g" -e "s|@DIR@|$dir|g" "$CONFIGS/prosody-c2s.cfg.lua.in" \
-        >"$dir/prosody.cfg.lua"
-    # prosodyctl writes the account files while the server is down; four at a time.
+    sed -e "s|@PORT@|$port|g" -e "s|@DIR@|$dir|g" -e "s|@PLUGINS@|$CONFIGS/prosody-plugins|g" \
+        "$CONFIGS/prosody-c2s.cfg.lua.in" >"$dir/prosody.cfg.lua"
+    # prosodyctl writes the account files while the server is down: `prosodyctl register`
+    # for each would start Prosody 10,000 times, mod_bench_accounts makes a run of them.
     # shellcheck disable=SC2016 # expanded by the inner sh
-    seq 0 $((ACCOUNTS - 1)) | xargs -P 4 -I '{}' sh -c \
-        'prosodyctl --config "$1" register "user$2" localhost "$(cat "$3")" >/dev/null 2>&1 ||
-         echo "prosodyctl register user$2 failed" >&2' \
-        _ "$dir/prosody.cfg.lua" '{}' "$WORK/password" 2>>"$dir/accounts.log"
-    if [ -s "$dir/accounts.log" ]; then
-        sed 's/^/    /' "$dir/accounts.log" | head -n 5 >&2
-        return 1
-    fi
+    make_accounts "$dir" 500 'out=$(prosodyctl --config "$2" mod_bench_accounts localhost "$3" "$4" \
+        "$1" 2>&1) || echo "prosodyctl mod_bench_accounts: $(echo "$out" | tail -n 2)" >&2' \
+        "$dir/prosody.cfg.lua"
 }
 
 start_prosody() {
@@ -258,11 +315,17 @@ start_ejabberd() {
         -mnesia dir "\"$dir/spool\"" -s ejabberd
 }
 
+# The time limit of a load generator run that opens $1 connections in all.
+time_limit_for() {
+    echo $((BENCH_TIMEOUT + $1 / 50))
+}
+
 # After start: ejabberd's accounts, by XEP-0077 in-band registration over STARTTLS.
 register_ejabberd() {
     local dir=$1 port=$2 out
     out=$("$CLIENTLOAD" register --port "$port" --password-file "$WORK/password" \
-        --users "$ACCOUNTS" --concurrency 10 --timeout "$BENCH_TIMEOUT" --server-name ejabberd \
+        --users "$ACCOUNTS" --concurrency 10 --timeout "$(time_limit_for "$ACCOUNTS")" \
+        --server-name ejabberd \
         2>"$dir/register.err") || {
         log "  in-band registration failed:"
         sed 's/^/    /' "$dir/register.err" >&2
@@ -310,14 +373,16 @@ version_of() {
     esac
 }
 
-# Runs the load generator once; appends its RESULT line to $RESULTS under the server's name.
+# Runs the load generator once (repetition $5, or idle connections); appends its RESULT line
+# to $RESULTS under the server's name.
 run_load() {
-    local server=$1 dir=$2 port=$3 what=$4 rep=$5 out rc line pids
+    local server=$1 dir=$2 port=$3 what=$4 rep=$5 out rc line pids limit=$BENCH_TIMEOUT
     shift 5
     # shellcheck disable=SC2086 # the list of PIDs is split on purpose
     pids=$(echo $SERVER_PIDS | tr ' ' ',')
+    [ "$what" = idle ] && limit=$(($(time_limit_for "$rep") + 2 * BENCH_IDLE_SETTLE))
     out=$("$CLIENTLOAD" "$what" --port "$port" --password-file "$WORK/password" \
-        --timeout "$BENCH_TIMEOUT" --min-seconds "$BENCH_MIN_SECONDS" --server-pid "$pids" \
+        --timeout "$limit" --min-seconds "$BENCH_MIN_SECONDS" --server-pid "$pids" \
         --server-name "$server" "$@" 2>"$dir/$what-$rep.err")
     rc=$?
     line=$(printf '%s\n' "$out" | grep '^RESULT ' | head -n 1)
@@ -326,7 +391,11 @@ run_load() {
         sed 's/^/    /' "$dir/$what-$rep.err" >&2
         return 1
     fi
-    log "  $what rep $rep: $(printf '%s' "${line#RESULT }" | cut -d' ' -f3-10)"
+    if [ "$what" = idle ]; then
+        log "  idle: $(printf '%s' "$line" | grep -o 'users=.* kb_per_conn=[^ ]*')"
+    else
+        log "  $what rep $rep: $(printf '%s' "${line#RESULT }" | cut -d' ' -f3-10)"
+    fi
     printf '%s\n' "${line#RESULT }" >>"$RESULTS"
 }
 
@@ -343,11 +412,12 @@ start_server() {
     fi
 }
 
-# Sets up one server (config, accounts), then measures each benchmark and repetition against
-# a freshly started instance: Prosody's CPU per login and per message grows with the logins
-# an instance has served (see bench/README.md), so no measurement inherits another's.
+# Sets up one server (config, accounts), then measures each benchmark and repetition (and
+# each number of idle connections) against a freshly started instance: Prosody's CPU per login
+# and per message grows with the logins an instance has served (see bench/README.md), so no
+# measurement inherits another's.
 bench_server() {
-    local server=$1 dir port rep what
+    local server=$1 dir port rep what run runs='' shown=''
     dir=$WORK/$server
     mkdir -p "$dir"
     port=$(free_port) || { log "run-clients.sh: no free port"; return 1; }
@@ -360,18 +430,40 @@ bench_server() {
     fi
     for rep in $(seq 1 "$BENCH_REPS"); do
         for what in login message; do
-            start_server "$server" "$dir" "$port" || return 1
-            [ "$rep$what" = 1login ] && log "  $server pids$SERVER_PIDS, c2s on 127.0.0.1:$port"
-            if [ "$what" = login ]; then
-                run_load "$server" "$dir" "$port" login "$rep" --users "$BENCH_USERS" \
-                    --count "$BENCH_LOGINS" --concurrency "$BENCH_CONCURRENCY"
-            else
-                run_load "$server" "$dir" "$port" message "$rep" --first "$MSG_FIRST" \
-                    --pairs "$BENCH_PAIRS" --window "$BENCH_WINDOW" --count "$BENCH_MESSAGES" \
-                    --size "$BENCH_MSG_SIZE" --concurrency "$BENCH_CONCURRENCY"
-            fi
-            stop_server
+            has_part "$what" && runs="$runs $what:$rep"
         done
+    done
+    if has_part idle; then
+        for rep in $BENCH_IDLE_SIZES; do
+            runs="$runs idle:$rep"
+        done
+    fi
+    for run in $runs; do
+        what=${run%:*} rep=${run#*:}
+        if [ "$what" = idle ] && [ "$(ulimit -Sn)" != unlimited ] &&
+            [ "$(ulimit -Sn)" -lt $((rep + 512)) ]; then
+            log "  idle $rep: skipped, it needs $((rep + 512)) descriptors (ulimit -n $(ulimit -Sn))"
+            continue
+        fi
+        start_server "$server" "$dir" "$port" || return 1
+        [ -n "$shown" ] || log "  $server pids$SERVER_PIDS, c2s on 127.0.0.1:$port"
+        shown=1
+        case $what in
+        login)
+            run_load "$server" "$dir" "$port" login "$rep" --users "$BENCH_USERS" \
+                --count "$BENCH_LOGINS" --concurrency "$BENCH_CONCURRENCY"
+            ;;
+        message)
+            run_load "$server" "$dir" "$port" message "$rep" --first "$MSG_FIRST" \
+                --pairs "$BENCH_PAIRS" --window "$BENCH_WINDOW" --count "$BENCH_MESSAGES" \
+                --size "$BENCH_MSG_SIZE" --concurrency "$BENCH_CONCURRENCY"
+            ;;
+        idle)
+            run_load "$server" "$dir" "$port" idle "$rep" --users "$rep" \
+                --concurrency "$BENCH_CONCURRENCY" --settle-ms $((BENCH_IDLE_SETTLE * 1000))
+            ;;
+        esac
+        stop_server
     done
     mkdir -p "$(dirname "$BENCH_OUT")/logs"
     cat "$dir/server.out" "$dir"/*.log "$dir"/log/*.log "$dir"/*.err \
@@ -379,7 +471,7 @@ bench_server() {
     return 0
 }
 
-# Prints the markdown tables from the RESULT lines: medians over the repetitions.
+# Prints the login and message tables from the RESULT lines: medians over the repetitions.
 report() {
     awk -v servers="$1" '
     function median(s,    a, n, i, j, t) {
@@ -391,10 +483,11 @@ report() {
     }
     function add(k, name, v) { vals[k, name] = vals[k, name] " " v }
     function m(k, name) { return median(vals[k, name]) }
-    {
+    $1 != "mode=idle" {
         delete f
         for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
         k = f["server"] SUBSEP f["mode"]
+        has[f["mode"]] = 1
         add(k, "rate", f["rate"])
         if (f["server_cpu"] > 0) add(k, "per_cpu", f["count"] / f["server_cpu"])
         add(k, "cpu_us", f["cpu_per_unit_us"])
@@ -409,10 +502,12 @@ report() {
         names["parley"] = "Parley"; names["parley-split"] = "Parley (3 processes)"
         names["prosody"] = "Prosody"; names["ejabberd"] = "ejabberd"
         ns = split(servers, sv, " ")
-        print "### Logins (STARTTLS, SCRAM-SHA-1, bind, roster, initial presence)"
-        print ""
-        print "| server | logins/s | server CPU ms per login | logins per server CPU-s | p50 ms | p99 ms | loadgen CPU % | reps |"
-        print "|---|---:|---:|---:|---:|---:|---:|---:|"
+        if (has["login"]) {
+            print "### Logins (STARTTLS, SCRAM-SHA-1, bind, roster, initial presence)"
+            print ""
+            print "| server | logins/s | server CPU ms per login | logins per server CPU-s | p50 ms | p99 ms | loadgen CPU % | reps |"
+            print "|---|---:|---:|---:|---:|---:|---:|---:|"
+        }
         for (s = 1; s <= ns; s++) {
             k = sv[s] SUBSEP "login"
             if (!(k in reps)) continue
@@ -421,11 +516,13 @@ report() {
             printf "| %s | %.0f%s | %.2f | %.0f | %.1f | %.1f | %.0f | %d |\n", names[sv[s]], m(k, "rate"),
                 note, m(k, "cpu_us") / 1000, m(k, "per_cpu"), m(k, "p50"), m(k, "p99"), m(k, "lg"), reps[k]
         }
-        print ""
-        print "### 1:1 messages between online users over TLS"
-        print ""
-        print "| server | messages/s | server CPU µs per message | messages per server CPU-s | p50 ms | p99 ms | loadgen CPU % | reps |"
-        print "|---|---:|---:|---:|---:|---:|---:|---:|"
+        if (has["message"]) {
+            if (has["login"]) print ""
+            print "### 1:1 messages between online users over TLS"
+            print ""
+            print "| server | messages/s | server CPU µs per message | messages per server CPU-s | p50 ms | p99 ms | loadgen CPU % | reps |"
+            print "|---|---:|---:|---:|---:|---:|---:|---:|"
+        }
         for (s = 1; s <= ns; s++) {
             k = sv[s] SUBSEP "message"
             if (!(k in reps)) continue
@@ -462,16 +559,66 @@ report() {
     function ratio(a, b) { return (a > 0 && b > 0) ? a / b : 0 }' "$RESULTS"
 }
 
+# Prints the idle benchmark's tables from the RESULT lines: one measurement per size.
+report_idle() {
+    awk -v servers="$1" -v sizes="$BENCH_IDLE_SIZES" -v settle="$BENCH_IDLE_SETTLE" '
+    $1 == "mode=idle" {
+        delete f
+        for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+        k = f["server"] SUBSEP f["users"]
+        before[k] = f["rss_before_kb"]; after[k] = f["rss_after_kb"]; per[k] = f["kb_per_conn"]
+        note[k] = f["complete"] == 1 ? "" : " (time limit hit: " f["online"] " online)"
+    }
+    END {
+        names["parley"] = "Parley"; names["parley-split"] = "Parley (3 processes)"
+        names["prosody"] = "Prosody"; names["ejabberd"] = "ejabberd"
+        ns = split(servers, sv, " "); nz = split(sizes, sz, " ")
+        print "### Idle connections (STARTTLS, SCRAM-SHA-1, bind, roster, initial presence, then " settle " s of silence)"
+        print ""
+        print "| server | connections | RSS before MiB | RSS after MiB | KiB per connection |"
+        print "|---|---:|---:|---:|---:|"
+        for (s = 1; s <= ns; s++)
+            for (z = 1; z <= nz; z++) {
+                k = sv[s] SUBSEP sz[z]
+                if (k in per)
+                    printf "| %s | %d | %.1f | %.1f | %.1f%s |\n", names[sv[s]], sz[z],
+                        before[k] / 1024, after[k] / 1024, per[k], note[k]
+            }
+        head = "| ratio: peer KiB per connection / Parley'"'"'s (above 1: Parley uses less) |"
+        line = "|---|"
+        for (z = 1; z <= nz; z++) { head = head " " sz[z] " |"; line = line "---:|" }
+        printed = 0
+        for (p = 1; p <= ns; p++) {
+            if (sv[p] !~ /^parley/) continue
+            for (s = 1; s <= ns; s++) {
+                if (sv[s] ~ /^parley/) continue
+                row = "| " names[sv[s]] " / " names[sv[p]] " |"; any = 0
+                for (z = 1; z <= nz; z++) {
+                    a = per[sv[s] SUBSEP sz[z]]; b = per[sv[p] SUBSEP sz[z]]
+                    row = row (a > 0 && b > 0 ? sprintf(" %.2f |", a / b) : " |")
+                    any += a > 0 && b > 0
+                }
+                if (!any) continue
+                if (!printed) { print ""; print head; print line; printed = 1 }
+                print row
+            }
+        }
+    }' "$RESULTS"
+}
+
 make_cert || { log "run-clients.sh: openssl could not make a certificate"; exit 2; }
 openssl rand -hex 16 >"$WORK/password"
 chmod 600 "$WORK/password"
 
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 ran=
+versions=
 for server in $BENCH_SERVERS; do
     available "$server" || continue
-    log "== $server $(version_of "${server%-split}")"
-    bench_server "$server" && ran="$ran $server"
+    # Taken now: the tree may change while the run goes on.
+    version=$(version_of "${server%-split}")
+    log "== $server $version"
+    bench_server "$server" && ran="$ran $server" && versions="$versions $server $version;"
 done
 
 if [ ! -s "$RESULTS" ]; then
@@ -483,23 +630,38 @@ mkdir -p "$(dirname "$BENCH_OUT")"
 {
     echo "# Client benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
-    echo "Logins: at least $BENCH_LOGINS per repetition (and ${BENCH_MIN_SECONDS} s), $BENCH_CONCURRENCY at once, over"
-    echo "$BENCH_USERS accounts, after a warm-up round of one login per account. Messages: $BENCH_PAIRS"
-    echo "sender/receiver pairs, $BENCH_WINDOW in flight per pair, $BENCH_MSG_SIZE B each, at least $BENCH_MESSAGES"
-    echo "(and ${BENCH_MIN_SECONDS} s) per repetition. Medians of $BENCH_REPS repetitions, each against a freshly started"
-    echo "instance."
+    if has_part login || has_part message; then
+        echo "Logins: at least $BENCH_LOGINS per repetition (and ${BENCH_MIN_SECONDS} s), $BENCH_CONCURRENCY at once, over"
+        echo "$BENCH_USERS accounts, after a warm-up round of one login per account. Messages: $BENCH_PAIRS"
+        echo "sender/receiver pairs, $BENCH_WINDOW in flight per pair, $BENCH_MSG_SIZE B each, at least $BENCH_MESSAGES"
+        echo "(and ${BENCH_MIN_SECONDS} s) per repetition. Medians of $BENCH_REPS repetitions, each against a freshly started"
+        echo "instance."
+    fi
+    if has_part idle; then
+        echo "Idle: $BENCH_IDLE_SIZES connections (one measurement each, on a freshly started instance),"
+        echo "$BENCH_CONCURRENCY logins at once; VmRSS of all the server's processes after one warm-up login"
+        echo "and with every connection online, each after ${BENCH_IDLE_SETTLE} s of silence."
+    fi
     echo "Certificate: self-signed $([ "$BENCH_CERT" = ec ] && echo 'ECDSA P-256' || echo 'RSA 2048'); TLS: $(grep -o 'tls=[^ ]*' "$RESULTS" | sort -u | sed 's/tls=//' | tr '\n' ' ')"
     echo "Host: $(nproc) CPUs, $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n 1); the load generator"
     echo "shares them with the server."
-    echo "Versions:$(for s in $ran; do printf ' %s %s;' "$s" "$(version_of "${s%-split}")"; done)"
+    echo "Versions:$versions"
     echo "Load average before the run: $LOAD_BEFORE; after: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo "(other busy processes on the machine slow every server and raise its CPU per unit)."
-    echo
-    report "$ran"
-    echo
-    echo "Server CPU is user + system time of the server's processes (all threads) during the"
-    echo "measured phase; latencies are from connect to logged in, and from send to parsed by the"
-    echo "receiver. See bench/README.md."
+    if has_part login || has_part message; then
+        echo
+        report "$ran"
+        echo
+        echo "Server CPU is user + system time of the server's processes (all threads) during the"
+        echo "measured phase; latencies are from connect to logged in, and from send to parsed by the"
+        echo "receiver. See bench/README.md."
+    fi
+    if has_part idle; then
+        echo
+        report_idle "$ran"
+        echo
+        echo "KiB per connection = (RSS after - RSS before) / connections. See bench/README.md."
+    fi
 } >"$BENCH_OUT"
 echo
 cat "$BENCH_OUT"
