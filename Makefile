@@ -9,7 +9,7 @@ FUZZ_SECONDS ?= 60
 
 SOURCES = $(shell git ls-files -- 'src/*.[ch]' 'tests/*.[ch]' 'bench/*.[ch]' 2>/dev/null)
 
-.PHONY: all build run test test-unit test-e2e format format-check fuzz bench clean deps-build deps-test deps-bench
+.PHONY: all build run test test-unit test-e2e soak format format-check fuzz bench clean deps-build deps-test deps-bench
 
 all: build
 
@@ -41,6 +41,17 @@ test: deps-test $(TESTBUILD)/build.ninja format-check
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
 	  PARLEYD=$(abspath $(TESTBUILD))/src/main/parleyd \
 	  /usr/bin/python3 -m pytest -q tests/e2e
+
+# The soak test (tests/soak/test_soak.py): thousands of connections broken off anywhere, in
+# both topologies, on the ASan build and the release build (its RSS check). Not part of
+# `make test`'s quick run; CI runs both.
+soak: deps-test $(TESTBUILD)/build.ninja $(RELEASE)/build.ninja
+	ninja -C $(TESTBUILD)
+	ninja -C $(RELEASE)
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
+	  PARLEYD=$(abspath $(TESTBUILD))/src/main/parleyd \
+	  PARLEYD_RELEASE=$(abspath $(RELEASE))/src/main/parleyd \
+	  /usr/bin/python3 -m pytest -q tests/soak
 
 format:
 	clang-format -i $(SOURCES)
