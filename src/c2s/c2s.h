@@ -24,9 +24,22 @@ typedef struct c2s_config {
     uint64_t max_stanza_size;
     uint64_t auth_timeout_ms;
     int64_t max_auth_attempts;
+    uint64_t auth_delay_ms; /* the first failed authentication's delay ... */
+    uint64_t auth_delay_max_ms; /* ... doubled with each failure up to this */
+    uint64_t auth_failure_window_ms; /* ... counting the failures of this long */
+    int64_t max_connections_per_ip; /* open connections per IPv4 address or IPv6 /64 */
+    uint64_t read_rate; /* bytes per second read from one connection ... */
+    uint64_t read_burst; /* ... and at once */
+    uint64_t max_output_queue; /* output a connection may have unread before it is closed */
     bool registration; /* in-band registration of new accounts (XEP-0077) */
     int64_t registration_per_ip; /* new accounts per source ... */
     uint64_t registration_interval_ms; /* ... in any interval this long */
+    uint64_t sm_resume_timeout_ms; /* XEP-0198: how long a dropped session waits */
+    int64_t sm_max_unacked; /* stanzas waiting for an acknowledgement ... */
+    uint64_t sm_max_unacked_size; /* ... and their bytes */
+    uint64_t ping_interval_ms; /* XEP-0199: quiet time before a probe ... */
+    uint64_t ping_timeout_ms; /* ... and how long its answer may take */
+    int64_t csi_max_held; /* XEP-0352: stanzas held for an inactive client */
 } c2s_config_t;
 
 extern const core_cfg_section_t c2s_cfg_section;

@@ -28,8 +28,20 @@ void c2s_conn_accept(c2s_t *c2s, net_conn_t *nc, bool direct_tls)
         net_conn_close(nc, false);
         return;
     }
+    uint8_t key[C2S_RATE_KEY_MAX];
+    size_t key_len = c2s_ratelimit_peer_key(nc, key);
+    bool admitted = c2s_srclimit_take(&c2s->per_source, key, key_len);
+    if (!admitted && direct_tls) {
+        c2s_srclimit_refuse_tls(c2s, nc);
+        return;
+    }
     c2s_conn_t *c = core_calloc(1, sizeof(*c));
     c->c2s = c2s;
+    memcpy(c->src_key, key, key_len);
+    c->src_len = (uint8_t)key_len;
+    c->src_counted = admitted;
+    nc->out_limit = c2s->cfg->max_output_queue;
+    net_conn_set_read_rate(nc, &c2s->read_rate);
     unsigned char rnd[8] = {0};
     RAND_bytes(rnd, sizeof(rnd));
     snprintf(c->sid, sizeof(c->sid), "%llx-%02x%02x%02x%02x%02x%02x%02x%02x",
@@ -39,7 +51,8 @@ void c2s_conn_accept(c2s_t *c2s, net_conn_t *nc, bool direct_tls)
     if (c2s->conns != NULL)
         c2s->conns->prev = c;
     c2s->conns = c;
-    core_map_put(&c2s->by_sid, c->sid, strlen(c->sid), c);
+    c2s_conn_map(c);
+    c->last_input = uv_now(c2s->net->loop);
     c->s = stream_new(nc, XMLS_NS_CLIENT, &c2s->limits, &c2s_stream_ops, c, c2s->log);
     stream_set_deadline(c->s, c2s->cfg->auth_timeout_ms, CORE_STREAM_ERR_CONNECTION_TIMEOUT);
     if (direct_tls) {
@@ -49,6 +62,8 @@ void c2s_conn_accept(c2s_t *c2s, net_conn_t *nc, bool direct_tls)
     }
     core_log(c2s->log, CORE_LOG_DEBUG, nc->id, "client connected from %s%s", nc->peer,
              direct_tls ? " (direct TLS)" : "");
+    if (!admitted)
+        c2s_srclimit_refuse(c);
 }
 
 c2s_conn_t *c2s_conn_by_sid(c2s_t *c2s, const char *sid)
@@ -57,10 +72,40 @@ c2s_conn_t *c2s_conn_by_sid(c2s_t *c2s, const char *sid)
     return c != NULL && c->s != NULL ? c : NULL;
 }
 
+void c2s_conn_map(c2s_conn_t *c)
+{
+    core_map_put(&c->c2s->by_sid, c->sid, strlen(c->sid), c);
+}
+
+void c2s_conn_unmap(c2s_conn_t *c)
+{
+    /* The sid may have moved on to a connection that resumed the session. */
+    core_map_t *m = &c->c2s->by_sid;
+    if (core_map_get(m, c->sid, strlen(c->sid)) == c)
+        core_map_del(m, c->sid, strlen(c->sid));
+}
+
 void c2s_conn_send(c2s_conn_t *c, xml_stanza_t *st)
 {
-    if (c->s != NULL)
-        stream_send(c->s, st);
+    if (c->csi != NULL && c2s_csi_hold(c, st))
+        return;
+    c2s_conn_write(c, st);
+}
+
+void c2s_conn_write(c2s_conn_t *c, xml_stanza_t *st)
+{
+    /* XEP-0198 §4 counts stanzas only, not the nonzas around them. */
+    bool tracked = c->smgmt != NULL && xml_stanza_kind(st) != XMLS_KIND_OTHER;
+    if (tracked && !c2s_smgmt_track(c, st))
+        return;
+    /* Its session just ended (the queue overflowed): the rest goes back to the sm too. */
+    if (c->smgmt == NULL && !c->started && c2s_smgmt_hand_back(c->c2s, c->sid, st))
+        return;
+    if (c->s == NULL)
+        return;
+    stream_send(c->s, st);
+    if (tracked)
+        c2s_smgmt_sent(c);
 }
 
 static void on_open(stream_t *s, xml_stanza_t *header)
@@ -126,6 +171,7 @@ static void on_element(stream_t *s, xml_stanza_t *st)
 {
     c2s_conn_t *c = s->ud;
     const xml_node_t *r = st->root;
+    c2s_keepalive_input(c);
     switch (c->state) {
     case C2S_ST_OPEN:
         break;
@@ -146,11 +192,18 @@ static void on_element(stream_t *s, xml_stanza_t *st)
         return;
     case C2S_ST_AUTHED:
     case C2S_ST_BINDING:
-        if (c2s_bind_iq(c, st))
+        /* XEP-0198 §5: a resumption takes the place of binding. */
+        if (c2s_bind_iq(c, st) || c2s_smgmt_element(c, st) || c2s_csi_element(c, st))
             return;
         stream_error(s, CORE_STREAM_ERR_NOT_AUTHORIZED, NULL);
         return;
     case C2S_ST_ACTIVE:
+        if (c2s_smgmt_element(c, st) || c2s_csi_element(c, st))
+            return;
+        if (xml_stanza_kind(st) != XMLS_KIND_OTHER)
+            c2s_smgmt_received(c);
+        if (c2s_keepalive_pong(c, st))
+            return;
         if (!c->tls && c2s_register_cleartext(c, st))
             return;
         c2s_relay_client(c, st);
@@ -167,7 +220,9 @@ static void conn_free(c2s_conn_t *c)
         c2s->conns = c->next;
     if (c->next != NULL)
         c->next->prev = c->prev;
-    core_map_del(&c2s->by_sid, c->sid, strlen(c->sid));
+    c2s_conn_unmap(c);
+    c2s_smgmt_free(c->smgmt);
+    c2s_csi_free(c);
     sasl_server_free(c->sasl);
     c2s_register_free(c);
     jid_clear(&c->jid);
@@ -179,13 +234,22 @@ static void conn_free(c2s_conn_t *c)
 static void on_gone(stream_t *s)
 {
     c2s_conn_t *c = s->ud;
+    /* XEP-0198 §7: no </stream:stream> from the client and no stream error of ours leaves
+     * the stream unfinished: its session may be resumed. */
+    bool resumable = !s->peer_closed && !s->error_sent && !c->c2s->stopping;
     c->s = NULL;
     c->gone = true;
-    if (c->started) {
+    if (c->started && c->smgmt != NULL) {
+        c2s_smgmt_gone(c, resumable);
+    } else if (c->started) {
         /* The sm ends the session whether the client closed cleanly or vanished. */
         c2s_relay_control(c, "end", c->jid.full);
-        c->started = false;
     }
+    c->started = false;
+    if (c->src_counted)
+        c2s_srclimit_release(&c->c2s->per_source, c->src_key, c->src_len);
+    c->src_counted = false;
+    c2s_csi_free(c);
     c2s_sasl_cancel(c);
     if (!c->auth_busy)
         conn_free(c);

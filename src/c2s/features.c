@@ -94,6 +94,9 @@ void c2s_features_send(c2s_conn_t *c)
         xml_node_add_element(f, sess, C2S_NS_SESSION_LEGACY, "optional");
         /* XEP-0237: the sm versions rosters. */
         xml_node_add_element(f, f->root, "urn:xmpp:features:rosterver", "ver");
+        /* XEP-0198 §2 (enabled after binding, or resumed instead of it) and XEP-0352 §4.1. */
+        xml_node_add_element(f, f->root, C2S_NS_SM, "sm");
+        xml_node_add_element(f, f->root, C2S_NS_CSI, "csi");
     }
     stream_send(c->s, f);
     xml_stanza_unref(f);

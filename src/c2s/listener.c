@@ -5,6 +5,8 @@
 #include "core/alloc.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
+#include <openssl/rand.h>
 #include <string.h>
 
 static const core_cfg_key_t c2s_keys[] = {
@@ -49,7 +51,8 @@ static const core_cfg_key_t c2s_keys[] = {
      .type = CORE_CFG_SIZE,
      .offset = offsetof(c2s_config_t, max_stanza_size),
      .def = "256K",
-     .min = 1024,
+     /* RFC 6120 §13.12: a deployed server's limit is never below 10000 bytes. */
+     .min = 10000,
      .max = 64 * 1024 * 1024,
      .help = "largest stanza a client may send; more is <policy-violation/>"},
     {.name = "auth_timeout",
@@ -66,6 +69,55 @@ static const core_cfg_key_t c2s_keys[] = {
      .min = 1,
      .max = 100,
      .help = "failed SASL attempts before the stream is closed with <policy-violation/>"},
+    {.name = "auth_delay",
+     .type = CORE_CFG_MSEC,
+     .offset = offsetof(c2s_config_t, auth_delay_ms),
+     .def = "1s",
+     .min = 0,
+     .max = 60 * 1000,
+     .help = "delay of the SASL failure after a first failed authentication (0: none)"},
+    {.name = "auth_delay_max",
+     .type = CORE_CFG_MSEC,
+     .offset = offsetof(c2s_config_t, auth_delay_max_ms),
+     .def = "15s",
+     .min = 0,
+     .max = 600 * 1000,
+     .help = "the delay doubles with each failure of an account or a source up to this"},
+    {.name = "auth_failure_window",
+     .type = CORE_CFG_MSEC,
+     .offset = offsetof(c2s_config_t, auth_failure_window_ms),
+     .def = "10m",
+     .min = 1000,
+     .max = 24 * 3600 * 1000LL,
+     .help = "how long a failed authentication counts towards the delay"},
+    {.name = "max_connections_per_ip",
+     .type = CORE_CFG_INT,
+     .offset = offsetof(c2s_config_t, max_connections_per_ip),
+     .def = "100",
+     .min = 1,
+     .max = 1000000,
+     .help = "open client connections from one IPv4 address or IPv6 /64"},
+    {.name = "read_rate",
+     .type = CORE_CFG_SIZE,
+     .offset = offsetof(c2s_config_t, read_rate),
+     .def = "256K",
+     .min = 1024,
+     .max = 1024 * 1024 * 1024,
+     .help = "bytes per second read from one client connection (more waits)"},
+    {.name = "read_burst",
+     .type = CORE_CFG_SIZE,
+     .offset = offsetof(c2s_config_t, read_burst),
+     .def = "512K",
+     .min = 1024,
+     .max = 1024 * 1024 * 1024,
+     .help = "bytes read from one client connection at once, beyond its read_rate"},
+    {.name = "max_output_queue",
+     .type = CORE_CFG_SIZE,
+     .offset = offsetof(c2s_config_t, max_output_queue),
+     .def = "4M",
+     .min = 16 * 1024,
+     .max = 1024 * 1024 * 1024,
+     .help = "output a client may leave unread; more closes it with <policy-violation/>"},
     {.name = "registration",
      .type = CORE_CFG_BOOL,
      .offset = offsetof(c2s_config_t, registration),
@@ -85,6 +137,48 @@ static const core_cfg_key_t c2s_keys[] = {
      .min = 1000,
      .max = 7 * 24 * 3600 * 1000LL,
      .help = "the window of the registration rate limit"},
+    {.name = "sm_resume_timeout",
+     .type = CORE_CFG_MSEC,
+     .offset = offsetof(c2s_config_t, sm_resume_timeout_ms),
+     .def = "300s",
+     .min = 100,
+     .max = 24 * 3600 * 1000LL,
+     .help = "how long a dropped session with XEP-0198 resumption waits to be resumed"},
+    {.name = "sm_max_unacked",
+     .type = CORE_CFG_INT,
+     .offset = offsetof(c2s_config_t, sm_max_unacked),
+     .def = "1000",
+     .min = 1,
+     .max = 100000,
+     .help = "stanzas sent to a client that may wait for its XEP-0198 acknowledgement"},
+    {.name = "sm_max_unacked_size",
+     .type = CORE_CFG_SIZE,
+     .offset = offsetof(c2s_config_t, sm_max_unacked_size),
+     .def = "2M",
+     .min = 1024,
+     .max = 256 * 1024 * 1024,
+     .help = "bytes of those stanzas; more ends the session"},
+    {.name = "ping_interval",
+     .type = CORE_CFG_MSEC,
+     .offset = offsetof(c2s_config_t, ping_interval_ms),
+     .def = "120s",
+     .min = 100,
+     .max = 3600 * 1000,
+     .help = "quiet time after which a bound client is probed (XEP-0199 ping, or <r/>)"},
+    {.name = "ping_timeout",
+     .type = CORE_CFG_MSEC,
+     .offset = offsetof(c2s_config_t, ping_timeout_ms),
+     .def = "30s",
+     .min = 100,
+     .max = 600 * 1000,
+     .help = "time a probed client has to answer before its connection is closed"},
+    {.name = "csi_max_held",
+     .type = CORE_CFG_INT,
+     .offset = offsetof(c2s_config_t, csi_max_held),
+     .def = "100",
+     .min = 1,
+     .max = 10000,
+     .help = "stanzas held for an inactive client (XEP-0352) before they are all sent"},
 };
 
 static int c2s_check(void *data, char *err, size_t errlen)
@@ -101,6 +195,15 @@ static int c2s_check(void *data, char *err, size_t errlen)
     /* XEP-0077 §11: registration sends a password, so it is offered over TLS only. */
     if (c->registration && c->certificate == NULL) {
         snprintf(err, errlen, "[c2s] registration needs a certificate and key (TLS only)");
+        return -EINVAL;
+    }
+    if (c->auth_delay_max_ms < c->auth_delay_ms) {
+        snprintf(err, errlen, "[c2s] auth_delay_max must be at least auth_delay");
+        return -EINVAL;
+    }
+    /* Any stanza the sm may send must fit in the queue, or it would close the client. */
+    if (c->max_output_queue < c->max_stanza_size) {
+        snprintf(err, errlen, "[c2s] max_output_queue must be at least max_stanza_size");
         return -EINVAL;
     }
     return 0;
@@ -143,9 +246,19 @@ int c2s_new(net_ctx_t *net, const core_log_t *log, const core_cfg_t *cfg,
     }
     c2s->jids = jid_cache_new(4096);
     core_map_init(&c2s->by_sid);
+    core_map_init(&c2s->sm_records);
+    /* One timer each for every session and connection; neither keeps the loop alive. */
+    uv_timer_init(net->loop, &c2s->sm_timer);
+    uv_timer_init(net->loop, &c2s->ping_timer);
+    uv_unref((uv_handle_t *)&c2s->sm_timer);
+    uv_unref((uv_handle_t *)&c2s->ping_timer);
     if (cc->registration)
         c2s_ratelimit_init(&c2s->reg_limit, (unsigned)cc->registration_per_ip,
                            cc->registration_interval_ms, C2S_REG_SOURCES_MAX);
+    c2s_srclimit_init(&c2s->per_source, (unsigned)cc->max_connections_per_ip);
+    c2s->read_rate = (net_rate_t){.bytes_per_sec = cc->read_rate, .burst = cc->read_burst};
+    c2s_authdelay_init(c2s);
+    RAND_bytes(c2s->mock_key, sizeof(c2s->mock_key));
     *out = c2s;
     return 0;
 }
@@ -160,6 +273,7 @@ static void on_link_down(void *ud)
 {
     c2s_t *c2s = ud;
     core_log(c2s->log, CORE_LOG_WARN, 0, "link to the router is down");
+    c2s_smgmt_link_down(c2s);
 }
 
 static void on_link_stanza(void *ud, xml_stanza_t *st)
@@ -199,6 +313,7 @@ int c2s_start(c2s_t *c2s)
     c2s->link = c2s->opener->open(c2s->opener->ctx, &o, &c2s_link_ops, c2s);
     if (c2s->link == NULL)
         return -ENOTCONN;
+    c2s_keepalive_start(c2s);
     int rc = listen_on(c2s, c2s->cfg->listen, on_accept_plain, &c2s->listener);
     if (rc == 0 && c2s->tls != NULL)
         rc = listen_on(c2s, c2s->cfg->listen_tls, on_accept_tls, &c2s->listener_tls);
@@ -223,6 +338,14 @@ void c2s_stop(c2s_t *c2s)
         if (c->s != NULL)
             stream_error(c->s, CORE_STREAM_ERR_SYSTEM_SHUTDOWN, NULL);
     }
+    /* Sessions waiting to be resumed end now; the sm gets what they held. */
+    c2s_smgmt_stop(c2s);
+    c2s_authdelay_stop(c2s);
+    if (!c2s->timers_closed) {
+        c2s->timers_closed = true;
+        uv_close((uv_handle_t *)&c2s->sm_timer, NULL);
+        uv_close((uv_handle_t *)&c2s->ping_timer, NULL);
+    }
     /* The link stays until the last client is gone, so that the sm hears every end. */
     c2s_link_release(c2s);
 }
@@ -244,6 +367,10 @@ void c2s_free(c2s_t *c2s)
     net_tls_ctx_free(c2s->tls);
     jid_cache_free(c2s->jids);
     core_map_free(&c2s->by_sid);
+    c2s_smgmt_free_all(c2s);
     c2s_ratelimit_free(&c2s->reg_limit);
+    c2s_srclimit_free(&c2s->per_source);
+    c2s_authdelay_free(c2s);
+    OPENSSL_cleanse(c2s->mock_key, sizeof(c2s->mock_key));
     core_free(c2s);
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* A per-source rate limit with bounded memory: at most N events in any window, per address. */
+/* Per-source event counts with bounded memory: at most N events in any window, per address;
+ * or, for the failed-authentication delay, how many of the last N events fall in the window. */
 #include "c2s/internal.h"
 
 #include "core/alloc.h"
@@ -77,18 +78,21 @@ static void sweep(c2s_ratelimit_t *rl, uint64_t now)
         drop_src(rl, rl->oldest);
 }
 
-bool c2s_ratelimit_check(c2s_ratelimit_t *rl, const uint8_t *key, size_t len, uint64_t now,
-                         bool take)
+/* The source of key with its events older than a window forgotten, or NULL. */
+static c2s_rate_src_t *find(c2s_ratelimit_t *rl, const uint8_t *key, size_t len, uint64_t now)
 {
     assert(len > 0 && len <= C2S_RATE_KEY_MAX);
     sweep(rl, now);
     c2s_rate_src_t *s = core_map_get(&rl->by_key, (const char *)key, len);
     if (s != NULL)
         expire(rl, s, now);
-    if (s != NULL && s->count >= rl->per)
-        return false;
-    if (!take)
-        return true;
+    return s;
+}
+
+/* Records an event for key (whose source s may be NULL); a full ring loses its oldest. */
+static c2s_rate_src_t *record(c2s_ratelimit_t *rl, c2s_rate_src_t *s, const uint8_t *key,
+                              size_t len, uint64_t now)
+{
     if (s == NULL) {
         /* Full of live sources: the one idle longest is forgotten (it may start afresh). */
         if (rl->count == rl->max_sources)
@@ -101,11 +105,48 @@ bool c2s_ratelimit_check(c2s_ratelimit_t *rl, const uint8_t *key, size_t len, ui
     } else {
         unlink_src(rl, s);
     }
+    if (s->count == rl->per) {
+        s->head = (s->head + 1) % rl->per;
+        s->count--;
+    }
     s->times[(s->head + s->count) % rl->per] = now;
     s->count++;
     s->last = now;
     push_newest(rl, s);
+    return s;
+}
+
+bool c2s_ratelimit_check(c2s_ratelimit_t *rl, const uint8_t *key, size_t len, uint64_t now,
+                         bool take)
+{
+    c2s_rate_src_t *s = find(rl, key, len, now);
+    if (s != NULL && s->count >= rl->per)
+        return false;
+    if (take)
+        record(rl, s, key, len, now);
     return true;
+}
+
+unsigned c2s_ratelimit_note(c2s_ratelimit_t *rl, const uint8_t *key, size_t len, uint64_t now)
+{
+    return record(rl, find(rl, key, len, now), key, len, now)->count;
+}
+
+unsigned c2s_ratelimit_count(c2s_ratelimit_t *rl, const uint8_t *key, size_t len, uint64_t now,
+                             uint64_t *last)
+{
+    c2s_rate_src_t *s = find(rl, key, len, now);
+    if (s == NULL || s->count == 0)
+        return 0;
+    *last = s->last;
+    return s->count;
+}
+
+void c2s_ratelimit_forget(c2s_ratelimit_t *rl, const uint8_t *key, size_t len)
+{
+    c2s_rate_src_t *s = core_map_get(&rl->by_key, (const char *)key, len);
+    if (s != NULL)
+        drop_src(rl, s);
 }
 
 size_t c2s_ratelimit_sources(const c2s_ratelimit_t *rl)
@@ -133,6 +174,20 @@ size_t c2s_ratelimit_key(const struct sockaddr *sa, uint8_t *out)
      * as many as it likes. */
     memcpy(out, a, 8);
     return 8;
+}
+
+size_t c2s_ratelimit_peer_key(net_conn_t *nc, uint8_t *out)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    size_t n = 0;
+    if (uv_tcp_getpeername(&nc->tcp, (struct sockaddr *)&ss, &len) == 0)
+        n = c2s_ratelimit_key((const struct sockaddr *)&ss, out);
+    if (n == 0) {
+        out[0] = 0;
+        n = 1;
+    }
+    return n;
 }
 
 void c2s_ratelimit_free(c2s_ratelimit_t *rl)

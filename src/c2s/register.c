@@ -18,8 +18,6 @@ struct c2s_reg {
     char *id; /* the iq's id (owned), or NULL */
     char *user; /* the prepared localpart (owned) */
     size_t user_len;
-    uint8_t key[C2S_RATE_KEY_MAX]; /* the source, for the rate limit */
-    size_t key_len;
     char password[AUTH_PASSWORD_MAX + 1];
     size_t password_len;
     auth_creds_t creds; /* written by the worker */
@@ -170,7 +168,7 @@ static bool within_limit(c2s_conn_t *c, bool take)
 {
     c2s_t *c2s = c->c2s;
     uint64_t now = uv_now(c2s->net->loop);
-    if (c2s_ratelimit_check(&c2s->reg_limit, c->reg->key, c->reg->key_len, now, take))
+    if (c2s_ratelimit_check(&c2s->reg_limit, c->src_key, c->src_len, now, take))
         return true;
     core_log(c2s->log, CORE_LOG_INFO, c2s_conn_id(c), "registration from %s refused: rate limit",
              c->s->conn != NULL ? c->s->conn->peer : "?");
@@ -207,22 +205,6 @@ static void on_lookup(void *arg, int status, const auth_creds_t *creds)
     } else {
         admit(c);
     }
-}
-
-/* The rate-limit source of the peer; every address of another family counts as one. */
-static size_t source_key(c2s_conn_t *c, uint8_t *key)
-{
-    struct sockaddr_storage ss;
-    int len = sizeof(ss);
-    size_t n = 0;
-    if (c->s->conn != NULL &&
-        uv_tcp_getpeername(&c->s->conn->tcp, (struct sockaddr *)&ss, &len) == 0)
-        n = c2s_ratelimit_key((const struct sockaddr *)&ss, key);
-    if (n == 0) {
-        key[0] = 0;
-        n = 1;
-    }
-    return n;
 }
 
 /* The prepared localpart of a requested username, which must be a localpart of our domain. */
@@ -319,7 +301,6 @@ static void reg_set(c2s_conn_t *c, const char *id, const xml_node_t *q)
     jid_clear(&j);
     const char *pw = xml_node_text(f.password, &reg->password_len);
     memcpy(reg->password, pw, reg->password_len);
-    reg->key_len = source_key(c, reg->key);
     /* Refused before it costs a lookup; counted only once the name is known to be free. */
     if (!within_limit(c, false))
         return;

@@ -4,16 +4,17 @@
 
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 /* <route to='domain' from='our name' sid='S'/>, carrying inner (NULL: none yet): the envelope
  * of docs/link-protocol.md. */
-static xml_stanza_t *envelope_new(c2s_conn_t *c, xml_stanza_t *inner)
+static xml_stanza_t *envelope_new(c2s_t *c2s, const char *sid, xml_stanza_t *inner)
 {
     xml_stanza_t *env = inner != NULL ? xml_envelope_new(XMLS_NS_CONTENT, "route", inner)
                                       : xml_stanza_new(XMLS_NS_CONTENT, "route");
-    xml_node_set_attr(env, env->root, NULL, "to", c->c2s->cfg->domain);
-    xml_node_set_attr(env, env->root, NULL, "from", c->c2s->cfg->name);
-    xml_node_set_attr(env, env->root, NULL, "sid", c->sid);
+    xml_node_set_attr(env, env->root, NULL, "to", c2s->cfg->domain);
+    xml_node_set_attr(env, env->root, NULL, "from", c2s->cfg->name);
+    xml_node_set_attr(env, env->root, NULL, "sid", sid);
     return env;
 }
 
@@ -24,18 +25,44 @@ static int link_send(c2s_t *c2s, xml_stanza_t *env)
     return link_endpoint_send(c2s->link, env);
 }
 
-int c2s_relay_control(c2s_conn_t *c, const char *action, const char *jid)
+int c2s_relay_control_sid(c2s_t *c2s, const char *sid, const char *action, const char *jid)
 {
-    xml_stanza_t *env = envelope_new(c, NULL);
+    xml_stanza_t *env = envelope_new(c2s, sid, NULL);
     xml_node_t *s = xml_node_add_element(env, env->root, C2S_NS_SESSION, "session");
     xml_node_set_attr(env, s, NULL, "action", action);
     if (jid != NULL)
         xml_node_set_attr(env, s, NULL, "jid", jid);
-    int rc = link_send(c->c2s, env);
+    int rc = link_send(c2s, env);
     xml_stanza_unref(env);
     if (rc < 0)
-        core_log(c->c2s->log, CORE_LOG_WARN, c2s_conn_id(c), "session %s: cannot send %s: %s",
-                 c->sid, action, strerror(-rc));
+        core_log(c2s->log, CORE_LOG_WARN, 0, "session %s: cannot send %s: %s", sid, action,
+                 strerror(-rc));
+    return rc;
+}
+
+int c2s_relay_control(c2s_conn_t *c, const char *action, const char *jid)
+{
+    return c2s_relay_control_sid(c->c2s, c->sid, action, jid);
+}
+
+int c2s_relay_undelivered(c2s_t *c2s, const char *sid, xml_stanza_t *st, uint64_t at)
+{
+    /* The loop's clock is monotonic; the stamp is wall-clock time (XEP-0082, UTC). */
+    uint64_t ago = uv_now(c2s->net->loop) - at;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 - (int64_t)ago;
+    time_t secs = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&secs, &tm);
+    char stamp[40];
+    size_t n = strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(stamp + n, sizeof(stamp) - n, ".%03dZ", (int)(ms % 1000));
+    xml_stanza_t *env = envelope_new(c2s, sid, st);
+    xml_node_set_attr(env, env->root, NULL, "type", "undelivered");
+    xml_node_set_attr(env, env->root, NULL, "stamp", stamp);
+    int rc = link_send(c2s, env);
+    xml_stanza_unref(env);
     return rc;
 }
 
@@ -77,7 +104,7 @@ void c2s_relay_client(c2s_conn_t *c, xml_stanza_t *st)
     }
     if (own == st)
         xml_stanza_ref(own);
-    xml_stanza_t *env = envelope_new(c, own);
+    xml_stanza_t *env = envelope_new(c->c2s, c->sid, own);
     xml_stanza_unref(own);
     int rc = link_send(c->c2s, env);
     xml_stanza_unref(env);
@@ -130,6 +157,9 @@ void c2s_relay_from_link(c2s_t *c2s, xml_stanza_t *st)
     }
     c2s_conn_t *c = c2s_conn_by_sid(c2s, sid);
     const xml_node_t *child = xml_envelope_child(st);
+    /* XEP-0198: a session may be waiting for its client, or ending, without a connection. */
+    if (c == NULL && c2s_smgmt_from_link(c2s, sid, st))
+        return;
     if (c == NULL || child == NULL) {
         core_log(c2s->log, CORE_LOG_DEBUG, 0, "envelope for unknown session %s dropped", sid);
         return;

@@ -11,6 +11,23 @@
 
 static void run_step(c2s_conn_t *c, const uint8_t *in, size_t len);
 
+/*
+ * RFC 6120 §6.4: one exchange at a time. While a lookup or hash is in flight, or an answer
+ * is held back (authdelay.c), the stream reads nothing: what the client sends meanwhile
+ * waits, in order, for our answer.
+ */
+static void read_later(c2s_conn_t *c)
+{
+    if (c->s != NULL)
+        stream_pause_reading(c->s, true);
+}
+
+static void read_again(c2s_conn_t *c)
+{
+    if (c->s != NULL && !c->auth_busy && c->hold == NULL)
+        stream_pause_reading(c->s, false);
+}
+
 static void send_sasl(c2s_conn_t *c, const char *name, const uint8_t *data, size_t len, bool b64)
 {
     xml_stanza_t *st = xml_stanza_new(SASL_NS, name);
@@ -32,19 +49,53 @@ static void send_failure(c2s_conn_t *c, sasl_error_t e)
     xml_stanza_unref(st);
 }
 
-/* A failed attempt: RFC 6120 §6.4.5 lets the client retry, up to our limit. */
-static void attempt_failed(c2s_conn_t *c, sasl_error_t e)
+/* A failed attempt's answer: RFC 6120 §6.4.5 lets the client retry, up to our limit. */
+static void answer_failure(c2s_conn_t *c, sasl_error_t e)
 {
-    sasl_server_free(c->sasl);
-    c->sasl = NULL;
     send_failure(c, e);
     if (e != SASL_ERR_ABORTED && ++c->auth_failures >= c->c2s->cfg->max_auth_attempts &&
         c->s != NULL)
         stream_error(c->s, CORE_STREAM_ERR_POLICY_VIOLATION, "too many failed authentications");
 }
 
-static void succeeded(c2s_conn_t *c, const uint8_t *out, size_t len)
+/*
+ * Whether a failure answers a guess: credentials were checked (a wrong password, an unknown
+ * account, which SASL does not tell apart, or what only the right password reveals). The
+ * others test nothing: the client's own <abort/>, a mechanism, an encoding or an authzid we
+ * refuse before any check, and our own trouble (storage, the worker pool).
+ */
+static bool guessed(sasl_error_t e)
 {
+    switch (e) {
+    case SASL_ERR_ABORTED:
+    case SASL_ERR_INCORRECT_ENCODING:
+    case SASL_ERR_INVALID_AUTHZID:
+    case SASL_ERR_INVALID_MECHANISM:
+    case SASL_ERR_MALFORMED_REQUEST:
+    case SASL_ERR_TEMPORARY_AUTH_FAILURE:
+        return false;
+    default:
+        return true;
+    }
+}
+
+/* Failures that answer a guess slow down (authdelay.c). */
+static void attempt_failed(c2s_conn_t *c, sasl_error_t e)
+{
+    uint64_t ms = 0;
+    if (guessed(e))
+        ms = c2s_authdelay_failed(c, c->sasl != NULL ? sasl_server_jid(c->sasl) : NULL);
+    sasl_server_free(c->sasl);
+    c->sasl = NULL;
+    if (ms > 0 && c->s != NULL)
+        c2s_authdelay_hold(c, ms, e, NULL, 0);
+    else
+        answer_failure(c, e);
+}
+
+static void answer_success(c2s_conn_t *c, const uint8_t *out, size_t len)
+{
+    c2s_authdelay_succeeded(c, sasl_server_jid(c->sasl));
     jid_clear(&c->jid);
     jid_copy(&c->jid, sasl_server_jid(c->sasl));
     core_log(c->c2s->log, CORE_LOG_INFO, c2s_conn_id(c), "%s authenticated with %s", c->jid.full,
@@ -58,6 +109,28 @@ static void succeeded(c2s_conn_t *c, const uint8_t *out, size_t len)
     stream_restart(c->s, true);
 }
 
+/* A success waits for the failures of its source and account (authdelay.c). */
+static void succeeded(c2s_conn_t *c, const uint8_t *out, size_t len)
+{
+    uint64_t ms = c2s_authdelay_pending(c, sasl_server_jid(c->sasl));
+    if (ms > 0)
+        c2s_authdelay_hold(c, ms, SASL_ERR_NONE, out, len);
+    else
+        answer_success(c, out, len);
+}
+
+void c2s_sasl_release(c2s_conn_t *c, const c2s_hold_t *h)
+{
+    if (c->s == NULL || c->s->closing)
+        return;
+    if (h->err == SASL_ERR_NONE)
+        answer_success(c, h->out, h->out_len);
+    else
+        answer_failure(c, h->err);
+    /* What the client sent meanwhile is handled now, in order. */
+    read_again(c);
+}
+
 static void on_creds(void *arg, int status, const auth_creds_t *creds)
 {
     c2s_conn_t *c = arg;
@@ -67,9 +140,9 @@ static void on_creds(void *arg, int status, const auth_creds_t *creds)
         c2s_conn_work_done(c);
         return;
     }
-    if (sasl_server_set_creds(c->sasl, status, creds) < 0)
-        return;
-    run_step(c, NULL, 0);
+    if (sasl_server_set_creds(c->sasl, status, creds) == 0)
+        run_step(c, NULL, 0);
+    read_again(c);
 }
 
 static void work_cb(uv_work_t *w)
@@ -86,11 +159,11 @@ static void after_work_cb(uv_work_t *w, int status)
         c2s_conn_work_done(c);
         return;
     }
-    if (status < 0) {
+    if (status < 0)
         attempt_failed(c, SASL_ERR_TEMPORARY_AUTH_FAILURE);
-        return;
-    }
-    run_step(c, NULL, 0);
+    else
+        run_step(c, NULL, 0);
+    read_again(c);
 }
 
 static void run_step(c2s_conn_t *c, const uint8_t *in, size_t len)
@@ -111,6 +184,8 @@ static void run_step(c2s_conn_t *c, const uint8_t *in, size_t len)
             c->auth_busy = false;
             sasl_server_set_creds(c->sasl, rc, NULL);
             run_step(c, NULL, 0);
+        } else {
+            read_later(c);
         }
         return;
     }
@@ -120,6 +195,8 @@ static void run_step(c2s_conn_t *c, const uint8_t *in, size_t len)
         if (uv_queue_work(c->c2s->net->loop, &c->work, work_cb, after_work_cb) < 0) {
             c->auth_busy = false;
             attempt_failed(c, SASL_ERR_TEMPORARY_AUTH_FAILURE);
+        } else {
+            read_later(c);
         }
         return;
     case SASL_SUCCESS:
@@ -187,6 +264,9 @@ static void start_auth(c2s_conn_t *c, const xml_node_t *n)
         .domain_len = strlen(c2s->cfg->domain),
         .cb = plus && c2s_cb_data(c) ? c->cb : NULL,
         .plus_offered = plus_offered,
+        /* The same salt for an unknown name every time: a salt tells nobody who exists. */
+        .mock_key = c2s->mock_key,
+        .mock_key_len = sizeof(c2s->mock_key),
     };
     if (sasl_server_new(mech, mlen, &p, &c->sasl) < 0) {
         attempt_failed(c, SASL_ERR_INVALID_MECHANISM);
@@ -216,6 +296,7 @@ void c2s_sasl_element(c2s_conn_t *c, xml_stanza_t *st)
 
 void c2s_sasl_cancel(c2s_conn_t *c)
 {
+    c2s_authdelay_cancel(c);
     if (c->auth_req != NULL) {
         auth_source_cancel(c->c2s->auth, c->auth_req);
         c->auth_req = NULL;

@@ -36,6 +36,7 @@ void net_ctx_init(net_ctx_t *ctx, uv_loop_t *loop, const core_log_t *log)
     uv_timer_init(loop, &ctx->trim_timer);
     uv_unref((uv_handle_t *)&ctx->trim_timer);
     ctx->trim_ms = NET_TRIM_MS;
+    net_throttle_init(ctx);
 }
 
 void net_ctx_close(net_ctx_t *ctx)
@@ -46,6 +47,7 @@ void net_ctx_close(net_ctx_t *ctx)
     uv_close((uv_handle_t *)&ctx->flush, NULL);
     uv_timer_stop(&ctx->trim_timer);
     uv_close((uv_handle_t *)&ctx->trim_timer, NULL);
+    net_throttle_close(ctx);
 }
 
 /*
@@ -172,6 +174,7 @@ static void on_handle_closed(uv_handle_t *h)
     if (c->all_next != NULL)
         c->all_next->all_prev = c->all_prev;
     trim_forget(c);
+    net_throttle_forget(c);
     if (c->tls != NULL)
         net_tls_free(c);
     core_buf_release(&c->out);
@@ -181,6 +184,7 @@ static void on_handle_closed(uv_handle_t *h)
 static void close_now(net_conn_t *c)
 {
     pending_remove(c);
+    net_throttle_forget(c);
     c->closing = true;
     c->close_after_flush = false;
     if (!uv_is_closing((uv_handle_t *)&c->tcp))
@@ -229,42 +233,52 @@ static void on_write_done(uv_write_t *req, int status)
         maybe_drained(c);
 }
 
-/* Hands queued output to the kernel: directly when it takes it, else through uv_write. */
+/*
+ * Hands queued output to the kernel: directly when it takes it, else through uv_write (one
+ * at a time). Returns false when that failed and c is closing now.
+ */
+static bool hand_over(net_conn_t *c)
+{
+    if (c->in_flight > 0 || c->out.len == 0)
+        return true;
+    uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
+    int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
+    if (n < 0 && n != UV_EAGAIN) {
+        c->close_status = n;
+        close_now(c);
+        return false;
+    }
+    size_t done = n > 0 ? (size_t)n : 0;
+    if (done == c->out.len) {
+        c->out.len = 0;
+        buf_give_back(c);
+        return true;
+    }
+    write_req_t *w = core_malloc(sizeof(*w));
+    w->conn = c;
+    w->buf = c->out;
+    c->out = (core_buf_t){0};
+    size_t len = w->buf.len;
+    uv_buf_t rest = uv_buf_init(w->buf.data + done, (unsigned)(len - done));
+    c->in_flight = len - done;
+    int err = uv_write(&w->req, (uv_stream_t *)&c->tcp, &rest, 1, on_write_done);
+    if (err < 0) {
+        core_buf_release(&w->buf);
+        core_free(w);
+        c->in_flight = 0;
+        c->close_status = err;
+        close_now(c);
+        return false;
+    }
+    return true;
+}
+
 static void flush_one(net_conn_t *c)
 {
     if (c->in_flight > 0 || uv_is_closing((uv_handle_t *)&c->tcp))
         return;
-    if (c->out.len > 0) {
-        uv_buf_t b = uv_buf_init(c->out.data, (unsigned)c->out.len);
-        int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
-        if (n < 0 && n != UV_EAGAIN) {
-            c->close_status = n;
-            close_now(c);
-            return;
-        }
-        size_t done = n > 0 ? (size_t)n : 0;
-        if (done == c->out.len) {
-            c->out.len = 0;
-            buf_give_back(c);
-        } else {
-            write_req_t *w = core_malloc(sizeof(*w));
-            w->conn = c;
-            w->buf = c->out;
-            c->out = (core_buf_t){0};
-            size_t len = w->buf.len;
-            uv_buf_t rest = uv_buf_init(w->buf.data + done, (unsigned)(len - done));
-            c->in_flight = len - done;
-            int err = uv_write(&w->req, (uv_stream_t *)&c->tcp, &rest, 1, on_write_done);
-            if (err < 0) {
-                core_buf_release(&w->buf);
-                core_free(w);
-                c->in_flight = 0;
-                c->close_status = err;
-                close_now(c);
-                return;
-            }
-        }
-    }
+    if (!hand_over(c))
+        return;
     if (c->out.len == 0 && c->in_flight == 0 && c->close_after_flush)
         close_now(c);
     else
@@ -287,18 +301,39 @@ static void flush_all(uv_prepare_t *h)
     uv_unref((uv_handle_t *)&ctx->flush);
 }
 
-int net_conn_write(net_conn_t *c, const char *data, size_t len)
+static int write_limited(net_conn_t *c, const char *data, size_t len, size_t limit)
 {
     if (c->closing)
         return -EPIPE;
+    /*
+     * Output is batched until the loop's flush, so one iteration can queue more than the
+     * mark for a peer that reads everything (a burst of stanzas for it). What the kernel
+     * takes at once is not "unread": hand it over now, and count only what is left.
+     */
+    if (net_conn_queued(c) + len > limit && c->in_flight == 0) {
+        if (c->tls != NULL)
+            net_tls_seal(c);
+        if (!hand_over(c))
+            return -EPIPE;
+    }
     if (c->tls != NULL)
-        return net_tls_write(c, data, len);
-    if (c->out.len + c->in_flight + len > c->out_limit)
+        return net_tls_write(c, data, len, limit);
+    if (c->out.len + c->in_flight + len > limit)
         return -ENOBUFS;
     buf_borrow(c);
     core_buf_append(&c->out, data, len);
     pending_add(c);
     return 0;
+}
+
+int net_conn_write(net_conn_t *c, const char *data, size_t len)
+{
+    return write_limited(c, data, len, c->out_limit);
+}
+
+int net_conn_write_last(net_conn_t *c, const char *data, size_t len)
+{
+    return write_limited(c, data, len, SIZE_MAX);
 }
 
 char *net_conn_out_reserve(net_conn_t *c, size_t n)
@@ -324,8 +359,10 @@ void net_conn_out_commit(net_conn_t *c, size_t n)
 static void alloc_read(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
     net_conn_t *c = h->data;
-    /* One buffer per loop: each read is consumed before the next one is made. */
-    *buf = uv_buf_init(c->ctx->read_buf, sizeof(c->ctx->read_buf));
+    /* One buffer per loop: each read is consumed before the next one is made. A read
+     * takes no more than the read budget allows. */
+    size_t n = net_throttle_read_size(c, sizeof(c->ctx->read_buf));
+    *buf = uv_buf_init(c->ctx->read_buf, (unsigned)n);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
@@ -334,11 +371,15 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread > 0) {
         if (c->closing)
             return;
+        net_throttle_spend(c, (size_t)nread);
         if (c->tls != NULL)
             net_tls_feed(c, buf->base, (size_t)nread);
         else
             c->ops->on_read(c, buf->base, (size_t)nread);
         net_conn_trim_later(c);
+        /* What was read is handed on in full and in order; only further reads wait. */
+        if (!c->closing && c->read_wanted)
+            net_throttle_check(c);
         return;
     }
     if (nread == 0)
@@ -354,11 +395,25 @@ int net_conn_read_start(net_conn_t *c)
 {
     if (c->closing)
         return -EPIPE;
+    c->read_wanted = true;
+    /* With its budget spent, the throttle timer starts reading once it has refilled. */
+    if (net_throttle_check(c))
+        return 0;
     return uv_read_start((uv_stream_t *)&c->tcp, alloc_read, on_read);
+}
+
+void net_conn_read_resume(net_conn_t *c)
+{
+    int err = uv_read_start((uv_stream_t *)&c->tcp, alloc_read, on_read);
+    if (err < 0) {
+        c->close_status = err;
+        close_now(c);
+    }
 }
 
 void net_conn_read_stop(net_conn_t *c)
 {
+    c->read_wanted = false;
     uv_read_stop((uv_stream_t *)&c->tcp);
 }
 
@@ -409,6 +464,7 @@ net_conn_t *net_conn_alloc(net_ctx_t *ctx)
     c->ctx = ctx;
     c->id = ++ctx->next_id;
     c->out_limit = DEFAULT_OUT_LIMIT;
+    c->throttle_idx = NET_NOT_THROTTLED;
     uv_tcp_init(ctx->loop, &c->tcp);
     c->tcp.data = c;
     c->all_next = ctx->all;

@@ -23,13 +23,34 @@ void net_conn_out_commit(net_conn_t *c, size_t n);
 void net_conn_want_flush(net_conn_t *c);
 /* c read or wrote: its buffers go back (net_tls_trim, ops->on_quiet) once it is quiet. */
 void net_conn_trim_later(net_conn_t *c);
+/* Starts reading again after throttling (the owner still wants it); closes c on an error. */
+void net_conn_read_resume(net_conn_t *c);
+
+/* ---- throttle.c: read budgets (token buckets as GCRA: one timestamp per connection) ---- */
+
+/* Bytes a bucket with state tat allows at now_ns (0 … rate->burst). */
+uint64_t net_rate_avail(const net_rate_t *rate, uint64_t tat, uint64_t now_ns);
+/* The state after n bytes are taken at now_ns (n may exceed what is available). */
+uint64_t net_rate_take(const net_rate_t *rate, uint64_t tat, uint64_t now_ns, uint64_t n);
+
+void net_throttle_init(net_ctx_t *ctx);
+void net_throttle_close(net_ctx_t *ctx);
+/* How many bytes the next read of c may take, at most max (at least 1). */
+size_t net_throttle_read_size(net_conn_t *c, size_t max);
+/* c read n bytes: spends its budget (before they are handed on). */
+void net_throttle_spend(net_conn_t *c, size_t n);
+/* Stops reading c and queues it for the timer when its budget is spent; true if it did. */
+bool net_throttle_check(net_conn_t *c);
+/* Takes c off the timer's list (it closes). */
+void net_throttle_forget(net_conn_t *c);
 
 /* ---- tls.c, for conn.c (called only when c->tls is set) ---- */
 
 /* Ciphertext arrived (borrowed): drives the handshake, hands plaintext to ops->on_read. */
 void net_tls_feed(net_conn_t *c, const char *data, size_t len);
-/* Encrypts plaintext into the output queue; same results as net_conn_write. */
-int net_tls_write(net_conn_t *c, const char *data, size_t len);
+/* Encrypts plaintext into the output queue; same results as net_conn_write, with limit as
+ * the high-water mark (c->out_limit, or SIZE_MAX for net_conn_write_last). */
+int net_tls_write(net_conn_t *c, const char *data, size_t len, size_t limit);
 /* The peer closed TCP: logs a handshake cut short and returns the on_close status. */
 int net_tls_eof_status(net_conn_t *c);
 /* Queues our close_notify once, if the handshake completed. */

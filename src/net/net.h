@@ -15,6 +15,20 @@ typedef struct net_conn net_conn_t;
 typedef struct net_tls_conn net_tls_conn_t;
 
 /*
+ * A read budget (src/net/throttle.c): a token bucket that refills at bytes_per_sec and holds
+ * at most burst bytes. A connection with one reads no faster: when the budget is spent it
+ * stops reading until the bucket has refilled (RFC 6120 §13.12 recommends limiting the bytes
+ * a peer may send per second). Both are at least 1.
+ */
+typedef struct net_rate {
+    uint64_t bytes_per_sec;
+    uint64_t burst;
+} net_rate_t;
+
+/* net_conn_t.throttle_idx of a connection that is not waiting for read budget. */
+#define NET_NOT_THROTTLED UINT32_MAX
+
+/*
  * The per-loop context of the network layer: one read buffer shared by every connection
  * (bytes are consumed before the next read), and the list of connections with output to
  * flush, written once per loop iteration from a uv_prepare handle.
@@ -35,6 +49,10 @@ typedef struct net_ctx {
     size_t trimmed; /* connections trimmed since the heap was last trimmed */
     uint64_t heap_trimmed_at; /* loop time of that, ms */
     uint64_t trim_ms; /* how long a connection must be quiet first (NET_TRIM_MS; tests lower it) */
+    uv_timer_t throttle_timer; /* resumes throttled connections once their budget refills */
+    net_conn_t **throttled; /* owned array of the connections waiting for budget */
+    uint32_t nthrottled;
+    uint32_t throttled_cap;
 } net_ctx_t;
 
 /* What a connection's owner is told. Both run on the loop thread. */
@@ -70,7 +88,9 @@ struct net_conn {
     core_buf_t out; /* queued output, not yet handed to the kernel */
     size_t in_flight; /* bytes in a uv_write not yet completed */
     size_t tls_plain; /* TLS: plaintext waiting to be sealed into records at the next flush */
-    size_t out_limit; /* high-water mark for out + in_flight */
+    size_t out_limit; /* high-water mark for what the kernel has not taken (net_conn_queued) */
+    const net_rate_t *read_rate; /* borrowed; NULL: reads are not limited */
+    uint64_t read_tat; /* the budget's state: when its bucket is full again, loop time in ns */
     net_conn_t *next_pending;
     net_conn_t *all_next;
     net_conn_t *all_prev;
@@ -81,7 +101,9 @@ struct net_conn {
     bool want_drain; /* call ops->on_drain when the output is empty */
     bool trim_due; /* buffers to give back (TLS, the owner's on_quiet) once it is quiet */
     bool trim_busy; /* it read or wrote since the last trim sweep */
+    bool read_wanted; /* the owner asked for reading (net_conn_read_start) */
     int close_status;
+    uint32_t throttle_idx; /* its slot in ctx->throttled, or NET_NOT_THROTTLED */
     net_tls_conn_t *tls; /* owned; set by net_conn_start_tls, freed with the connection */
     char peer[64]; /* "ip:port" for the logs */
 };
@@ -94,8 +116,10 @@ void net_ctx_close(net_ctx_t *ctx);
 
 /*
  * Queues bytes for writing (copied; on a TLS connection, plaintext to encrypt). Returns 0, or
- * -ENOBUFS when the output would pass the connection's high-water mark (nothing is queued: the
- * caller closes the slow consumer), or -EPIPE when the connection is closing.
+ * -ENOBUFS when the output would pass the connection's high-water mark, out_limit (nothing is
+ * queued: the caller closes the slow consumer), or -EPIPE when the connection is closing.
+ * Before it says -ENOBUFS it hands what is queued to the kernel, so the mark counts only
+ * what the peer has not read, not a burst queued within one loop iteration.
  */
 int net_conn_write(net_conn_t *c, const char *data, size_t len);
 
@@ -109,9 +133,24 @@ static inline size_t net_conn_queued(const net_conn_t *c)
  * from the loop, not from inside this call). */
 void net_conn_want_drain(net_conn_t *c);
 
-/* Starts or stops reading (to throttle a peer). */
+/* Starts or stops reading (to throttle a peer). While the read budget is spent, reading
+ * starts only once it has refilled. */
 int net_conn_read_start(net_conn_t *c);
 void net_conn_read_stop(net_conn_t *c);
+
+/*
+ * Limits how fast c is read (rate borrowed, must outlive c; NULL: no limit). The budget
+ * starts full. Bytes are never dropped: reading pauses, and what was read is handed on in
+ * order. One timer per context resumes every throttled connection.
+ */
+void net_conn_set_read_rate(net_conn_t *c, const net_rate_t *rate);
+
+/*
+ * The same as net_conn_write, but past the high-water mark: for a stream's last words (a
+ * stream error and </stream:stream>, a few hundred bytes), so that even a consumer closed
+ * for not reading can learn why, if it reads within the close's flush deadline.
+ */
+int net_conn_write_last(net_conn_t *c, const char *data, size_t len);
 
 /*
  * Closes the connection. With flush, queued output is written first (bounded by the peer

@@ -516,14 +516,14 @@ void net_tls_feed(net_conn_t *c, const char *data, size_t len)
         read_plain(c);
 }
 
-int net_tls_write(net_conn_t *c, const char *data, size_t len)
+int net_tls_write(net_conn_t *c, const char *data, size_t len, size_t limit)
 {
     net_tls_conn_t *tls = c->tls;
     if (tls->failed)
         return -EPIPE;
     if (len == 0)
         return 0;
-    if (net_conn_queued(c) + tls->early.len + len > c->out_limit)
+    if (net_conn_queued(c) + tls->early.len + len > limit)
         return -ENOBUFS;
     if (!tls->ready) {
         core_buf_append(&tls->early, data, len);

@@ -5,7 +5,9 @@
 #include "core/alloc.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 bool sm_is_local(const sm_t *sm, const jid_t *jid)
 {
@@ -115,6 +117,17 @@ static void to_server(sm_t *sm, sm_pkt_t *pkt)
 
 static void deliver_to_user(sm_t *sm, sm_user_t *u, sm_pkt_t *pkt);
 
+/* Keeps st for a user whose data is loading (bounded: resource-constraint beyond). */
+static void queue_while_loading(sm_t *sm, sm_user_t *u, xml_stanza_t *st, bool returned)
+{
+    if (u->nqueue == SM_USER_QUEUE_MAX) {
+        sm_reply_error(sm, st, CORE_STANZA_ERR_RESOURCE_CONSTRAINT);
+        return;
+    }
+    u->queue = core_realloc(u->queue, (u->nqueue + 1) * sizeof(*u->queue));
+    u->queue[u->nqueue++] = (sm_queued_t){.st = xml_stanza_ref(st), .returned = returned};
+}
+
 /* The local user a parsed stanza is for: delivered now, or queued while the user loads. */
 static void to_local_user(sm_t *sm, sm_pkt_t *pkt)
 {
@@ -122,12 +135,7 @@ static void to_local_user(sm_t *sm, sm_pkt_t *pkt)
     if (u == NULL)
         return;
     if (u->state == SM_USER_LOADING) {
-        if (u->nqueue == SM_USER_QUEUE_MAX) {
-            sm_reply_error(sm, pkt->st, CORE_STANZA_ERR_RESOURCE_CONSTRAINT);
-            return;
-        }
-        u->queue = core_realloc(u->queue, (u->nqueue + 1) * sizeof(*u->queue));
-        u->queue[u->nqueue++].st = xml_stanza_ref(pkt->st);
+        queue_while_loading(sm, u, pkt->st, false);
         return;
     }
     /* Held across the delivery: what it sends may come back to this same user. */
@@ -315,4 +323,110 @@ void sm_deliver_from_session(sm_t *sm, sm_sess_t *sess, xml_stanza_t *st)
         xml_stanza_unref(c);
     }
     pkt_clear(&pkt);
+}
+
+/* ---- stanzas a c2s hands back (XEP-0198, docs/link-protocol.md) ---- */
+
+void sm_delay_add(sm_t *sm, xml_stanza_t *st, const char *stamp, const char *text)
+{
+    char now[40];
+    if (stamp == NULL) {
+        struct timespec ts;
+        struct tm tm;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        gmtime_r(&ts.tv_sec, &tm);
+        size_t n = strftime(now, sizeof now, "%Y-%m-%dT%H:%M:%S", &tm);
+        snprintf(now + n, sizeof now - n, ".%03ldZ", ts.tv_nsec / 1000000);
+        stamp = now;
+    }
+    xml_node_t *d = xml_node_add_element(st, st->root, SM_NS_DELAY, "delay");
+    xml_node_set_attr(st, d, NULL, "from", sm->cfg->domain);
+    xml_node_set_attr(st, d, NULL, "stamp", stamp);
+    if (text != NULL)
+        xml_node_add_text(st, d, text, strlen(text));
+}
+
+bool sm_delay_ours(const sm_t *sm, const xml_stanza_t *st)
+{
+    for (const xml_node_t *n = xml_node_first_element(st->root); n != NULL;
+         n = xml_node_next_element(n)) {
+        const char *from = xml_node_attr(n, "from");
+        if (xml_node_is(n, SM_NS_DELAY, "delay") && from != NULL &&
+            strcmp(from, sm->cfg->domain) == 0)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * RFC 6121 §8.5.2.1: a message to the bare JID went to every available resource of the
+ * highest priority (a headline to every one of non-negative priority). When the session
+ * that hands it back was one of those, the others that are still there have it already:
+ * delivering it again would duplicate it.
+ */
+static bool delivered_elsewhere(const sm_pkt_t *pkt, const char *sid)
+{
+    int prio = sm_user_gone_priority(pkt->user, sid);
+    if (jid_has_resource(&pkt->to) || prio < 0)
+        return false;
+    for (const sm_sess_t *s = pkt->user->sessions; s != NULL; s = s->next) {
+        if (s->started && s->available &&
+            (pkt->type == XMLS_TYPE_HEADLINE ? s->priority >= 0 : s->priority == prio))
+            return true;
+    }
+    return false;
+}
+
+void sm_deliver_returned_to(sm_t *sm, sm_user_t *u, xml_stanza_t *st, const char *sid)
+{
+    sm_pkt_t pkt;
+    if (!pkt_init(sm, &pkt, st, NULL))
+        return;
+    pkt.user = u;
+    u->busy++;
+    if (u->state != SM_USER_READY) {
+        /* RFC 6121 §8.5.1: the account is gone meanwhile. */
+        if (pkt.kind == XMLS_KIND_MESSAGE || answerable_iq(&pkt))
+            sm_reply_error(sm, st, CORE_STANZA_ERR_SERVICE_UNAVAILABLE);
+    } else if (pkt.kind == XMLS_KIND_MESSAGE && delivered_elsewhere(&pkt, sid)) {
+        core_log(sm->log, CORE_LOG_DEBUG, 0, "%s: a returned message reached another resource",
+                 u->jid.full);
+    } else {
+        deliver_default(sm, &pkt);
+    }
+    u->busy--;
+    pkt_clear(&pkt);
+    sm_user_release(sm, u);
+}
+
+void sm_deliver_returned(sm_t *sm, xml_stanza_t *st, const char *stamp, const char *sid)
+{
+    xml_stanza_kind_t kind = xml_stanza_kind(st);
+    unsigned type = xml_stanza_type_bit(st);
+    const char *to = xml_stanza_to(st);
+    jid_t j;
+    /* Presence and IQ results or errors for a resource that is gone: ignored (§8.5.3.2). */
+    bool wanted = (kind == XMLS_KIND_MESSAGE && type != XMLS_TYPE_ERROR) ||
+        (kind == XMLS_KIND_IQ && (type & (XMLS_TYPE_GET | XMLS_TYPE_SET)) != 0);
+    if (!wanted || to == NULL || jid_parse(sm->jids, to, strlen(to), &j) < 0) {
+        core_log(sm->log, CORE_LOG_DEBUG, 0, "dropped a returned <%s/>", st->root->name);
+        return;
+    }
+    bool ours = jid_has_node(&j) && sm_is_local(sm, &j);
+    sm_user_t *u = ours ? sm_user_get(sm, &j, false) : NULL;
+    jid_clear(&j);
+    if (u == NULL)
+        return;
+    /* XEP-0198 §4: stamped with the original delivery time, unless stamped here before. */
+    xml_stanza_t *own = xml_stanza_ref(st);
+    if (kind == XMLS_KIND_MESSAGE && !sm_delay_ours(sm, st)) {
+        xml_stanza_unref(own);
+        own = xml_stanza_copy(st);
+        sm_delay_add(sm, own, stamp, NULL);
+    }
+    if (u->state == SM_USER_LOADING)
+        queue_while_loading(sm, u, own, true);
+    else
+        sm_deliver_returned_to(sm, u, own, sid);
+    xml_stanza_unref(own);
 }

@@ -61,7 +61,16 @@ typedef enum sm_user_state {
 
 typedef struct sm_queued {
     xml_stanza_t *st; /* a reference */
+    bool returned; /* handed back by a c2s (XEP-0198): only delivered again */
 } sm_queued_t;
+
+/* Sessions of a user that ended lately, remembered for what their c2s hands back. */
+#define SM_GONE_MAX 4
+
+typedef struct sm_gone {
+    char sid[64]; /* its id at its c2s; "" when unused */
+    int priority; /* of its last available presence; -1 when it was not available */
+} sm_gone_t;
 
 struct sm_user {
     sm_t *sm;
@@ -81,6 +90,8 @@ struct sm_user {
      */
     storage_list_t offline;
     bool offline_loaded;
+    sm_gone_t gone[SM_GONE_MAX]; /* a ring, the next to reuse at gone_next */
+    unsigned gone_next;
     void *slots[SM_MODULES_MAX];
 };
 
@@ -231,6 +242,25 @@ void sm_deliver_from_session(sm_t *sm, sm_sess_t *sess, xml_stanza_t *st);
 void sm_route(sm_t *sm, xml_stanza_t *st);
 /* Processes a stanza addressed to a user that is READY or MISSING. */
 void sm_deliver_to_user(sm_t *sm, sm_user_t *u, xml_stanza_t *st);
+/*
+ * A stanza a c2s handed back (type='undelivered', docs/link-protocol.md): its session is gone,
+ * so it is delivered again as to a resource that is not there (RFC 6121 §8.5.3.2), without
+ * the TO_USER chain, which it went through already. stamp: when delivery was first tried
+ * (XEP-0082), for the XEP-0203 delay of a message; NULL: now.
+ */
+void sm_deliver_returned(sm_t *sm, xml_stanza_t *st, const char *stamp, const char *sid);
+/* The same for a user that is READY or MISSING (a returned stanza that waited for it); sid
+ * names the session it was for (NULL: not known). */
+void sm_deliver_returned_to(sm_t *sm, sm_user_t *u, xml_stanza_t *st, const char *sid);
+/* Remembers that the user's session sid (borrowed) ended, with its availability. */
+void sm_user_note_gone(sm_user_t *u, const char *sid, bool available, int priority);
+/* The priority a session that ended lately had when it was available; -1: not available
+ * then, or not remembered. */
+int sm_user_gone_priority(const sm_user_t *u, const char *sid);
+/* Adds a XEP-0203 <delay from='domain'/> to st (unshared); stamp NULL: now; text may be NULL. */
+void sm_delay_add(sm_t *sm, xml_stanza_t *st, const char *stamp, const char *text);
+/* True when st already carries a delay from this server. */
+bool sm_delay_ours(const sm_t *sm, const xml_stanza_t *st);
 /* Hands st to one session's client, in an envelope to its c2s. */
 void sm_sess_send(sm_t *sm, sm_sess_t *sess, xml_stanza_t *st);
 /* Answers st with an error (nothing for errors). */

@@ -45,21 +45,6 @@ static void on_pushed(void *arg, int status)
     sm_user_release(sm, u);
 }
 
-static void stamp(sm_t *sm, xml_stanza_t *st)
-{
-    struct timespec now;
-    struct tm tm;
-    char when[40];
-    clock_gettime(CLOCK_REALTIME, &now);
-    gmtime_r(&now.tv_sec, &tm);
-    size_t n = strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(when + n, sizeof when - n, ".%03ldZ", now.tv_nsec / 1000000);
-    xml_node_t *d = xml_node_add_element(st, st->root, SM_NS_DELAY, "delay");
-    xml_node_set_attr(st, d, NULL, "from", sm->cfg->domain);
-    xml_node_set_attr(st, d, NULL, "stamp", when);
-    xml_node_add_text(st, d, "Offline Storage", strlen("Offline Storage"));
-}
-
 static xml_handler_result_t on_undelivered(sm_t *sm, void *data, sm_pkt_t *pkt)
 {
     sm_user_t *u = pkt->user;
@@ -69,7 +54,9 @@ static xml_handler_result_t on_undelivered(sm_t *sm, void *data, sm_pkt_t *pkt)
     storage_list_clear(&u->offline);
     u->offline_loaded = false;
     xml_stanza_t *kept = xml_stanza_copy(pkt->st);
-    stamp(sm, kept);
+    /* A message a session handed back (XEP-0198) keeps the stamp of its first delivery. */
+    if (!sm_delay_ours(sm, kept))
+        sm_delay_add(sm, kept, NULL, "Offline Storage");
     size_t len;
     const char *bytes = xml_stanza_bytes(kept, &len);
     push_ctx_t *c = core_malloc(sizeof(*c));

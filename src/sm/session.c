@@ -169,11 +169,16 @@ void sm_session_control(sm_t *sm, const char *c2s, const char *sid, const xml_no
         start(sm, c2s, sid, xml_node_attr(ctl, "jid"));
     } else if (strcmp(action, "end") == 0) {
         sm_sess_t *s = sm_session_find(sm, c2s, sid);
-        if (s == NULL)
-            return;
-        sm_user_t *u = s->user;
-        session_end(sm, s);
-        sm_user_release(sm, u);
+        if (s != NULL) {
+            sm_user_t *u = s->user;
+            /* What its c2s hands back next (XEP-0198) is delivered knowing where it went. */
+            if (s->started)
+                sm_user_note_gone(u, s->sid, s->available, s->priority);
+            session_end(sm, s);
+            sm_user_release(sm, u);
+        }
+        /* Nothing more goes to this sid; the c2s may forget it (docs/link-protocol.md). */
+        control_send(sm, c2s, sid, "ended", NULL);
     } else {
         core_log(sm->log, CORE_LOG_INFO, 0, "unknown session action '%s' from %s", action, c2s);
     }

@@ -90,6 +90,13 @@ static void envelope_input(sm_t *sm, xml_stanza_t *env)
         sm_session_control(sm, c2s, sid, child);
         return;
     }
+    if (type != NULL && strcmp(type, "undelivered") == 0) {
+        /* XEP-0198: a session that ended left it unacknowledged; it came after 'end'. */
+        xml_stanza_t *st = xml_envelope_open(env);
+        sm_deliver_returned(sm, st, xml_node_attr(r, "stamp"), sid);
+        xml_stanza_unref(st);
+        return;
+    }
     sm_sess_t *sess = sm_session_find(sm, c2s, sid);
     if (sess == NULL || !sess->started) {
         core_log(sm->log, CORE_LOG_DEBUG, 0, "stanza for unknown session %s of %s dropped", sid,

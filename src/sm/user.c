@@ -5,6 +5,7 @@
 #include "core/alloc.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 /* The storage kind of pending inbound subscription requests (key: the contact's bare JID). */
@@ -24,7 +25,10 @@ static void loaded(sm_t *sm, sm_user_t *u, sm_user_state_t state)
     u->queue = NULL;
     u->nqueue = 0;
     for (size_t i = 0; i < n; i++) {
-        sm_deliver_to_user(sm, u, q[i].st);
+        if (q[i].returned)
+            sm_deliver_returned_to(sm, u, q[i].st, NULL);
+        else
+            sm_deliver_to_user(sm, u, q[i].st);
         xml_stanza_unref(q[i].st);
     }
     core_free(q);
@@ -130,6 +134,25 @@ void sm_user_release(sm_t *sm, sm_user_t *u)
         return;
     core_map_del(&sm->users, u->jid.full, u->jid.full_len);
     sm_user_free(sm, u);
+}
+
+void sm_user_note_gone(sm_user_t *u, const char *sid, bool available, int priority)
+{
+    sm_gone_t *g = &u->gone[u->gone_next];
+    if (strlen(sid) >= sizeof(g->sid))
+        return;
+    snprintf(g->sid, sizeof(g->sid), "%s", sid);
+    g->priority = available && priority >= 0 ? priority : -1;
+    u->gone_next = (u->gone_next + 1) % SM_GONE_MAX;
+}
+
+int sm_user_gone_priority(const sm_user_t *u, const char *sid)
+{
+    for (size_t i = 0; sid != NULL && i < SM_GONE_MAX; i++) {
+        if (u->gone[i].sid[0] != '\0' && strcmp(u->gone[i].sid, sid) == 0)
+            return u->gone[i].priority;
+    }
+    return -1;
 }
 
 bool sm_user_pending_in(const sm_user_t *u, const char *jid)

@@ -61,12 +61,23 @@ static int write_bytes(stream_t *s, const char *data, size_t len)
     if (s->conn == NULL)
         return -EPIPE;
     int err = net_conn_write(s->conn, data, len);
-    if (err == -ENOBUFS) {
-        core_log(s->log, CORE_LOG_WARN, s->conn->id, "peer does not read its output: closing");
-        s->closing = true;
-        net_conn_close(s->conn, false);
-    }
+    /*
+     * The peer does not read what we send: rather than queue without bound, the stream
+     * ends. RFC 6120 §4.9.3.14 <policy-violation/> ("some local service policy"): the
+     * output limit is our policy, while <resource-constraint/> (§4.9.3.17) would blame the
+     * server's own resources, which are fine. The error goes out past the limit, so a peer
+     * that reads again within the close's flush deadline learns why.
+     */
+    if (err == -ENOBUFS)
+        stream_error(s, CORE_STREAM_ERR_POLICY_VIOLATION, "output queue over its limit");
     return err;
+}
+
+/* Our last words on a stream (its error and end) go out even past the output limit. */
+static void write_last(stream_t *s, const char *data, size_t len)
+{
+    if (s->conn != NULL)
+        net_conn_write_last(s->conn, data, len);
 }
 
 static void append_attr(core_buf_t *b, const char *name, const char *value)
@@ -80,18 +91,24 @@ static void append_attr(core_buf_t *b, const char *name, const char *value)
     core_buf_append_str(b, "'");
 }
 
+static void header_bytes(stream_t *s, core_buf_t *b, const char *from, const char *to,
+                         const char *id, const char *version)
+{
+    core_buf_append_str(b, "<?xml version='1.0'?><stream:stream xmlns='");
+    core_buf_append_str(b, s->content_ns);
+    core_buf_append_str(b, "' xmlns:stream='" XMLS_NS_STREAMS "'");
+    append_attr(b, "from", from);
+    append_attr(b, "to", to);
+    append_attr(b, "id", id);
+    append_attr(b, "version", version);
+    core_buf_append_str(b, ">");
+}
+
 int stream_send_header(stream_t *s, const char *from, const char *to, const char *id,
                        const char *version)
 {
     core_buf_t b = {0};
-    core_buf_append_str(&b, "<?xml version='1.0'?><stream:stream xmlns='");
-    core_buf_append_str(&b, s->content_ns);
-    core_buf_append_str(&b, "' xmlns:stream='" XMLS_NS_STREAMS "'");
-    append_attr(&b, "from", from);
-    append_attr(&b, "to", to);
-    append_attr(&b, "id", id);
-    append_attr(&b, "version", version);
-    core_buf_append_str(&b, ">");
+    header_bytes(s, &b, from, to, id, version);
     int err = write_bytes(s, b.data, b.len);
     core_buf_release(&b);
     if (err == 0)
@@ -110,25 +127,38 @@ int stream_send(stream_t *s, xml_stanza_t *st)
 
 void stream_error(stream_t *s, core_stream_err_t cond, const char *text)
 {
+    stream_error_app(s, cond, NULL, text);
+}
+
+void stream_error_app(stream_t *s, core_stream_err_t cond, xml_stanza_t *app, const char *text)
+{
     if (s->closing || s->conn == NULL)
         return;
     core_log(s->log, CORE_LOG_INFO, s->conn->id, "stream error <%s/>%s%s",
              core_stream_err_name(cond), text ? ": " : "", text ? text : "");
-    if (!s->header_sent)
-        stream_send_header(s, NULL, NULL, NULL, "1.0");
+    /* Closing from here on: a write that fails below cannot come back here. */
+    s->closing = true;
+    s->error_sent = true;
     core_buf_t b = {0};
+    if (!s->header_sent)
+        header_bytes(s, &b, NULL, NULL, NULL, "1.0");
+    s->header_sent = true;
     core_buf_append_str(&b, "<stream:error><");
     core_buf_append_str(&b, core_stream_err_name(cond));
     core_buf_append_str(&b, " xmlns='" CORE_NS_STREAM_ERRORS "'/>");
+    if (app != NULL) {
+        size_t len;
+        const char *bytes = xml_stanza_bytes(app, &len);
+        core_buf_append(&b, bytes, len);
+    }
     if (text != NULL) {
         core_buf_append_str(&b, "<text xmlns='" CORE_NS_STREAM_ERRORS "'>");
         xml_escape(&b, text, strlen(text), false);
         core_buf_append_str(&b, "</text>");
     }
     core_buf_append_str(&b, "</stream:error></stream:stream>");
-    write_bytes(s, b.data, b.len);
+    write_last(s, b.data, b.len);
     core_buf_release(&b);
-    s->closing = true;
     close_flushing(s);
 }
 
@@ -144,7 +174,7 @@ void stream_close(stream_t *s)
         return;
     s->closing = true;
     if (s->header_sent)
-        write_bytes(s, "</stream:stream>", 16);
+        write_last(s, "</stream:stream>", 16);
     close_flushing(s);
 }
 
@@ -222,6 +252,7 @@ static void process(stream_t *s)
             break;
         case XMLS_EV_STREAM_CLOSE:
             core_log(s->log, CORE_LOG_DEBUG, c->id, "peer closed the stream");
+            s->peer_closed = true;
             stream_close(s);
             break;
         }

@@ -45,6 +45,8 @@ struct stream {
     bool closing; /* we sent or are sending </stream:stream> */
     bool paused; /* stream_pause_reading: no reads, no events */
     bool gone;
+    bool peer_closed; /* the peer sent </stream:stream> (a clean close, RFC 6120 §4.4) */
+    bool error_sent; /* we sent a stream error */
 };
 
 /*
@@ -74,6 +76,13 @@ int stream_send(stream_t *s, xml_stanza_t *st);
  * first if it has not been sent (RFC 6120 §4.9.1.1). Logged at info. Idempotent.
  */
 void stream_error(stream_t *s, core_stream_err_t cond, const char *text);
+
+/*
+ * The same with an application-specific condition element (RFC 6120 §4.9.4) after the
+ * defined one: app (borrowed) is serialised as it is, e.g. XEP-0198's
+ * <handled-count-too-high/>.
+ */
+void stream_error_app(stream_t *s, core_stream_err_t cond, xml_stanza_t *app, const char *text);
 
 /*
  * Starts a new stream on the same connection (RFC 6120 §4.3.3: after STARTTLS and after SASL

@@ -67,6 +67,7 @@ struct xml_parser {
     uint64_t tok_end_abs; /* end of the last token expat reported */
     bool suspended; /* expat stopped itself after an event; resume before feeding */
     bool in_cdata;
+    bool restarted; /* a restarted stream that has not been fed a byte of its own yet */
 
     /* Careful mode: feed expat only up to a position the scanner knows is between tokens. */
     bool careful;
@@ -682,7 +683,29 @@ void xml_parser_restart(xml_parser_t *p, bool keep_unparsed)
     p->fed_abs = p->keep_abs;
     p->expat_abs = p->keep_abs;
     p->tok_end_abs = p->keep_abs;
+    p->restarted = true;
     expat_start(p);
+}
+
+/*
+ * Whitespace after the old stream's last element (RFC 6120 §11.7 allows it between
+ * elements) belongs to the old stream, not to the restarted one, where it would put the XML
+ * declaration off the start of the entity. It may have been left unparsed (the owner paused
+ * after the element) or arrive after the restart: skipped until the new stream's first byte.
+ */
+static void skip_restart_space(xml_parser_t *p)
+{
+    uint64_t end = p->in_abs + p->in.len;
+    uint64_t at = p->fed_abs;
+    while (at < end) {
+        char ch = p->in.data[at - p->in_abs];
+        if (ch != ' ' && ch != '\t' && ch != '\r' && ch != '\n') {
+            p->restarted = false;
+            break;
+        }
+        at++;
+    }
+    p->keep_abs = p->fed_abs = p->expat_abs = p->tok_end_abs = at;
 }
 
 int xml_parser_feed(xml_parser_t *p, const char *data, size_t len)
@@ -944,6 +967,8 @@ int xml_parser_next(xml_parser_t *p, xml_event_t *ev)
             after_parse(p, XML_ResumeParser(p->expat));
             continue;
         }
+        if (p->restarted)
+            skip_restart_space(p);
         size_t n = next_chunk(p);
         if (n > 0 && p->expat == NULL)
             expat_rebuild(p);

@@ -190,7 +190,9 @@ class IMServer:
 
     users maps a user name to its password (created before start). opts: offline_max,
     max_auth_attempts, require_tls, storage ("sqlite" or "files"), log_level, registration
-    (in-band, XEP-0077), registration_per_ip, sm_disable (a list of sm modules).
+    (in-band, XEP-0077), registration_per_ip, sm_disable (a list of sm modules), c2s_extra
+    (more [c2s] keys, e.g. {"ping_interval": "500ms"}), auth_delay (the failed-authentication
+    delay: off unless a test sets it, so that tests of wrong passwords do not wait).
     """
 
     def __init__(self, parleyd, workdir, topology, users=None, **opts):
@@ -202,7 +204,8 @@ class IMServer:
                           else {u: f"{u}-{secrets.token_hex(6)}" for u in DEFAULT_USERS})
         self.opts = {"offline_max": 100, "max_auth_attempts": 3, "require_tls": True,
                      "storage": "sqlite", "log_level": "debug", "registration": False,
-                     "registration_per_ip": 3, "sm_disable": ()}
+                     "registration_per_ip": 3, "sm_disable": (), "c2s_extra": {},
+                     "auth_delay": "0"}
         self.opts.update(opts)
         self.procs = []
         self.all_procs = []  # every process started, for the final check
@@ -259,7 +262,8 @@ require_tls = {'yes' if o['require_tls'] else 'no'}
 max_auth_attempts = {o['max_auth_attempts']}
 registration = {'yes' if o['registration'] else 'no'}
 registration_per_ip = {o['registration_per_ip']}
-
+auth_delay = {o['auth_delay']}
+{''.join(f"{k} = {v}" + chr(10) for k, v in o['c2s_extra'].items())}
 [sm]
 domain = {DOMAIN}
 offline_max = {o['offline_max']}

@@ -3,6 +3,7 @@
  * clients doing STARTTLS, SCRAM, bind and relay through route envelopes. */
 #include "auth/auth.h"
 #include "c2s/c2s.h"
+#include "c2s/internal.h"
 #include "core/alloc.h"
 #include "net/tls.h"
 #include "router/router.h"
@@ -37,6 +38,7 @@ typedef struct client {
     bool connected;
     bool closed;
     bool direct_tls;
+    char features[2048]; /* the features after SASL, as cl_bind saw them */
 } client_t;
 
 typedef struct world {
@@ -58,6 +60,9 @@ typedef struct world {
     char sids[MAX_SIDS][64]; /* bound sessions: sid and jid */
     char jids[MAX_SIDS][128];
     char last_from[128]; /* the from of the last relayed stanza */
+    int undelivered; /* stanzas handed back (XEP-0198), after end */
+    char undelivered_ids[8][32];
+    int ends_before_undelivered; /* ends seen when the first one came */
 } world_t;
 
 /* ---- the sm stand-in ---- */
@@ -111,6 +116,7 @@ static void sm_session(world_t *w, const char *sid, const xml_node_t *s)
             if (strcmp(w->sids[i], sid) == 0)
                 w->sids[i][0] = '\0';
         }
+        sm_control(w, sid, "ended");
     }
 }
 
@@ -125,6 +131,18 @@ static void sm_on_stanza(void *ud, xml_stanza_t *st)
     assert_non_null(child);
     if (xml_node_is(child, SESSION_NS, "session")) {
         sm_session(w, sid, child);
+        return;
+    }
+    const char *type = xml_node_attr(st->root, "type");
+    if (type != NULL && strcmp(type, "undelivered") == 0) {
+        /* XEP-0198: handed back after end, with the time of the first delivery. */
+        assert_non_null(xml_node_attr(st->root, "stamp"));
+        if (w->undelivered == 0)
+            w->ends_before_undelivered = w->ends;
+        const char *id = xml_node_attr(child, "id");
+        if (w->undelivered < 8)
+            snprintf(w->undelivered_ids[w->undelivered], 32, "%s", id != NULL ? id : "");
+        w->undelivered++;
         return;
     }
     /* A stanza: echo it back to the sender, from its addressee. */
@@ -426,6 +444,7 @@ static void cl_bind(client_t *cl, const char *resource, const char *want_jid)
     const char *f = cl_expect(cl, "</features>");
     assert_non_null(strstr(f, "<bind"));
     assert_non_null(strstr(f, "<optional"));
+    snprintf(cl->features, sizeof(cl->features), "%s", f);
     cl_clear(cl);
     char iq[256];
     snprintf(iq, sizeof(iq),
@@ -449,11 +468,13 @@ static void world_init(world_t *w, const char *extra)
     w->log = (core_log_t){.level = CORE_LOG_WARN, .component = "test"};
     net_ctx_init(&w->net, &w->loop, &w->log);
     char text[1024];
+    /* Wrong passwords are slowed down by default; tests that do not look at that are not. */
+    const char *delay = strstr(extra, "auth_delay") == NULL ? "auth_delay = 0\n" : "";
     snprintf(text, sizeof(text),
              "[router]\nlisten = 127.0.0.1:0\n"
              "[c2s]\nname = c2s-1.localhost\ndomain = localhost\nlisten = 127.0.0.1:0\n"
-             "listen_tls = 127.0.0.1:0\ncertificate = %s\nkey = %s\n%s",
-             cert_pem, key_pem, extra);
+             "listen_tls = 127.0.0.1:0\ncertificate = %s\nkey = %s\n%s%s",
+             cert_pem, key_pem, delay, extra);
     static const core_cfg_section_t *const schema[] = {&router_cfg_section, &c2s_cfg_section};
     char err[256];
     if (core_cfg_load_text(&w->cfg, "test.conf", text, strlen(text), schema, 2, err, sizeof(err)) !=
@@ -708,6 +729,108 @@ static void test_auth_timeout(void **state)
     world_finish(&w);
 }
 
+/* ---- failed authentications slow down ---- */
+
+static void cl_plain(client_t *cl, const char *user, const char *password)
+{
+    char data[128];
+    int n = snprintf(data, sizeof(data), "%c%s%c%s", 0, user, 0, password);
+    char b64[200];
+    auth_b64_encode(data, (size_t)n, b64);
+    char msg[300];
+    snprintf(msg, sizeof(msg),
+             "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>%s</auth>", b64);
+    cl_send(cl, msg);
+}
+
+static size_t count_of(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = hay ? strstr(hay, needle) : NULL; p != NULL; p = strstr(p + 1, needle))
+        n++;
+    return n;
+}
+
+typedef struct count_wait {
+    client_t *cl;
+    const char *needle;
+    size_t n;
+} count_wait_t;
+
+static bool has_count(void *arg)
+{
+    count_wait_t *q = arg;
+    return q->cl->closed || count_of(q->cl->got, q->needle) >= q->n;
+}
+
+/* Waits for the nth needle in what cl got; returns the ms it took from start. */
+static uint64_t cl_wait_nth(client_t *cl, const char *needle, size_t n, uint64_t start)
+{
+    count_wait_t q = {cl, needle, n};
+    run_until(cl->w, has_count, &q, needle);
+    if (cl->closed)
+        fail_msg("closed waiting for %s: %s", needle, cl->got ? cl->got : "");
+    return uv_now(&cl->w->loop) - start;
+}
+
+static bool has_held(void *arg)
+{
+    return ((world_t *)arg)->c2s->held != NULL;
+}
+
+static void test_auth_delay(void **state)
+{
+    (void)state;
+    world_t w = {0};
+    /* 100, 200, 400, 400 ms: the delay doubles with each failure, up to the maximum. */
+    world_init(&w, "auth_delay = 100ms\nauth_delay_max = 400ms\nmax_auth_attempts = 10\n");
+    client_t *other = cl_new(&w, true);
+    cl_expect(other, "</features>");
+    assert_true(cl_scram(other, "romeo", "pencil"));
+    cl_bind(other, "orchard", "romeo@localhost/orchard");
+    client_t *a = cl_new(&w, true);
+    cl_expect(a, "</features>");
+    cl_clear(a);
+    uv_update_time(&w.loop);
+    uint64_t t0 = uv_now(&w.loop);
+    cl_plain(a, "romeo", "wrong");
+    assert_true(cl_wait_nth(a, "</failure>", 1, t0) >= 100);
+    uv_update_time(&w.loop);
+    t0 = uv_now(&w.loop);
+    cl_plain(a, "nobody", "wrong"); /* an unknown account counts the same */
+    assert_true(cl_wait_nth(a, "</failure>", 2, t0) >= 200);
+    /* Two attempts at once: the second waits, unread, until the first is answered. */
+    uv_update_time(&w.loop);
+    t0 = uv_now(&w.loop);
+    cl_plain(a, "romeo", "wrong");
+    cl_plain(a, "romeo", "wrong");
+    /* Meanwhile everyone else is served. */
+    cl_send(other, "<message to='juliet@localhost' id='m9'><body>served</body></message>");
+    assert_true(cl_wait_nth(other, "served", 1, t0) < 300);
+    assert_true(cl_wait_nth(a, "</failure>", 3, t0) >= 400);
+    assert_true(cl_wait_nth(a, "</failure>", 4, t0) >= 800);
+    assert_int_equal(count_of(a->got, "not-authorized"), 4);
+    assert_null(strstr(a->got, "stream:error"));
+    /* A right password from the same address waits for the last failure's delay too. */
+    cl_clear(a);
+    client_t *b = cl_new(&w, true);
+    cl_expect(b, "</features>");
+    cl_clear(b);
+    uv_update_time(&w.loop);
+    t0 = uv_now(&w.loop);
+    cl_plain(a, "romeo", "wrong");
+    /* The failure must be counted before the success is checked: both are hashed on the
+     * worker pool, in either order. */
+    run_until(&w, has_held, &w, "the failure held back");
+    cl_plain(b, "romeo", "pencil");
+    assert_true(cl_wait_nth(b, "<success", 1, t0) >= 400);
+    assert_true(cl_wait_nth(a, "</failure>", 1, t0) >= 400);
+    cl_free(other);
+    cl_free(a);
+    cl_free(b);
+    world_finish(&w);
+}
+
 /* ---- in-band registration (XEP-0077) ---- */
 
 typedef struct iq_wait {
@@ -833,6 +956,350 @@ static void test_registration(void **state)
     world_finish(&w);
 }
 
+/* ---- stream management (XEP-0198) and keepalive (XEP-0199) ---- */
+
+/* The sid the sm stand-in has for a bound JID. */
+static const char *sid_of(world_t *w, const char *jid)
+{
+    for (int i = 0; i < MAX_SIDS; i++) {
+        if (w->sids[i][0] != '\0' && strcmp(w->jids[i], jid) == 0)
+            return w->sids[i];
+    }
+    fail_msg("no session for %s", jid);
+    return NULL;
+}
+
+/* The sm stand-in delivers a message to session sid. */
+static void sm_message(world_t *w, const char *sid, const char *id, const char *body)
+{
+    xml_stanza_t *m = xml_stanza_new(XMLS_NS_CONTENT, "message");
+    xml_node_set_attr(m, m->root, NULL, "from", "juliet@localhost/balcony");
+    xml_node_set_attr(m, m->root, NULL, "to", "romeo@localhost/orchard");
+    xml_node_set_attr(m, m->root, NULL, "id", id);
+    xml_node_t *b = xml_node_add_element(m, m->root, XMLS_NS_CONTENT, "body");
+    xml_node_add_text(m, b, body, strlen(body));
+    sm_send(w, sid, m, m->root);
+    xml_stanza_unref(m);
+}
+
+static bool never(void *arg)
+{
+    (void)arg;
+    return false;
+}
+
+/* Runs the loop for about ms. */
+static void run_for(world_t *w, uint64_t ms)
+{
+    uint64_t end = uv_now(&w->loop) + ms;
+    while (uv_now(&w->loop) < end && !never(NULL))
+        uv_run(&w->loop, UV_RUN_ONCE);
+}
+
+/* The value of the first name="..." after needle in s, into out. */
+static void attr_after(const char *s, const char *needle, const char *name, char *out, size_t cap)
+{
+    const char *at = strstr(s, needle);
+    assert_non_null(at);
+    char pat[64];
+    snprintf(pat, sizeof(pat), " %s=\"", name);
+    const char *v = strstr(at, pat);
+    assert_non_null(v);
+    v += strlen(pat);
+    const char *e = strchr(v, '"');
+    assert_non_null(e);
+    assert_true((size_t)(e - v) < cap);
+    memcpy(out, v, (size_t)(e - v));
+    out[e - v] = '\0';
+}
+
+/* Authenticated, restarted, features read: ready to bind or resume. */
+static client_t *cl_authed(world_t *w)
+{
+    client_t *cl = cl_new(w, true);
+    cl_expect(cl, "</features>");
+    cl_clear(cl);
+    assert_true(cl_scram(cl, "romeo", "pencil"));
+    cl_clear(cl);
+    cl_header(cl);
+    const char *f = cl_expect(cl, "</features>");
+    assert_non_null(strstr(f, "<sm xmlns=\"urn:xmpp:sm:3\"/>"));
+    cl_clear(cl);
+    return cl;
+}
+
+static void cl_resume(client_t *cl, const char *id, unsigned h)
+{
+    char text[256];
+    snprintf(text, sizeof(text), "<resume xmlns='urn:xmpp:sm:3' previd='%s' h='%u'/>", id, h);
+    cl_send(cl, text);
+}
+
+static void test_sm_ack_resume_conflict(void **state)
+{
+    (void)state;
+    world_t w = {0};
+    world_init(&w, "sm_resume_timeout = 5s\n");
+    client_t *a = cl_new(&w, true);
+    cl_expect(a, "</features>");
+    cl_clear(a);
+    assert_true(cl_scram(a, "romeo", "pencil"));
+    cl_bind(a, "orchard", "romeo@localhost/orchard");
+    assert_non_null(strstr(a->features, "<sm xmlns=\"urn:xmpp:sm:3\"/>"));
+    assert_non_null(strstr(a->features, "<csi xmlns=\"urn:xmpp:csi:0\"/>"));
+    /* The client's max (seconds) lowers ours. */
+    cl_send(a, "<enable xmlns='urn:xmpp:sm:3' resume='true' max='2'/>");
+    const char *r = cl_expect(a, "max=\"2\"");
+    char id[128];
+    attr_after(r, "<enabled", "id", id, sizeof(id));
+    assert_non_null(strstr(r, "resume=\"true\""));
+    cl_clear(a);
+    cl_send(a, "<message to='juliet@localhost' id='m1'><body>one</body></message>");
+    cl_expect(a, "</message>");
+    cl_clear(a);
+    /* §4: one stanza handled; an <a/> answers at once. */
+    cl_send(a, "<r xmlns='urn:xmpp:sm:3'/>");
+    cl_expect(a, "<a xmlns=\"urn:xmpp:sm:3\" h=\"1\"/>");
+    cl_send(a, "<a xmlns='urn:xmpp:sm:3' h='1'/>");
+    const char *sid = sid_of(&w, "romeo@localhost/orchard");
+    char sid_copy[64];
+    snprintf(sid_copy, sizeof(sid_copy), "%s", sid);
+
+    /* The connection drops: the session stays, stanzas for it are kept. */
+    net_conn_close(a->c, false);
+    run_until(&w, is_closed, a, "close");
+    sm_message(&w, sid_copy, "m2", "while away");
+    run_for(&w, 100);
+    assert_int_equal(w.ends, 0);
+
+    /* §5: resumed on a new connection: what was not acknowledged comes again, in order. */
+    client_t *b = cl_authed(&w);
+    cl_resume(b, id, 1);
+    r = cl_expect(b, "while away");
+    assert_non_null(strstr(r, "<resumed"));
+    assert_non_null(strstr(r, "h=\"1\""));
+    assert_null(strstr(r, "id=\"m1\""));
+    cl_clear(b);
+    cl_send(b, "<message to='juliet@localhost' id='m3'><body>three</body></message>");
+    cl_expect(b, "three");
+    assert_string_equal(w.last_from, "romeo@localhost/orchard");
+    assert_int_equal(w.starts, 1);
+    assert_int_equal(w.ends, 0);
+
+    /* Resumed again while b is still up: b gets <conflict/>, the session goes on. */
+    client_t *c = cl_authed(&w);
+    cl_resume(c, id, 1);
+    cl_expect(c, "three");
+    cl_expect(b, "<conflict");
+    run_until(&w, is_closed, b, "close");
+    assert_int_equal(w.ends, 0);
+
+    /* §6: acknowledging more than was sent (m2 and the echo of m3 after the acked echo). */
+    cl_clear(c);
+    cl_send(c, "<a xmlns='urn:xmpp:sm:3' h='9'/>");
+    r = cl_expect(c, "</stream:error>");
+    assert_non_null(strstr(r, "<undefined-condition"));
+    assert_non_null(strstr(r,
+                           "<handled-count-too-high xmlns=\"urn:xmpp:sm:3\" h=\"9\" "
+                           "send-count=\"3\"/>"));
+    run_until(&w, is_closed, c, "close");
+    run_until(&w, got_end, &w, "end");
+    /* The session ended: the unacknowledged went back to the sm, after end. */
+    run_for(&w, 100);
+    assert_int_equal(w.undelivered, 2);
+    assert_int_equal(w.ends_before_undelivered, 1);
+    assert_string_equal(w.undelivered_ids[0], "m2");
+    assert_string_equal(w.undelivered_ids[1], "m3");
+
+    /* Once over, the id resumes nothing; the client may still bind. */
+    client_t *d = cl_authed(&w);
+    cl_resume(d, id, 1);
+    cl_expect(d, "<item-not-found");
+    /* §3: and no stream management before binding. */
+    cl_send(d, "<enable xmlns='urn:xmpp:sm:3'/>");
+    cl_expect(d, "<unexpected-request");
+    cl_send(d,
+            "<iq type='set' id='b2'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
+            "<resource>orchard</resource></bind></iq>");
+    cl_expect(d, "<jid>romeo@localhost/orchard</jid>");
+    cl_free(a);
+    cl_free(b);
+    cl_free(c);
+    cl_free(d);
+    world_finish(&w);
+}
+
+static void test_sm_timeout_and_clean_close(void **state)
+{
+    (void)state;
+    world_t w = {0};
+    world_init(&w, "sm_resume_timeout = 300ms\n");
+    client_t *a = cl_new(&w, true);
+    cl_expect(a, "</features>");
+    cl_clear(a);
+    assert_true(cl_scram(a, "romeo", "pencil"));
+    cl_bind(a, "orchard", "romeo@localhost/orchard");
+    cl_send(a, "<enable xmlns='urn:xmpp:sm:3' resume='1'/>");
+    cl_expect(a, "max=\"1\"");
+    char sid[64];
+    snprintf(sid, sizeof(sid), "%s", sid_of(&w, "romeo@localhost/orchard"));
+    sm_message(&w, sid, "t1", "first");
+    cl_expect(a, "first");
+    net_conn_close(a->c, false);
+    run_until(&w, is_closed, a, "close");
+    sm_message(&w, sid, "t2", "second");
+    /* Not resumed in time: end, then both back to the sm. */
+    run_until(&w, got_end, &w, "end");
+    run_for(&w, 100);
+    assert_int_equal(w.undelivered, 2);
+    assert_string_equal(w.undelivered_ids[0], "t1");
+    assert_string_equal(w.undelivered_ids[1], "t2");
+
+    /* §7: a clean close ends the session at once; what was acknowledged stays delivered. */
+    client_t *b = cl_new(&w, true);
+    cl_expect(b, "</features>");
+    cl_clear(b);
+    assert_true(cl_scram(b, "romeo", "pencil"));
+    cl_bind(b, "orchard", "romeo@localhost/orchard");
+    cl_send(b, "<enable xmlns='urn:xmpp:sm:3' resume='true'/>");
+    cl_expect(b, "<enabled");
+    snprintf(sid, sizeof(sid), "%s", sid_of(&w, "romeo@localhost/orchard"));
+    sm_message(&w, sid, "c1", "acked");
+    cl_expect(b, "acked");
+    sm_message(&w, sid, "c2", "not acked");
+    cl_expect(b, "not acked");
+    cl_send(b, "<a xmlns='urn:xmpp:sm:3' h='1'/></stream:stream>");
+    run_until(&w, is_closed, b, "close");
+    run_for(&w, 100);
+    assert_int_equal(w.ends, 2);
+    assert_int_equal(w.undelivered, 3);
+    assert_string_equal(w.undelivered_ids[2], "c2");
+    cl_free(a);
+    cl_free(b);
+    world_finish(&w);
+}
+
+static void test_keepalive_ping(void **state)
+{
+    (void)state;
+    world_t w = {0};
+    world_init(&w, "ping_interval = 200ms\nping_timeout = 200ms\n");
+    client_t *a = cl_new(&w, true);
+    cl_expect(a, "</features>");
+    cl_clear(a);
+    assert_true(cl_scram(a, "romeo", "pencil"));
+    cl_bind(a, "orchard", "romeo@localhost/orchard");
+    /* XEP-0199 §4.1: the server pings a quiet client; an answer keeps it. */
+    const char *r = cl_expect(a, "<ping xmlns=\"urn:xmpp:ping\"/>");
+    assert_non_null(strstr(r, "to=\"romeo@localhost/orchard\""));
+    char id[64];
+    attr_after(r, "<iq", "id", id, sizeof(id));
+    char pong[160];
+    snprintf(pong, sizeof(pong), "<iq type='result' id='%s' to='localhost'/>", id);
+    cl_clear(a);
+    cl_send(a, pong);
+    run_for(&w, 300);
+    assert_false(a->closed);
+    assert_int_equal(w.ends, 0);
+    /* The answer stayed in c2s: the sm stand-in would have echoed it. */
+    assert_null(strstr(a->got != NULL ? a->got : "", "type=\"result\""));
+    /* A client that stops answering is cut off, and its session ends. */
+    cl_expect(a, "<ping");
+    run_until(&w, is_closed, a, "close");
+    run_until(&w, got_end, &w, "end");
+    cl_free(a);
+    world_finish(&w);
+}
+
+/* ---- connections per source, and a client that stops reading ---- */
+
+static const uint8_t localhost_key[4] = {127, 0, 0, 1};
+
+static bool no_sources(void *arg)
+{
+    return c2s_srclimit_sources(&((world_t *)arg)->c2s->per_source) == 0;
+}
+
+static bool one_left(void *arg)
+{
+    return c2s_srclimit_count(&((world_t *)arg)->c2s->per_source, localhost_key, 4) == 1;
+}
+
+static void test_connections_per_source(void **state)
+{
+    (void)state;
+    world_t w = {0};
+    world_init(&w, "max_connections_per_ip = 2\n");
+    client_t *a = cl_new(&w, true);
+    cl_expect(a, "</features>");
+    client_t *b = cl_new(&w, true);
+    cl_expect(b, "</features>");
+    assert_int_equal(c2s_srclimit_count(&w.c2s->per_source, localhost_key, 4), 2);
+    /* One more: the stream error of RFC 6120 §13.12 on the STARTTLS port ... */
+    client_t *c = cl_new(&w, false);
+    const char *r = cl_expect(c, "</stream:error>");
+    assert_non_null(strstr(r, "<policy-violation"));
+    run_until(&w, is_closed, c, "close");
+    /* ... and no TLS at all on the direct TLS port. */
+    client_t *d = cl_new(&w, true);
+    run_until(&w, is_closed, d, "close");
+    assert_null(d->got != NULL ? strstr(d->got, "<stream") : NULL);
+    /* The connections admitted go on; a close makes room. */
+    cl_clear(a);
+    assert_true(cl_scram(a, "romeo", "pencil"));
+    net_conn_close(b->c, false);
+    run_until(&w, is_closed, b, "close");
+    run_until(&w, one_left, &w, "the close seen by c2s");
+    client_t *e = cl_new(&w, true);
+    cl_expect(e, "</features>");
+    cl_free(a);
+    cl_free(b);
+    cl_free(c);
+    cl_free(d);
+    cl_free(e);
+    /* Every close is counted back: a source with no connection is not remembered. */
+    run_until(&w, no_sources, &w, "sources forgotten");
+    world_finish(&w);
+}
+
+static void test_slow_reader(void **state)
+{
+    (void)state;
+    world_t w = {0};
+    world_init(&w, "max_output_queue = 64K\nmax_stanza_size = 16K\n");
+    client_t *a = cl_new(&w, true);
+    cl_expect(a, "</features>");
+    cl_clear(a);
+    assert_true(cl_scram(a, "romeo", "pencil"));
+    cl_bind(a, "orchard", "romeo@localhost/orchard");
+    char sid[64];
+    snprintf(sid, sizeof(sid), "%s", w.sids[0]);
+    /* The client reads nothing more; the sm stand-in keeps sending to it. */
+    net_conn_read_stop(a->c);
+    static char body[8000];
+    memset(body, 'q', sizeof(body) - 1);
+    c2s_conn_t *c = c2s_conn_by_sid(w.c2s, sid);
+    assert_non_null(c);
+    int i = 0;
+    for (; i < 4096 && !c->s->error_sent; i++) {
+        sm_message(&w, sid, "q", body);
+        uv_run(&w.loop, UV_RUN_NOWAIT);
+    }
+    assert_true(c->s->error_sent);
+    /* Far less than was sent waits for it: the limit, and what the kernel holds. */
+    assert_true(i > 8);
+    assert_true(net_conn_queued(c->s->conn) < 70 * 1024);
+    /* Reading again, it learns why, past its limit; then the stream closes, the session
+     * ends. */
+    net_conn_read_start(a->c);
+    const char *r = cl_expect(a, "</stream:error>");
+    assert_non_null(strstr(r, "<policy-violation"));
+    run_until(&w, is_closed, a, "close");
+    run_until(&w, got_end, &w, "end");
+    cl_free(a);
+    world_finish(&w);
+}
+
 /* ---- certificates made at test time ---- */
 
 static void write_pem(const char *path, EVP_PKEY *key, X509 *cert)
@@ -894,8 +1361,14 @@ int main(void)
         cmocka_unit_test(test_invalid_from_and_kick),
         cmocka_unit_test(test_scram_plus),
         cmocka_unit_test(test_auth_timeout),
+        cmocka_unit_test(test_auth_delay),
+        cmocka_unit_test(test_connections_per_source),
+        cmocka_unit_test(test_slow_reader),
         cmocka_unit_test(test_registration_off),
         cmocka_unit_test(test_registration),
+        cmocka_unit_test(test_sm_ack_resume_conflict),
+        cmocka_unit_test(test_sm_timeout_and_clean_close),
+        cmocka_unit_test(test_keepalive_ping),
     };
     return cmocka_run_group_tests(tests, make_cert, remove_cert);
 }

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* The registration rate limit: N per sliding window per source, sources by address, bounds. */
+/* The per-source limits: registrations (N per sliding window), failed authentications
+ * (counted, with the delay schedule), open connections per address; keys and bounds. */
 #include "c2s/internal.h"
 
 #include <arpa/inet.h>
@@ -121,13 +122,92 @@ static void test_sources(void **state)
     c2s_ratelimit_free(&rl);
 }
 
+static void test_note_and_count(void **state)
+{
+    (void)state;
+    c2s_ratelimit_t rl;
+    c2s_ratelimit_init(&rl, 3, 1000, 16);
+    uint64_t last = 0;
+    assert_int_equal(c2s_ratelimit_count(&rl, a, 4, 0, &last), 0);
+    assert_int_equal(c2s_ratelimit_note(&rl, a, 4, 10), 1);
+    assert_int_equal(c2s_ratelimit_note(&rl, a, 4, 20), 2);
+    assert_int_equal(c2s_ratelimit_note(&rl, a, 4, 30), 3);
+    /* Past per, an event is still recorded: the count stays at per, the last time moves. */
+    assert_int_equal(c2s_ratelimit_note(&rl, a, 4, 40), 3);
+    assert_int_equal(c2s_ratelimit_count(&rl, a, 4, 50, &last), 3);
+    assert_int_equal(last, 40);
+    /* Events a window old drop out one by one (10 went for 40; then 20, 30 and 40). */
+    assert_int_equal(c2s_ratelimit_count(&rl, a, 4, 1025, &last), 2);
+    assert_int_equal(c2s_ratelimit_count(&rl, a, 4, 1035, &last), 1);
+    assert_int_equal(last, 40);
+    assert_int_equal(c2s_ratelimit_count(&rl, a, 4, 1040, &last), 0);
+    assert_int_equal(c2s_ratelimit_sources(&rl), 0);
+    /* Forgetting a source drops all it had. */
+    c2s_ratelimit_note(&rl, a, 4, 2000);
+    c2s_ratelimit_note(&rl, b, 4, 2000);
+    c2s_ratelimit_forget(&rl, a, 4);
+    assert_int_equal(c2s_ratelimit_count(&rl, a, 4, 2001, &last), 0);
+    assert_int_equal(c2s_ratelimit_count(&rl, b, 4, 2001, &last), 1);
+    c2s_ratelimit_free(&rl);
+}
+
+static void test_authdelay_schedule(void **state)
+{
+    (void)state;
+    /* 1 s doubled per failure, at most 15 s: 0, 1, 2, 4, 8, 15, 15. */
+    static const uint64_t want[] = {0, 1000, 2000, 4000, 8000, 15000, 15000, 15000};
+    for (unsigned n = 0; n < sizeof(want) / sizeof(want[0]); n++)
+        assert_int_equal(c2s_authdelay_ms(1000, 15000, n), want[n]);
+    /* The fifth failure reaches the maximum: five are worth remembering. */
+    assert_int_equal(c2s_authdelay_slots(1000, 15000), 5);
+    assert_int_equal(c2s_authdelay_slots(1000, 1000), 1);
+    assert_int_equal(c2s_authdelay_slots(1000, 1024000), 11);
+    /* No delay configured: none, and one slot. */
+    assert_int_equal(c2s_authdelay_ms(0, 15000, 9), 0);
+    assert_int_equal(c2s_authdelay_slots(0, 0), 1);
+    /* Many failures do not overflow: the doubling stops at the maximum. */
+    assert_int_equal(c2s_authdelay_ms(60000, 600000, 4000000000u), 600000);
+    assert_int_equal(c2s_authdelay_slots(1, 600000), 21);
+}
+
+static void test_srclimit(void **state)
+{
+    (void)state;
+    c2s_srclimit_t l;
+    c2s_srclimit_init(&l, 2);
+    assert_true(c2s_srclimit_take(&l, a, 4));
+    assert_true(c2s_srclimit_take(&l, a, 4));
+    /* A third from the same address is refused, and not counted. */
+    assert_false(c2s_srclimit_take(&l, a, 4));
+    assert_int_equal(c2s_srclimit_count(&l, a, 4), 2);
+    /* Another address has its own count. */
+    assert_true(c2s_srclimit_take(&l, b, 4));
+    assert_int_equal(c2s_srclimit_sources(&l), 2);
+    /* A close makes room again; a source with none left is not remembered. */
+    c2s_srclimit_release(&l, a, 4);
+    assert_true(c2s_srclimit_take(&l, a, 4));
+    c2s_srclimit_release(&l, b, 4);
+    assert_int_equal(c2s_srclimit_sources(&l), 1);
+    c2s_srclimit_release(&l, a, 4);
+    c2s_srclimit_release(&l, a, 4);
+    assert_int_equal(c2s_srclimit_sources(&l), 0);
+    assert_int_equal(c2s_srclimit_count(&l, a, 4), 0);
+    /* An IPv6 /64 is one source (the keys of test_sources). */
+    uint8_t k1[C2S_RATE_KEY_MAX], k2[C2S_RATE_KEY_MAX];
+    size_t n1 = key_of("2001:db8:5::1", k1), n2 = key_of("2001:db8:5::beef", k2);
+    assert_true(c2s_srclimit_take(&l, k1, n1));
+    assert_true(c2s_srclimit_take(&l, k2, n2));
+    assert_false(c2s_srclimit_take(&l, k1, n1));
+    c2s_srclimit_free(&l);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_per_window),
-        cmocka_unit_test(test_check_without_take),
-        cmocka_unit_test(test_expiry_and_bound),
-        cmocka_unit_test(test_sources),
+        cmocka_unit_test(test_per_window),       cmocka_unit_test(test_check_without_take),
+        cmocka_unit_test(test_expiry_and_bound), cmocka_unit_test(test_sources),
+        cmocka_unit_test(test_note_and_count),   cmocka_unit_test(test_authdelay_schedule),
+        cmocka_unit_test(test_srclimit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -645,6 +645,24 @@ static void test_restart(void **state)
     assert_memory_equal(bytes, "<d><e></e></d>", 14);
     xml_stanza_unref(st);
     xml_parser_free(p);
+
+    /* Whitespace after the last element is the old stream's (RFC 6120 §11.7), left unparsed
+     * when the owner acted on the element at once, or arriving after the restart: the new
+     * stream's XML declaration is still at its start. */
+    p = xml_parser_new(NULL);
+    s = HDR_C "<success/>\n ";
+    assert_int_equal(xml_parser_feed(p, s, strlen(s)), 0);
+    xml_stanza_unref(next_element(p, XMLS_EV_STREAM_OPEN));
+    xml_stanza_unref(next_element(p, XMLS_EV_ELEMENT));
+    xml_parser_restart(p, true);
+    assert_int_equal(xml_parser_next(p, &ev), -EAGAIN);
+    s = "\r\n\t<?xml version='1.0'?>" HDR_S " <f/>";
+    assert_int_equal(xml_parser_feed(p, s, strlen(s)), 0);
+    xml_stanza_unref(next_element(p, XMLS_EV_STREAM_OPEN));
+    st = next_element(p, XMLS_EV_ELEMENT);
+    assert_true(xml_node_is(st->root, XMLS_NS_CONTENT, "f"));
+    xml_stanza_unref(st);
+    xml_parser_free(p);
 }
 
 /* ---- namespaces and kept bytes ---- */
