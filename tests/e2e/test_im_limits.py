@@ -414,12 +414,12 @@ def test_slow_reader_closed(small_quarantine, make_im, made):
         if closed_at is None and log.seen("output queue over its limit"):
             closed_at = sent
             expect_queue_then_error(slow)
-            assert carol.ping() < 1.0
+            assert carol.ping() < 2.0
     grown = rss_kib(pid) - rss0
     assert closed_at is not None, f"the slow reader was not closed after {sent} bytes"
     assert grown * 1024 < total // 2, \
         f"RSS grew by {grown} KiB while {sent} bytes were sent (closed after {closed_at})"
-    sender.drain()
-    assert sender.ping() < 1.0
+    # The sender is answered after what it sent before (read at its read_rate) is through.
+    assert sender.ping(timeout=10) < 8
     assert_serves(sender, carol)
     assert_serves(carol, sender)
