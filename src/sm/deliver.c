@@ -101,6 +101,27 @@ static void pkt_clear(sm_pkt_t *pkt)
 {
     jid_clear(&pkt->from);
     jid_clear(&pkt->to);
+    xml_stanza_unref(pkt->owned);
+    pkt->owned = NULL;
+    core_free(pkt->stanza_id);
+    pkt->stanza_id = NULL;
+}
+
+void sm_pkt_set_stanza(sm_pkt_t *pkt, xml_stanza_t *st)
+{
+    xml_stanza_t *old = pkt->owned;
+    pkt->owned = st;
+    pkt->st = st;
+    if (pkt->kind == XMLS_KIND_IQ)
+        pkt->payload = xml_node_first_element(st->root);
+    xml_stanza_unref(old);
+}
+
+xml_stanza_t *sm_pkt_writable(sm_pkt_t *pkt)
+{
+    if (pkt->owned == NULL || pkt->owned->refs > 1)
+        sm_pkt_set_stanza(pkt, xml_stanza_copy(pkt->st));
+    return pkt->st;
 }
 
 static bool answerable_iq(const sm_pkt_t *pkt)
@@ -148,9 +169,33 @@ static void to_local_user(sm_t *sm, sm_pkt_t *pkt)
     sm_user_release(sm, u);
 }
 
+/*
+ * The FROM_USER chain for a stanza leaving a local user's account for another address;
+ * true when a handler stopped it.
+ */
+static bool from_user_stopped(sm_t *sm, sm_pkt_t *pkt)
+{
+    if (sm->nhandlers[SM_CHAIN_FROM_USER] == 0 || !jid_has_node(&pkt->from) ||
+        !sm_is_local(sm, &pkt->from) || jid_bare_equal(&pkt->from, &pkt->to))
+        return false;
+    sm_user_t *u = sm_user_find(sm, pkt->from.full, pkt->from.bare_len);
+    if (u == NULL || u->state != SM_USER_READY)
+        return false;
+    sm_user_t *prev = pkt->user;
+    pkt->user = u;
+    u->busy++;
+    bool stopped = sm_chain_run(sm, SM_CHAIN_FROM_USER, pkt) == XMLS_HANDLED;
+    u->busy--;
+    pkt->user = prev;
+    sm_user_release(sm, u);
+    return stopped;
+}
+
 /* Sends a parsed stanza on by its 'to' (which it has). */
 static void route_pkt(sm_t *sm, sm_pkt_t *pkt)
 {
+    if (from_user_stopped(sm, pkt))
+        return;
     if (!sm_is_local(sm, &pkt->to)) {
         int rc = sm->link != NULL ? link_endpoint_send(sm->link, pkt->st) : -ENOTCONN;
         if (rc < 0)
@@ -220,10 +265,13 @@ static void message_to_bare(sm_t *sm, sm_pkt_t *pkt)
         return;
     case XMLS_TYPE_HEADLINE:
         /* Every available resource with a non-negative priority, or nobody. */
-        for (sm_sess_t *s = u->sessions; s != NULL; s = s->next) {
+        for (sm_sess_t *s = u->sessions; s != NULL && n < TARGETS_MAX; s = s->next) {
             if (s->available && s->priority >= 0)
-                sm_sess_send(sm, s, pkt->st);
+                targets[n++] = s;
         }
+        for (size_t i = 0; i < n; i++)
+            sm_sess_send(sm, targets[i], pkt->st);
+        sm_delivered_fire(sm, pkt, targets, n);
         return;
     default:
         break;
@@ -233,6 +281,7 @@ static void message_to_bare(sm_t *sm, sm_pkt_t *pkt)
         n = TARGETS_MAX;
     for (size_t i = 0; i < n; i++)
         sm_sess_send(sm, targets[i], pkt->st);
+    sm_delivered_fire(sm, pkt, targets, n);
     if (n == 0 && sm_chain_run(sm, SM_CHAIN_UNDELIVERED, pkt) == XMLS_PASS)
         sm_reply_error(sm, pkt->st, CORE_STANZA_ERR_SERVICE_UNAVAILABLE);
 }
@@ -253,9 +302,10 @@ static void deliver_default(sm_t *sm, sm_pkt_t *pkt)
             sm_reply_error(sm, pkt->st, CORE_STANZA_ERR_SERVICE_UNAVAILABLE);
         return;
     case XMLS_KIND_MESSAGE:
-        if (sess != NULL)
+        if (sess != NULL) {
             sm_sess_send(sm, sess, pkt->st);
-        else if (!jid_has_resource(&pkt->to) || pkt->type == XMLS_TYPE_CHAT)
+            sm_delivered_fire(sm, pkt, &sess, 1);
+        } else if (!jid_has_resource(&pkt->to) || pkt->type == XMLS_TYPE_CHAT)
             message_to_bare(sm, pkt);
         else
             /* §8.5.3.2.1: only chat falls back to the bare JID; the rest is answered. */
@@ -315,7 +365,7 @@ void sm_deliver_from_session(sm_t *sm, sm_sess_t *sess, xml_stanza_t *st)
         route_pkt(sm, &pkt);
     } else if (pkt.kind != XMLS_KIND_PRESENCE) {
         /* RFC 6120 §10.3.3: no 'to' means the user's own bare JID, handled for the user. */
-        xml_stanza_t *c = xml_stanza_copy(st);
+        xml_stanza_t *c = xml_stanza_copy(pkt.st);
         char *bare = core_strndup(sess->jid.full, sess->jid.bare_len);
         xml_node_set_attr(c, c->root, NULL, "to", bare);
         core_free(bare);

@@ -105,8 +105,25 @@ typedef struct sm_pkt {
     jid_t from; /* prepared */
     jid_t to; /* prepared; full == NULL when the stanza had no 'to' */
     sm_sess_t *sess; /* the local session that sent it, or NULL */
-    sm_user_t *user; /* IN_SESS: the sender; TO_USER: the addressee; else NULL */
+    sm_user_t *user; /* IN_SESS, FROM_USER: the sender; TO_USER: the addressee; else NULL */
+    /*
+     * A module that changes the stanza replaces st with sm_pkt_set_stanza; the packet then
+     * holds that reference (here) until it is cleared, and later handlers and the core's
+     * delivery see the new one.
+     */
+    xml_stanza_t *owned;
+    /*
+     * IN_SESS: the XEP-0359 id under which the sender's own archive keeps this message (set
+     * by the archive module, owned by the packet), for the sent carbon (XEP-0313 §5.1.3);
+     * NULL when it is not archived.
+     */
+    char *stanza_id;
 } sm_pkt_t;
+
+/* Replaces pkt->st with st, a reference the packet takes over. */
+void sm_pkt_set_stanza(sm_pkt_t *pkt, xml_stanza_t *st);
+/* Makes pkt->st writable (an unshared copy, once) and returns it. */
+xml_stanza_t *sm_pkt_writable(sm_pkt_t *pkt);
 
 /*
  * The chains a stanza passes through, in module order, until a handler returns
@@ -117,6 +134,12 @@ typedef enum sm_chain {
     SM_CHAIN_TO_SERVER, /* addressed to the domain itself */
     SM_CHAIN_TO_USER, /* addressed to an existing local user (bare or full JID) */
     SM_CHAIN_UNDELIVERED, /* a message for a user with no session to take it (offline) */
+    /*
+     * Leaving a local user's account for another address: what its sessions send (after
+     * IN_SESS) and what the sm sends in its name (presence broadcasts, probe answers,
+     * errors). HANDLED stops it (XEP-0191 blocking).
+     */
+    SM_CHAIN_FROM_USER,
     SM_CHAIN_COUNT
 } sm_chain_t;
 
@@ -141,6 +164,20 @@ typedef struct sm_module {
     int (*init)(sm_t *sm, sm_mod_t *mod);
     void (*fini)(sm_t *sm, sm_mod_t *mod);
     void (*on_event)(sm_t *sm, void *data, sm_event_t ev, sm_sess_t *sess);
+    /*
+     * A storage document kind read with every user (all its documents, with their data, in
+     * the user's one load request), handed to on_user_load before the user is READY.
+     */
+    const char *user_kind;
+    void (*on_user_load)(sm_t *sm, void *data, sm_user_t *u, const storage_docs_t *docs);
+    /*
+     * A message for pkt->user was handed to the sessions to[0..n) (n >= 1) by the delivery
+     * rules (RFC 6121 §8.5). For what follows delivery: received carbons (XEP-0280).
+     */
+    void (*on_delivered)(sm_t *sm, void *data, const sm_pkt_t *pkt, sm_sess_t *const *to,
+                         size_t n);
+    /* Frees the module's slot of a user (sess NULL) or of a session that is being freed. */
+    void (*free_slot)(sm_t *sm, void *data, sm_user_t *u, sm_sess_t *sess);
 } sm_module_t;
 
 struct sm_mod {
@@ -174,6 +211,8 @@ struct sm {
     sm_handler_t *handlers[SM_CHAIN_COUNT];
     size_t nhandlers[SM_CHAIN_COUNT];
     uint64_t next_id; /* for ids of stanzas the sm makes */
+    const char *user_kinds[SM_MODULES_MAX + 1]; /* the modules' user_kind, NULL-terminated */
+    size_t user_kind_mod[SM_MODULES_MAX]; /* the module index of each */
     bool stopping;
 };
 
@@ -185,6 +224,11 @@ void sm_modules_fini(sm_t *sm);
 int sm_handler_add(sm_t *sm, sm_chain_t chain, const xml_match_t *m, sm_handler_fn fn, void *data);
 xml_handler_result_t sm_chain_run(sm_t *sm, sm_chain_t chain, sm_pkt_t *pkt);
 void sm_event_fire(sm_t *sm, sm_event_t ev, sm_sess_t *sess);
+void sm_delivered_fire(sm_t *sm, const sm_pkt_t *pkt, sm_sess_t *const *to, size_t n);
+/* Lets each module free its slot of u (sess NULL) or of sess. */
+void sm_slots_free(sm_t *sm, sm_user_t *u, sm_sess_t *sess);
+/* The user's load answered: each module with a user_kind gets its documents. */
+void sm_user_loaded_fire(sm_t *sm, sm_user_t *u, const storage_docs_t *docs, size_t ndocs);
 /* Calls fn for each feature of the enabled modules (account: an account's, else the
  * server's). */
 void sm_features_each(const sm_t *sm, bool account, void (*fn)(void *ud, const char *var),

@@ -49,6 +49,15 @@ int sm_modules_init(sm_t *sm)
         m->def = def;
         m->index = (unsigned)sm->nmods;
         sm->nmods++;
+        if (def->user_kind != NULL) {
+            size_t k = 0;
+            while (sm->user_kinds[k] != NULL)
+                k++;
+            if (k == STORAGE_LOAD_KINDS_MAX)
+                return -E2BIG;
+            sm->user_kinds[k] = def->user_kind;
+            sm->user_kind_mod[k] = m->index;
+        }
         int rc = def->init != NULL ? def->init(sm, m) : 0;
         if (rc < 0) {
             core_log(sm->log, CORE_LOG_ERROR, 0, "module %s failed to start: %s", def->name,
@@ -67,6 +76,7 @@ void sm_modules_fini(sm_t *sm)
             sm->mods[i].def->fini(sm, &sm->mods[i]);
     }
     sm->nmods = 0;
+    memset(sm->user_kinds, 0, sizeof(sm->user_kinds));
     for (int c = 0; c < SM_CHAIN_COUNT; c++) {
         core_free(sm->handlers[c]);
         sm->handlers[c] = NULL;
@@ -139,5 +149,30 @@ void sm_features_each(const sm_t *sm, bool account, void (*fn)(void *ud, const c
             account ? sm->mods[i].def->account_features : sm->mods[i].def->features;
         for (; f != NULL && *f != NULL; f++)
             fn(ud, *f);
+    }
+}
+
+void sm_delivered_fire(sm_t *sm, const sm_pkt_t *pkt, sm_sess_t *const *to, size_t n)
+{
+    for (size_t i = 0; i < sm->nmods && n > 0; i++) {
+        if (sm->mods[i].def->on_delivered != NULL)
+            sm->mods[i].def->on_delivered(sm, sm->mods[i].data, pkt, to, n);
+    }
+}
+
+void sm_slots_free(sm_t *sm, sm_user_t *u, sm_sess_t *sess)
+{
+    for (size_t i = 0; i < sm->nmods; i++) {
+        if (sm->mods[i].def->free_slot != NULL)
+            sm->mods[i].def->free_slot(sm, sm->mods[i].data, u, sess);
+    }
+}
+
+void sm_user_loaded_fire(sm_t *sm, sm_user_t *u, const storage_docs_t *docs, size_t ndocs)
+{
+    for (size_t k = 0; k < ndocs && sm->user_kinds[k] != NULL; k++) {
+        const sm_mod_t *m = &sm->mods[sm->user_kind_mod[k]];
+        if (m->def->on_user_load != NULL)
+            m->def->on_user_load(sm, m->data, u, &docs[k]);
     }
 }

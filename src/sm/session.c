@@ -76,6 +76,7 @@ static void session_end(sm_t *sm, sm_sess_t *sess)
     }
     core_map_del(&sm->sessions, sess->key, strlen(sess->key));
     core_log(sm->log, CORE_LOG_INFO, 0, "session %s ended", sess->jid.full);
+    sm_slots_free(sm, u, sess);
     jid_clear(&sess->jid);
     xml_stanza_unref(sess->presence);
     for (size_t i = 0; i < sess->ndirected; i++)

@@ -50,6 +50,7 @@ static void on_loaded(void *arg, int status, const storage_user_data_t *data)
         for (size_t i = 0; i < keys->count; i++)
             u->pending_in[i] = core_strndup(keys->items[i].data, keys->items[i].len);
         u->npending_in = keys->count;
+        sm_user_loaded_fire(sm, u, data->docs, data->ndocs);
         if (u->offline_loaded) {
             const storage_list_t *off = data->offline;
             u->offline.items = core_calloc(off->count + 1, sizeof(*u->offline.items));
@@ -88,7 +89,8 @@ sm_user_t *sm_user_get(sm_t *sm, const jid_t *bare, bool for_session)
     core_map_put(&sm->users, u->jid.full, u->jid.full_len, u);
     u->busy++;
     u->offline_loaded = for_session;
-    int rc = storage_user_load(sm->store, u->node, KIND_PENDING_IN, for_session, on_loaded, u);
+    int rc = storage_user_load(sm->store, u->node, KIND_PENDING_IN, sm->user_kinds,
+                               for_session, on_loaded, u);
     if (rc < 0) {
         u->busy--;
         u->offline_loaded = false;
@@ -104,6 +106,7 @@ void sm_user_free(sm_t *sm, sm_user_t *u)
         sm_sess_t *s = u->sessions;
         u->sessions = s->next;
         core_map_del(&sm->sessions, s->key, strlen(s->key));
+        sm_slots_free(sm, u, s);
         jid_clear(&s->jid);
         xml_stanza_unref(s->presence);
         for (size_t i = 0; i < s->ndirected; i++)
@@ -114,6 +117,7 @@ void sm_user_free(sm_t *sm, sm_user_t *u)
         core_free(s->key);
         core_free(s);
     }
+    sm_slots_free(sm, u, NULL);
     for (size_t i = 0; i < u->nqueue; i++)
         xml_stanza_unref(u->queue[i].st);
     core_free(u->queue);

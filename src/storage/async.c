@@ -61,6 +61,9 @@ typedef struct storage_req {
     char *version;
     storage_list_t list;
     storage_list_t list2; /* user load: the offline queue */
+    char **kinds; /* user load: the content kinds (owned, nkinds of them) */
+    storage_docs_t *docs; /* user load: their documents, one per kind */
+    size_t nkinds;
     storage_roster_t roster;
     storage_roster_item_t out_item;
 } storage_req_t;
@@ -118,6 +121,12 @@ static void req_free(storage_req_t *rq)
     core_free(rq->version);
     storage_list_clear(&rq->list);
     storage_list_clear(&rq->list2);
+    for (size_t i = 0; i < rq->nkinds; i++) {
+        core_free(rq->kinds[i]);
+        storage_docs_clear(&rq->docs[i]);
+    }
+    core_free(rq->kinds);
+    core_free(rq->docs);
     storage_roster_clear(&rq->roster);
     storage_roster_item_clear(&rq->out_item);
     core_free(rq);
@@ -188,6 +197,8 @@ static void req_run(storage_db_t *db, storage_req_t *rq)
         rq->status = storage_db_roster_get(db, rq->user, &rq->roster);
         if (rq->status == 0 && rq->text != NULL)
             rq->status = storage_db_doc_list(db, rq->user, rq->text, &rq->list);
+        for (size_t i = 0; rq->status == 0 && i < rq->nkinds; i++)
+            rq->status = storage_db_doc_get_all(db, rq->user, rq->kinds[i], &rq->docs[i]);
         if (rq->status == 0 && rq->num != 0)
             rq->status = storage_db_offline_get(db, rq->user, &rq->list2);
         break;
@@ -264,8 +275,11 @@ static void req_deliver(storage_req_t *rq)
         rq->cb.item(rq->arg, rq->status, ok ? &rq->out_item : NULL);
         break;
     case OP_USER_LOAD: {
-        storage_user_data_t d = {
-            .roster = &rq->roster, .doc_keys = &rq->list, .offline = &rq->list2};
+        storage_user_data_t d = {.roster = &rq->roster,
+                                 .doc_keys = &rq->list,
+                                 .offline = &rq->list2,
+                                 .docs = rq->docs,
+                                 .ndocs = rq->nkinds};
         rq->cb.load(rq->arg, rq->status, ok ? &d : NULL);
         break;
     }
@@ -582,14 +596,27 @@ int storage_doc_list(storage_t *st, const char *user, const char *kind, storage_
     return submit(st, rq);
 }
 
-int storage_user_load(storage_t *st, const char *user, const char *doc_kind, bool with_offline,
+int storage_user_load(storage_t *st, const char *user, const char *doc_kind,
+                      const char *const *content_kinds, bool with_offline,
                       storage_user_load_cb cb, void *arg)
 {
+    size_t nkinds = 0;
+    for (; content_kinds != NULL && content_kinds[nkinds] != NULL; nkinds++) {
+        if (nkinds == STORAGE_LOAD_KINDS_MAX || storage_check_kind(content_kinds[nkinds]) < 0)
+            return -EINVAL;
+    }
     if (cb == NULL || storage_check_user(user) < 0 ||
         (doc_kind != NULL && storage_check_kind(doc_kind) < 0))
         return -EINVAL;
     storage_req_t *rq = req_new(OP_USER_LOAD, user, arg);
     rq->text = doc_kind != NULL ? core_strdup(doc_kind) : NULL;
+    if (nkinds > 0) {
+        rq->kinds = core_calloc(nkinds, sizeof(*rq->kinds));
+        rq->docs = core_calloc(nkinds, sizeof(*rq->docs));
+        for (size_t i = 0; i < nkinds; i++)
+            rq->kinds[i] = core_strdup(content_kinds[i]);
+        rq->nkinds = nkinds;
+    }
     rq->num = with_offline ? 1 : 0;
     rq->cb.load = cb;
     return submit(st, rq);

@@ -45,6 +45,12 @@ void storage_list_clear(storage_list_t *l)
     l->count = 0;
 }
 
+void storage_docs_clear(storage_docs_t *d)
+{
+    storage_list_clear(&d->keys);
+    storage_list_clear(&d->values);
+}
+
 void storage_list_push(storage_list_t *l, const char *data, size_t len)
 {
     /* Grow by doubling: the capacity is the next power of two at or above count. */
@@ -497,5 +503,38 @@ int storage_db_doc_list(storage_db_t *db, const char *user, const char *kind, st
         return r;
     }
     *out = l;
+    return 0;
+}
+
+int storage_db_doc_get_all(storage_db_t *db, const char *user, const char *kind,
+                           storage_docs_t *out)
+{
+    storage_docs_t d = {0};
+    int r = storage_db_doc_list(db, user, kind, &d.keys);
+    if (r < 0)
+        return r;
+    size_t kept = 0;
+    for (size_t i = 0; i < d.keys.count; i++) {
+        storage_blob_t b = {0};
+        r = db->ops->doc_get(db, user, kind, d.keys.items[i].data, &b);
+        if (r == -ENOENT) {
+            /* Removed since the listing: left out, as if listed a moment later. */
+            core_free(d.keys.items[i].data);
+            continue;
+        }
+        if (r < 0) {
+            storage_blob_clear(&b);
+            for (size_t j = i; j < d.keys.count; j++)
+                core_free(d.keys.items[j].data);
+            d.keys.count = kept;
+            storage_docs_clear(&d);
+            return r;
+        }
+        d.keys.items[kept++] = d.keys.items[i];
+        storage_list_push(&d.values, b.data, b.len);
+        storage_blob_clear(&b);
+    }
+    d.keys.count = kept;
+    *out = d;
     return 0;
 }

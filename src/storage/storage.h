@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 
 #include "core/config.h"
@@ -133,9 +134,16 @@ typedef struct storage_roster {
     size_t count;
 } storage_roster_t;
 
+/* Every document of one kind: keys sorted bytewise, values[i] the data of keys[i]. */
+typedef struct storage_docs {
+    storage_list_t keys;
+    storage_list_t values;
+} storage_docs_t;
+
 /* Each frees what the object owns and zeroes it; safe on a zeroed object. */
 void storage_blob_clear(storage_blob_t *b);
 void storage_list_clear(storage_list_t *l);
+void storage_docs_clear(storage_docs_t *d);
 void storage_roster_item_clear(storage_roster_item_t *item);
 void storage_roster_clear(storage_roster_t *r);
 /* A deep copy of src into dst (clear dst later). */
@@ -208,6 +216,88 @@ int storage_db_doc_put(storage_db_t *db, const char *user, const char *kind, con
 int storage_db_doc_delete(storage_db_t *db, const char *user, const char *kind, const char *key);
 /* The keys of one kind, sorted bytewise. */
 int storage_db_doc_list(storage_db_t *db, const char *user, const char *kind, storage_list_t *out);
+/* Every document of one kind with its data (one isolated read). */
+int storage_db_doc_get_all(storage_db_t *db, const char *user, const char *kind,
+                           storage_docs_t *out);
+
+/* ---- the message archive (XEP-0313) ---- */
+
+/*
+ * Each user has an archive of messages: entries in the order they were appended, each with
+ * an id unique in that archive (the XEP-0359 stanza-id the sm chose, 1..STORAGE_ARCHIVE_ID_MAX
+ * bytes of [A-Za-z0-9_-]), a time stamp, the other party's JID, and the stanza as bytes.
+ */
+#define STORAGE_ARCHIVE_ID_MAX 64
+/* Entries one query returns at most (XEP-0059 max beyond it is cut to this). */
+#define STORAGE_ARCHIVE_PAGE_MAX 1000
+/* Ids one query may name (urn:xmpp:mam:2#extended 'ids'). */
+#define STORAGE_ARCHIVE_IDS_MAX 1000
+
+/* One entry to append (all borrowed). */
+typedef struct storage_archive_entry {
+    const char *user; /* whose archive */
+    const char *id; /* unique in that archive: a duplicate is -EEXIST for that entry */
+    int64_t stamp_us; /* microseconds since the epoch */
+    const char *with; /* the other party: a full or bare JID, prepared */
+    const char *data; /* the stanza's bytes */
+    size_t len;
+} storage_archive_entry_t;
+
+/* One entry read back (owned by the result that holds it). */
+typedef struct storage_archive_item {
+    char *id;
+    int64_t stamp_us;
+    char *with;
+    storage_blob_t data;
+} storage_archive_item_t;
+
+/*
+ * What to read. Filters combine (AND); ids, when given, select those entries only (in
+ * archive order; unknown ids are left out) and after_id/before_id/max still apply.
+ * Paging is by position in the archive (append order), not by stamp.
+ */
+typedef struct storage_archive_query {
+    const char *with; /* NULL: anyone. A bare JID matches every resource of it; a full JID
+                         only itself; a domain only the domain (XEP-0313 §4.1.1) */
+    bool has_start; /* start_us applies: entries stamped at or after it */
+    int64_t start_us;
+    bool has_end; /* end_us applies: entries stamped at or before it */
+    int64_t end_us;
+    const char *after_id; /* NULL, or only entries after this one; -ENOMSG if unknown */
+    const char *before_id; /* NULL, or only entries before this one; -ENOMSG if unknown */
+    const char *const *ids; /* NULL, or nids ids */
+    size_t nids;
+    size_t max; /* 1..STORAGE_ARCHIVE_PAGE_MAX entries; 0 is allowed: only the count */
+    /*
+     * false: the first max matching entries (from the oldest, or after after_id).
+     * true: the last max (the newest, or those just before before_id) — the page a
+     * XEP-0059 <before/> asks for. Either way the items come oldest first.
+     */
+    bool from_end;
+} storage_archive_query_t;
+
+typedef struct storage_archive_result {
+    storage_archive_item_t *items; /* oldest first */
+    size_t count;
+    /* No matching entry lies beyond this page in the direction of paging (XEP-0313 'complete'). */
+    bool complete;
+    size_t total; /* matching entries, ignoring after_id, before_id and max (XEP-0059 count) */
+    size_t first_index; /* the position of items[0] among those (XEP-0059 first@index) */
+} storage_archive_result_t;
+
+void storage_archive_result_clear(storage_archive_result_t *r);
+
+/*
+ * Appends entries to their users' archives in one transaction (a user that does not exist
+ * is skipped: its entry's status is -ENOENT). status[i] (if status is not NULL) receives each
+ * entry's result. Returns 0 when the batch was written, or an error when nothing was.
+ */
+int storage_db_archive_append(storage_db_t *db, const storage_archive_entry_t *entries, size_t n,
+                              int *status);
+int storage_db_archive_query(storage_db_t *db, const char *user,
+                             const storage_archive_query_t *q, storage_archive_result_t *out);
+/* Removes the user's entries stamped before before_us (retention); all: INT64_MAX. */
+int storage_db_archive_expire(storage_db_t *db, const char *user, int64_t before_us);
 
 /* ---- asynchronous front ---- */
 
@@ -241,6 +331,12 @@ typedef struct storage_user_data {
     const storage_roster_t *roster;
     const storage_list_t *doc_keys; /* the keys of the kind asked for (empty if none asked) */
     const storage_list_t *offline; /* the offline queue, oldest first (empty if not asked) */
+    /*
+     * The documents of each kind in content_kinds, in that order: docs[i] holds kind i's
+     * keys (sorted bytewise) and, at the same index, their data.
+     */
+    const storage_docs_t *docs;
+    size_t ndocs;
 } storage_user_data_t;
 typedef void (*storage_user_load_cb)(void *arg, int status, const storage_user_data_t *data);
 
@@ -288,11 +384,29 @@ int storage_doc_delete(storage_t *st, const char *user, const char *kind, const 
 int storage_doc_list(storage_t *st, const char *user, const char *kind, storage_list_cb cb,
                      void *arg);
 /*
- * The roster, the keys of documents of doc_kind (NULL: none) and, with with_offline, the
- * offline queue, in one request: one trip to the storage thread where a login would
- * otherwise need three. The first step that fails gives the status (-ENOENT: no account).
+ * The archive (see above). append copies the batch; cb gets 0 when it was written (entries
+ * of missing users are skipped) or the error when nothing was. Callers batch: the sm sends
+ * what one loop iteration archived as one request, so a busy server writes one
+ * transaction per iteration, not one per message.
  */
-int storage_user_load(storage_t *st, const char *user, const char *doc_kind, bool with_offline,
+typedef void (*storage_archive_cb)(void *arg, int status, const storage_archive_result_t *res);
+int storage_archive_append(storage_t *st, const storage_archive_entry_t *entries, size_t n,
+                           storage_status_cb cb, void *arg);
+int storage_archive_query(storage_t *st, const char *user, const storage_archive_query_t *q,
+                          storage_archive_cb cb, void *arg);
+int storage_archive_expire(storage_t *st, const char *user, int64_t before_us,
+                           storage_status_cb cb, void *arg);
+
+/*
+ * The roster, the keys of documents of doc_kind (NULL: none), every document (with its data)
+ * of each kind in content_kinds (NULL-terminated; NULL: none; at most STORAGE_LOAD_KINDS_MAX)
+ * and, with with_offline, the offline queue, in one request: one trip to the storage thread
+ * where a login would otherwise need several. The first step that fails gives the status
+ * (-ENOENT: no account).
+ */
+#define STORAGE_LOAD_KINDS_MAX 16
+int storage_user_load(storage_t *st, const char *user, const char *doc_kind,
+                      const char *const *content_kinds, bool with_offline,
                       storage_user_load_cb cb, void *arg);
 
 #endif
