@@ -234,6 +234,11 @@ void sm_user_loaded_fire(sm_t *sm, sm_user_t *u, const storage_docs_t *docs, siz
 void sm_features_each(const sm_t *sm, bool account, void (*fn)(void *ud, const char *var),
                       void *ud);
 
+/* mod_caps.c: entity capabilities (XEP-0115) of the JIDs whose presence the sm has seen. */
+/* True when full_jid's current caps are known and list feature (e.g. "urn:xmpp:bookmarks:1+notify");
+ * false when they do not, are not known yet, or the caps module is off. */
+bool sm_caps_has_feature(sm_t *sm, const char *full_jid, const char *feature);
+
 /* user.c */
 /* The user in memory, or NULL. */
 sm_user_t *sm_user_find(sm_t *sm, const char *bare, size_t len);
