@@ -174,8 +174,7 @@ typedef struct sm_module {
      * A message for pkt->user was handed to the sessions to[0..n) (n >= 1) by the delivery
      * rules (RFC 6121 §8.5). For what follows delivery: received carbons (XEP-0280).
      */
-    void (*on_delivered)(sm_t *sm, void *data, const sm_pkt_t *pkt, sm_sess_t *const *to,
-                         size_t n);
+    void (*on_delivered)(sm_t *sm, void *data, const sm_pkt_t *pkt, sm_sess_t *const *to, size_t n);
     /* Frees the module's slot of a user (sess NULL) or of a session that is being freed. */
     void (*free_slot)(sm_t *sm, void *data, sm_user_t *u, sm_sess_t *sess);
 } sm_module_t;
@@ -235,8 +234,9 @@ void sm_features_each(const sm_t *sm, bool account, void (*fn)(void *ud, const c
                       void *ud);
 
 /* mod_caps.c: entity capabilities (XEP-0115) of the JIDs whose presence the sm has seen. */
-/* True when full_jid's current caps are known and list feature (e.g. "urn:xmpp:bookmarks:1+notify");
- * false when they do not, are not known yet, or the caps module is off. */
+/* True when full_jid's current caps are known and list feature (e.g.
+ * "urn:xmpp:bookmarks:1+notify"); false when they do not, are not known yet, or the caps module is
+ * off. */
 bool sm_caps_has_feature(sm_t *sm, const char *full_jid, const char *feature);
 
 /* user.c */

@@ -597,8 +597,8 @@ int storage_doc_list(storage_t *st, const char *user, const char *kind, storage_
 }
 
 int storage_user_load(storage_t *st, const char *user, const char *doc_kind,
-                      const char *const *content_kinds, bool with_offline,
-                      storage_user_load_cb cb, void *arg)
+                      const char *const *content_kinds, bool with_offline, storage_user_load_cb cb,
+                      void *arg)
 {
     size_t nkinds = 0;
     for (; content_kinds != NULL && content_kinds[nkinds] != NULL; nkinds++) {

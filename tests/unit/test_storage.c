@@ -339,9 +339,10 @@ static void test_async_front(void **state)
     assert_int_equal(storage_doc_put(run.st, "juliet", "subin", "nurse@localhost", "x", 1,
                                      on_status, &steps[23]),
                      0);
-    assert_int_equal(storage_user_load(run.st, "juliet", "subin", NULL, true, on_load, &steps[24]), 0);
-    assert_int_equal(storage_user_load(run.st, "nobody", NULL, NULL, false, on_load_missing, &steps[25]),
+    assert_int_equal(storage_user_load(run.st, "juliet", "subin", NULL, true, on_load, &steps[24]),
                      0);
+    assert_int_equal(
+        storage_user_load(run.st, "nobody", NULL, NULL, false, on_load_missing, &steps[25]), 0);
     assert_int_equal(storage_user_load(run.st, "juliet", "BAD KIND", NULL, false, on_load, NULL),
                      -EINVAL);
     /* Nothing runs inside the submitting call. */
