@@ -406,6 +406,7 @@ static int fi_user_delete(storage_db_t *db, const char *user)
         rc = -errno;
     else
         rc = storage_files_sync(f, f->root);
+    storage_files_archive_forget(f, u.enc);
     storage_files_user_close(&u);
     if (rc == 0)
         remove_tree(f->root, trash, TREE_DEPTH);
@@ -981,6 +982,7 @@ static int fi_doc_list(storage_db_t *db, const char *user, const char *kind, sto
 static void fi_close(storage_db_t *db)
 {
     storage_files_db_t *f = from_db(db);
+    storage_files_archive_close(f);
     close(f->root);
     core_free(f);
 }
