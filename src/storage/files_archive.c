@@ -295,7 +295,7 @@ static int archive_open_append(int dir, int *fd, bool *created)
  * hash found there is only a hint: the file is then read in full, to tell a duplicate from
  * a collision.
  */
-#define IDS_MAX (1u << 20) /* hashes kept over all users: 16 MiB of slots at most */
+#define IDS_MAX (1u << 19) /* hashes kept over all users: 8 to 16 MiB of slots */
 #define TAIL_MAX 64
 
 typedef struct archive_ids {
@@ -346,33 +346,35 @@ static bool ids_has(const archive_ids_t *k, uint64_t h)
     }
 }
 
+/* Puts h in a table of cap slots (never full); false when it was there. */
+static bool slots_put(uint64_t *slots, size_t cap, uint64_t h)
+{
+    for (size_t i = h & (cap - 1);; i = (i + 1) & (cap - 1)) {
+        if (slots[i] == h)
+            return false;
+        if (slots[i] == 0) {
+            slots[i] = h;
+            return true;
+        }
+    }
+}
+
 static void ids_add(storage_files_ids_t *c, archive_ids_t *k, uint64_t h)
 {
     if (2 * (k->count + 1) > k->cap) {
-        size_t old_cap = k->cap;
-        uint64_t *old = k->slots;
-        k->cap = old_cap == 0 ? 64 : 2 * old_cap;
-        k->slots = core_calloc(k->cap, sizeof(*k->slots));
-        k->count = 0; /* counted again below; the cache's total does not change */
-        for (size_t i = 0; i < old_cap; i++)
-            if (old[i] != 0)
-                for (size_t j = old[i] & (k->cap - 1);; j = (j + 1) & (k->cap - 1))
-                    if (k->slots[j] == 0) {
-                        k->slots[j] = old[i];
-                        k->count++;
-                        break;
-                    }
-        core_free(old);
+        /* At most half full, so a probe ends soon. */
+        size_t cap = k->cap == 0 ? 64 : 2 * k->cap;
+        uint64_t *slots = core_calloc(cap, sizeof(*slots));
+        for (size_t i = 0; i < k->cap; i++)
+            if (k->slots[i] != 0)
+                slots_put(slots, cap, k->slots[i]);
+        core_free(k->slots);
+        k->slots = slots;
+        k->cap = cap;
     }
-    for (size_t i = h & (k->cap - 1);; i = (i + 1) & (k->cap - 1)) {
-        if (k->slots[i] == h)
-            return;
-        if (k->slots[i] == 0) {
-            k->slots[i] = h;
-            k->count++;
-            c->count++;
-            return;
-        }
+    if (slots_put(k->slots, k->cap, h)) {
+        k->count++;
+        c->count++;
     }
 }
 
@@ -520,11 +522,11 @@ static int archive_scan_ids(storage_files_ids_t *c, archive_ids_t *k, int fd, ui
     while ((rc = reader_record(&r, &out->have_header, &line, &len, &off)) == 1) {
         /* Only the id matters here; queries check the rest of each line. */
         const char *tab = memchr(line, '\t', len);
-        if (tab == NULL) {
+        size_t id_len = tab != NULL ? (size_t)(tab - line) : 0;
+        if (!id_valid(line, id_len)) {
             rc = -EBADMSG;
             break;
         }
-        size_t id_len = (size_t)(tab - line);
         for (size_t j = pending_find(ids, n, line, id_len);
              j < n && key_is(ids[j].key, line, id_len); j++)
             status[ids[j].index] = -EEXIST;

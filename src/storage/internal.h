@@ -53,6 +53,9 @@ typedef struct storage_backend_ops {
     /*
      * n >= 1 checked entries; status has n slots, all 0 on entry: the backend sets those of
      * entries it skips (-ENOENT, -EEXIST). On an error return the wrapper overwrites them all.
+     * sqlite writes the batch in one transaction; files appends user by user, so there a
+     * user's failure is in its entries' statuses and the call fails only if nothing was
+     * written.
      */
     int (*archive_append)(storage_db_t *db, const storage_archive_entry_t *entries, size_t n,
                           int *status);
