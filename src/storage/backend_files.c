@@ -22,7 +22,8 @@
  *    user is created, and the whole directory is renamed away (atomically) to delete one.
  *  - Every file is replaced whole: written to a temporary file, synced, renamed over the old
  *    one, and the directory synced. A reader sees the old or the new file, never a mix, so
- *    readers take no lock.
+ *    readers take no lock. The one exception, the archive, only grows by whole lines, and its
+ *    readers ignore an unfinished last line (files_archive.c).
  *  - Writers hold an exclusive flock on <root>/<enc>/lock for the whole read-modify-write.
  *    The lock file is never replaced, so every handle (thread or process) locks the same
  *    inode. After taking it a writer checks that the directory it locked is still the one at
