@@ -75,6 +75,9 @@ NS_STREAMS = harness.NS_STREAMS_ERR
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = harness.STOP_TIMEOUT
 DEFAULT_USERS = ("alice", "bob", "carol")
+# The store of every IM server a test does not choose one for: PARLEY_E2E_STORAGE=files runs
+# the whole suite on the plain-files backend (`make test` runs it on both).
+DEFAULT_STORAGE = os.environ.get("PARLEY_E2E_STORAGE", "sqlite")
 
 
 def q(ns, name):
@@ -204,7 +207,7 @@ class IMServer:
         self.users = dict(users if users is not None
                           else {u: f"{u}-{secrets.token_hex(6)}" for u in DEFAULT_USERS})
         self.opts = {"offline_max": 100, "max_auth_attempts": 3, "require_tls": True,
-                     "storage": "sqlite", "log_level": "debug", "registration": False,
+                     "storage": DEFAULT_STORAGE, "log_level": "debug", "registration": False,
                      "registration_per_ip": 3, "sm_disable": (), "c2s_extra": {},
                      "auth_delay": "0", "c2s2": False, "sm_extra": {}}
         self.opts.update(opts)
