@@ -68,7 +68,8 @@ def trio(clients):
     enable(a1)
     a2.xmpp.register_plugin("xep_0280")
     a2.events = []
-    a2.xmpp.add_event_handler("carbon_sent", lambda m: a2.events.append(("sent", m["carbon_sent"]["id"])))
+    a2.xmpp.add_event_handler("carbon_sent",
+                              lambda m: a2.events.append(("sent", m["carbon_sent"]["id"])))
     a2.xmpp.add_event_handler("carbon_received",
                               lambda m: a2.events.append(("received", m["carbon_received"]["id"])))
     res = a2.pool.run(a2.xmpp["xep_0280"].enable(), 5.0)
