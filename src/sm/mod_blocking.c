@@ -291,6 +291,17 @@ static void cut_presence(sm_t *sm, sm_user_t *u, const blocklist_t *added)
                 send_presence(sm, s, s->directed[i], false);
         }
     }
+    /*
+     * A subscription request from a contact now blocked is forgotten: it would otherwise be
+     * presented again at the next login (RFC 6121 §3.1.3), from someone the user refuses.
+     */
+    for (size_t i = u->npending_in; i-- > 0;) {
+        if (str_matches(sm, added, u->pending_in[i])) {
+            char *jid = core_strdup(u->pending_in[i]); /* clearing frees the list's copy */
+            sm_user_clear_pending_in(sm, u, jid);
+            core_free(jid);
+        }
+    }
 }
 
 /*

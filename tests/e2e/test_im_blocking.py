@@ -241,6 +241,20 @@ def test_subscription_request_from_blocked_is_dropped(clients):
     a2.expect_silence(0.5, match("presence", type="subscribe"))
 
 
+def test_pending_request_forgotten_when_blocked(clients):
+    """A request waiting from before the block is not presented again at the next login."""
+    a = online(clients, "alice")
+    b = online(clients, "bob")
+    b.presence(type="subscribe", to=A)
+    a.recv(match("presence", type="subscribe", frm=B))
+    ok(block(a, B))
+    a2 = online(clients, "alice", "later")
+    a2.expect_silence(0.7, match("presence", type="subscribe"))
+    ok(unblock(a, B))
+    a3 = online(clients, "alice", "later2")
+    a3.expect_silence(0.5, match("presence", type="subscribe"))
+
+
 # ---------------------------------------------------------------------------
 # Messages and IQs
 
