@@ -151,6 +151,7 @@ void sm_stop(sm_t *sm)
         return;
     sm->stopping = true;
     sm_session_end_all(sm);
+    sm_iq_stop(sm);
     if (sm->link != NULL) {
         link_endpoint_close(sm->link);
         sm->link = NULL;
@@ -168,6 +169,7 @@ void sm_free(sm_t *sm)
         return;
     if (sm->link != NULL)
         link_endpoint_close(sm->link);
+    sm_iq_stop(sm); /* its callbacks belong to modules */
     core_map_each(&sm->users, user_free_cb, sm);
     core_map_free(&sm->users);
     core_map_free(&sm->sessions);
