@@ -39,7 +39,12 @@ static xml_handler_result_t server_info(sm_t *sm, void *data, sm_pkt_t *pkt)
 {
     if (jid_has_resource(&pkt->to))
         return XMLS_PASS;
-    if (!has_node(sm, pkt))
+    /* XEP-0115 §6.2: the node of the server's own caps is the server itself. */
+    const char *node = xml_node_attr(pkt->payload, "node");
+    const char *caps = node != NULL ? sm_caps_server_node(sm) : NULL;
+    if (caps != NULL && strcmp(node, caps) == 0)
+        info_reply(sm, pkt, false, caps);
+    else if (!has_node(sm, pkt))
         info_reply(sm, pkt, false, NULL);
     return XMLS_HANDLED;
 }
