@@ -489,7 +489,7 @@ static void collect(void *ud, const char *k, void *v)
 {
     collect_ctx_t *c = ud;
     jid_ent_t *e = v;
-    if (c->n < c->max && e->set == NULL && strcmp(e->key, c->key) == 0 &&
+    if (c->n < c->max && e->set == NULL && e->key != NULL && strcmp(e->key, c->key) == 0 &&
         (c->skip == NULL || strcmp(e->jid, c->skip) != 0))
         c->out[c->n++] = e;
 }
