@@ -195,8 +195,9 @@ class IMServer:
     users maps a user name to its password (created before start). opts: offline_max,
     max_auth_attempts, require_tls, storage ("sqlite" or "files"), log_level, registration
     (in-band, XEP-0077), registration_per_ip, sm_disable (a list of sm modules), c2s_extra
-    (more [c2s] keys, e.g. {"ping_interval": "500ms"}), auth_delay (the failed-authentication
-    delay: off unless a test sets it, so that tests of wrong passwords do not wait).
+    (more [c2s] keys, e.g. {"ping_interval": "500ms"}), sm_extra (more [sm] keys, e.g.
+    {"vcard_max_size": "2K"}), auth_delay (the failed-authentication delay: off unless a test
+    sets it, so that tests of wrong passwords do not wait).
     """
 
     def __init__(self, parleyd, workdir, topology, users=None, **opts):
