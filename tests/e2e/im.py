@@ -191,8 +191,9 @@ class IMServer:
     users maps a user name to its password (created before start). opts: offline_max,
     max_auth_attempts, require_tls, storage ("sqlite" or "files"), log_level, registration
     (in-band, XEP-0077), registration_per_ip, sm_disable (a list of sm modules), c2s_extra
-    (more [c2s] keys, e.g. {"ping_interval": "500ms"}), auth_delay (the failed-authentication
-    delay: off unless a test sets it, so that tests of wrong passwords do not wait).
+    (more [c2s] keys, e.g. {"ping_interval": "500ms"}), sm_extra (more [sm] keys, e.g.
+    {"archive_default": "never"}), auth_delay (the failed-authentication delay: off unless a
+    test sets it, so that tests of wrong passwords do not wait).
     """
 
     def __init__(self, parleyd, workdir, topology, users=None, **opts):
@@ -205,7 +206,7 @@ class IMServer:
         self.opts = {"offline_max": 100, "max_auth_attempts": 3, "require_tls": True,
                      "storage": "sqlite", "log_level": "debug", "registration": False,
                      "registration_per_ip": 3, "sm_disable": (), "c2s_extra": {},
-                     "auth_delay": "0"}
+                     "sm_extra": {}, "auth_delay": "0"}
         self.opts.update(opts)
         self.procs = []
         self.all_procs = []  # every process started, for the final check
@@ -268,7 +269,7 @@ auth_delay = {o['auth_delay']}
 domain = {DOMAIN}
 offline_max = {o['offline_max']}
 disable = {', '.join(o['sm_disable']) or '""'}
-
+{''.join(f"{k} = {v}" + chr(10) for k, v in o['sm_extra'].items())}
 [storage]
 backend = {o['storage']}
 path = {storage_path}
