@@ -5,6 +5,7 @@ queries and their errors, preferences (XEP-0441), restarts on both backends, the
 
 import datetime
 import os
+import sqlite3
 import subprocess
 import time
 import xml.etree.ElementTree as ET
@@ -725,6 +726,67 @@ def test_archive_survives_restart(make_im, storage):
         assert archive(a).bodies() == ["r0", "r1", "r2", "kept after the restart"]
         # New ids are new: none repeats one from before the restart.
         assert len(set(archive(b).ids())) == 4
+    finally:
+        pool.close()
+
+
+def age_entries(srv, user, count, days):
+    """Moves the stamps of the user's count oldest entries days back, in the store itself
+    (the server stopped): the sqlite table or the files backend's archive file, as
+    docs/storage.md describes them."""
+    shift = days * 86400 * 1000000
+    if srv.opts["storage"] == "sqlite":
+        db = sqlite3.connect(os.path.join(srv.workdir, "data", "parley.db"), timeout=5)
+        try:
+            with db:
+                cur = db.execute(
+                    "UPDATE archive SET stamp = stamp - ? WHERE seq IN (SELECT a.seq FROM archive a"
+                    " JOIN users u ON u.id = a.user_id WHERE u.name = ? ORDER BY a.seq LIMIT ?)",
+                    (shift, user, count))
+                assert cur.rowcount == count
+        finally:
+            db.close()
+        return
+    path = os.path.join(srv.workdir, "data", "store", user, "archive")
+    with open(path, encoding="utf-8") as f:
+        lines = f.read().split("\n")
+    records = [i for i, line in enumerate(lines) if line and not line.startswith(("#", "parley "))]
+    for i in records[:count]:
+        fields = lines[i].split("\t")
+        fields[1] = str(int(fields[1]) - shift)
+        lines[i] = "\t".join(fields)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+
+
+@pytest.mark.parametrize("storage", ["sqlite", "files"])
+def test_archive_expiry(make_im, storage):
+    """[sm] archive_expiry: entries older than that go at the user's next login, oldest first
+    (§3.1: no gaps); younger ones, and other users' archives, stay until their turn."""
+    srv = make_im(storage=storage)
+    pool = im.IMPool(srv)
+    try:
+        a = pool.client("alice", available=True)
+        b = pool.client("bob", available=True)
+        for i in range(3):
+            send(a, b, f"e{i}")
+        ids = archive(a).ids()
+    finally:
+        pool.close()
+    srv.stop()
+    assert not srv.problems(), srv.log_tails()
+    age_entries(srv, "alice", 2, 10)
+    age_entries(srv, "bob", 1, 10)
+    srv.opts["sm_extra"] = {"archive_expiry": "7d"}
+    srv.write_config()
+    srv.start()
+    pool = im.IMPool(srv)
+    try:
+        a = pool.client("alice", available=True)
+        page = archive(a)
+        assert page.ids() == ids[2:] and page.bodies() == ["e2"], page.bodies()
+        b = pool.client("bob", available=True)
+        assert archive(b).bodies() == ["e1", "e2"]
     finally:
         pool.close()
 
