@@ -478,6 +478,7 @@ def test_paging_forward(clients):
     assert query(a).ids() == ids
     p0 = query(a, rsm=rsm_xml(max=0))
     assert p0.ok and p0.results == [] and p0.count == 7 and p0.first is None, dump(p0.iq)
+    assert not p0.complete, "§4.3.2: the page was cut by <max/>"
 
 
 def test_paging_backward(clients):
