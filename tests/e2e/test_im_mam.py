@@ -498,6 +498,26 @@ def test_paging_backward(clients):
     assert page.bodies() == ["p6", "from bob"] and page.count == 8 and page.first_index == 6
 
 
+def test_slixmpp_paging(clients):
+    """slixmpp's XEP-0313 iterator pages with XEP-0059 (xep_0059's ResultIterator): forwards
+    with <after/> until first@index + page = count. Backwards it starts from an empty
+    <before/>, and stops after that first page, which ends at the count (slixmpp 1.8 applies
+    its forward stop rule in both directions)."""
+    a = clients("alice", available=True)
+    b = clients("bob", available=True)
+    ids = seven(a, b)
+    a.xmpp.register_plugin("xep_0313")
+
+    async def walk(reverse):
+        got = []
+        async for m in a.xmpp["xep_0313"].iterate(jid=A, rsm={"max": 3}, reverse=reverse):
+            got.append(m["mam_result"]["id"])
+        return got
+
+    assert a.pool.run(walk(False), 10.0) == ids
+    assert a.pool.run(walk(True), 10.0) == list(reversed(ids[4:]))
+
+
 def test_flip_page(clients):
     """§4.3.4: the page is sent newest first; what it holds, and first/last, do not change."""
     a = clients("alice", available=True)
