@@ -444,7 +444,7 @@ static void send_item(query_ctx_t *c, sm_sess_t *sess, const char *bare,
     if (orig != NULL)
         xml_node_add_copy(msg, fwd, orig->root);
     else
-        /* §3.1 lets a result carry no message; its id and stamp keep the archive whole. */
+        /* §3.2 lets a result carry no message; its id and stamp keep the archive whole. */
         core_log(sm->log, CORE_LOG_WARN, 0, "%s: archived message %s does not parse",
                  c->u->jid.full, it->id);
     xml_stanza_unref(orig);

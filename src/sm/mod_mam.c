@@ -28,7 +28,7 @@ static int64_t now_us(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-/* ---- archive ids (XEP-0359 §4: unique and stable; XEP-0313 §3: unpredictable) ---- */
+/* ---- archive ids (XEP-0359 §2.1: unique and stable; XEP-0313 §3: unpredictable) ---- */
 
 /* base32hex keeps the numeric order in the byte order of the text. */
 static void put_b32(char *out, uint64_t v)
@@ -57,7 +57,7 @@ static uint64_t random64(mam_t *m)
 /*
  * A time-ordered counter (the clock in microseconds, or one more than the last id's) and 64
  * random bits: ids sort roughly in archive order, never repeat in this process, and tell
- * nothing beyond the time the <delay/> stamp shows anyway (XEP-0359 §7).
+ * nothing beyond the time the <delay/> stamp shows anyway (XEP-0359 §6).
  */
 static void make_id(mam_t *m, int64_t now, char out[MAM_ID_LEN + 1])
 {
@@ -205,7 +205,7 @@ static const struct {
 };
 
 /*
- * XEP-0313 §7.1.1: 'normal' and 'chat' messages (the handlers take only those) with a
+ * XEP-0313 §6.1.1: 'normal' and 'chat' messages (the handlers take only those) with a
  * <body/>; also encrypted ones and those with a XEP-0334 <store/> hint. Not chat states and
  * other notifications alone, nor messages with <no-store/> or <no-permanent-store/>.
  */
@@ -278,7 +278,7 @@ static bool claims_us(sm_t *sm, const xml_node_t *n, const jid_t *bare)
     size_t len = strlen(by);
     if (len == bare->bare_len && memcmp(by, bare->full, len) == 0)
         return true;
-    /* Written another way (XEP-0359 §4 rule 7: addresses compare normalised). */
+    /* Written another way (XEP-0359 §3 rule 7: addresses compare normalised). */
     jid_t j;
     if (jid_parse(sm->jids, by, len, &j) < 0)
         return false;
@@ -288,8 +288,8 @@ static bool claims_us(sm_t *sm, const xml_node_t *n, const jid_t *bare)
 }
 
 /*
- * XEP-0359 §4 rule 2: a stanza-id by our address that we did not set is removed, whether or
- * not the message is archived, so that clients can trust the ones they see (§7).
+ * XEP-0359 §3 rule 2: a stanza-id by our address that we did not set is removed, whether or
+ * not the message is archived, so that clients can trust the ones they see (§6).
  */
 static void strip_claims(sm_t *sm, sm_pkt_t *pkt, const jid_t *bare)
 {
@@ -315,21 +315,21 @@ static xml_handler_result_t on_sent(sm_t *sm, void *data, sm_pkt_t *pkt)
 {
     mam_t *m = data;
     sm_user_t *u = pkt->user;
-    /* To the user's own account it is archived once, as received (TO_USER, §7.1.1). */
+    /* To the user's own account it is archived once, as received (TO_USER, §6.1.1). */
     if (pkt->to.full == NULL || jid_bare_equal(&pkt->to, &u->jid))
         return XMLS_PASS;
     strip_claims(sm, pkt, &u->jid);
     if (!archivable(pkt->st) || !wanted(m, u, &pkt->to))
         return XMLS_PASS;
     char id[MAM_ID_LEN + 1];
-    /* §3.2: the id goes to the user's own sessions (the sent carbon), not to the contact. */
+    /* §3.5: the id goes to the user's own sessions (the sent carbon), not to the contact. */
     if (queue_entry(m, u, &pkt->to, pkt->st, id))
         pkt->stanza_id = core_strdup(id);
     return XMLS_PASS;
 }
 
 /* RFC 6121 §8.5.3.2.1: a message other than chat for a resource that is not there is
- * refused; it does not belong in the archive (XEP-0313 §7.1). */
+ * refused; it does not belong in the archive (XEP-0313 §6.1). */
 static bool refused(const sm_pkt_t *pkt)
 {
     if (!jid_has_resource(&pkt->to) || pkt->type == XMLS_TYPE_CHAT)
@@ -338,7 +338,7 @@ static bool refused(const sm_pkt_t *pkt)
     return s == NULL || !s->started;
 }
 
-/* TO_USER: what the user receives goes into its archive, and reaches it with the id (§3.2). */
+/* TO_USER: what the user receives goes into its archive, and reaches it with the id (§3.5). */
 static xml_handler_result_t on_received(sm_t *sm, void *data, sm_pkt_t *pkt)
 {
     mam_t *m = data;
@@ -582,7 +582,7 @@ static void on_user_load(sm_t *sm, void *data, sm_user_t *u, const storage_docs_
 
 /* ---- the IQs ---- */
 
-/* From one of the user's sessions, to its own bare JID or to no one (XEP-0313 §3.1.1). */
+/* From one of the user's sessions, to its own bare JID or to no one (XEP-0313 §3.3.1). */
 static xml_handler_result_t on_own_iq(sm_t *sm, void *data, sm_pkt_t *pkt)
 {
     mam_t *m = data;
@@ -634,7 +634,7 @@ static void expire(mam_t *m, sm_user_t *u)
     if (days < 0 || mu->expired)
         return;
     mu->expired = true;
-    /* XEP-0313 §3.1: the oldest go first, so no gaps open in the archive. */
+    /* XEP-0313 §3.2: the oldest go first, so no gaps open in the archive. */
     int64_t before = now_us() - days * 86400 * 1000000;
     u->busy++;
     if (storage_archive_expire(m->sm->store, u->node, before, on_expired, u) < 0)
@@ -679,7 +679,7 @@ static int init(sm_t *sm, sm_mod_t *mod)
     mod->data = m;
     const unsigned kinds = XMLS_TYPE_NORMAL | XMLS_TYPE_CHAT;
     const xml_match_t msg = {.kind = XMLS_KIND_MESSAGE, .types = kinds};
-    /* Every message to the user, for XEP-0359 §4 rule 2 (the handler picks what it keeps). */
+    /* Every message to the user, for XEP-0359 §3 rule 2 (the handler picks what it keeps). */
     const xml_match_t any_msg = {.kind = XMLS_KIND_MESSAGE};
     const xml_match_t iq = {
         .kind = XMLS_KIND_IQ, .types = XMLS_TYPE_GET | XMLS_TYPE_SET, .payload_ns = MAM_NS};
@@ -704,7 +704,7 @@ static void fini(sm_t *sm, sm_mod_t *mod)
     mod->data = NULL;
 }
 
-/* XEP-0313 §6: on the archiving JIDs, the accounts; XEP-0359 §6: the ids they add. */
+/* XEP-0313 §7: on the archiving JIDs, the accounts; XEP-0359 §5: the ids they add. */
 static const char *const account_features[] = {MAM_NS, MAM_NS_EXTENDED, MAM_NS_SID, NULL};
 
 const sm_module_t sm_module_mam = {

@@ -192,8 +192,8 @@ def parse_stamp(text):
 
 
 def test_disco_features(clients):
-    """§6: the archive's features are on the account (its bare JID); #extended with it;
-    XEP-0359 §6 urn:xmpp:sid:0 since the account follows its rules."""
+    """§7: the archive's features are on the account (its bare JID); #extended with it;
+    XEP-0359 §5 urn:xmpp:sid:0 since the account follows its rules."""
     a = clients("alice")
     feats = account_features(a)
     for f in (NS_MAM, NS_MAM_EXT, NS_SID):
@@ -202,7 +202,7 @@ def test_disco_features(clients):
 
 def test_both_directions_archived_with_ids(clients):
     """§3: the message is in the sender's archive (outgoing) and the addressee's (incoming);
-    the delivered message carries the addressee's stanza-id, and none by the sender (§3.2)."""
+    the delivered message carries the addressee's stanza-id, and none by the sender (§3.5)."""
     a = clients("alice", available=True)
     b = clients("bob", available=True)
     got = send(a, b, "hello bob", id="dir-1")
@@ -228,7 +228,7 @@ def test_both_directions_archived_with_ids(clients):
     pb = archive(b)
     assert pb.bodies() == ["hello bob", "hello alice"]
     assert pb.ids()[0] == bob_id, (pb.ids(), bob_id)
-    # Ids are per archive (§7.2): alice's copy of her message has another id than bob's.
+    # Ids are per archive (§6.2): alice's copy of her message has another id than bob's.
     assert bob_id not in pa.ids()
 
 
@@ -254,7 +254,7 @@ def test_slixmpp_retrieve_and_stanza_id(clients):
 
 
 def test_spoofed_stanza_id_removed(clients):
-    """XEP-0359 §4 rule 2: a stanza-id claiming the addressee's archive is removed (however
+    """XEP-0359 §3 rule 2: a stanza-id claiming the addressee's archive is removed (however
     its JID is written); one by another entity stays; the server's own is the only one by
     the account (rule 4)."""
     a = clients("alice", available=True)
@@ -293,7 +293,7 @@ def test_offline_message_carries_stanza_id(clients):
 
 
 def test_message_to_self_archived_once(clients):
-    """§7.1.1: a stanza is stored in a given archive only once."""
+    """§6.1.1: a stanza is stored in a given archive only once."""
     a = clients("alice", available=True)
     mid = a.message(A, "note to self")
     got = a.recv(match("message", id=mid))
@@ -304,7 +304,7 @@ def test_message_to_self_archived_once(clients):
 
 
 def test_what_is_archived(clients):
-    """§7.1.1: normal and chat messages with a body (or a <store/> hint, XEP-0334); not chat
+    """§6.1.1: normal and chat messages with a body (or a <store/> hint, XEP-0334); not chat
     states alone, headline, groupchat or error, nor <no-store/> / <no-permanent-store/>."""
     a = clients("alice", available=True)
     b = clients("bob", available=True)
@@ -333,7 +333,7 @@ def test_what_is_archived(clients):
 
 
 def test_unknown_extensions_come_back_intact(clients):
-    """§3.1: the whole stanza is stored: unknown children, attributes, text and their order
+    """§3: the whole stanza is stored: unknown children, attributes, text and their order
     come back as sent (the sender's copy) and as received (the addressee's, without the id
     the server added on delivery)."""
     a = clients("alice", available=True)
@@ -783,7 +783,7 @@ def age_entries(srv, user, count, days):
 @pytest.mark.parametrize("storage", ["sqlite", "files"])
 def test_archive_expiry(make_im, storage):
     """[sm] archive_expiry: entries older than that go at the user's next login, oldest first
-    (§3.1: no gaps); younger ones, and other users' archives, stay until their turn."""
+    (§3.2: no gaps); younger ones, and other users' archives, stay until their turn."""
     srv = make_im(storage=storage)
     pool = im.IMPool(srv)
     try:
