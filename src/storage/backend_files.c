@@ -22,7 +22,8 @@
  *    user is created, and the whole directory is renamed away (atomically) to delete one.
  *  - Every file is replaced whole: written to a temporary file, synced, renamed over the old
  *    one, and the directory synced. A reader sees the old or the new file, never a mix, so
- *    readers take no lock.
+ *    readers take no lock. The one exception, the archive, only grows by whole lines, and its
+ *    readers ignore an unfinished last line (files_archive.c).
  *  - Writers hold an exclusive flock on <root>/<enc>/lock for the whole read-modify-write.
  *    The lock file is never replaced, so every handle (thread or process) locks the same
  *    inode. After taking it a writer checks that the directory it locked is still the one at
@@ -406,6 +407,7 @@ static int fi_user_delete(storage_db_t *db, const char *user)
         rc = -errno;
     else
         rc = storage_files_sync(f, f->root);
+    storage_files_archive_forget(f, u.enc);
     storage_files_user_close(&u);
     if (rc == 0)
         remove_tree(f->root, trash, TREE_DEPTH);
@@ -981,6 +983,7 @@ static int fi_doc_list(storage_db_t *db, const char *user, const char *kind, sto
 static void fi_close(storage_db_t *db)
 {
     storage_files_db_t *f = from_db(db);
+    storage_files_archive_close(f);
     close(f->root);
     core_free(f);
 }

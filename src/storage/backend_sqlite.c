@@ -9,6 +9,7 @@
 #include <sqlite3.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -874,52 +875,77 @@ static int sq_doc_list(storage_db_t *db, const char *user, const char *kind, sto
 
 /* ---- the message archive ---- */
 
+/* Orders a batch by user, keeping each user's entries in batch order. */
+typedef struct batch_ref {
+    const storage_archive_entry_t *e;
+    size_t index;
+} batch_ref_t;
+
+static int batch_ref_cmp(const void *a, const void *b)
+{
+    const batch_ref_t *x = a, *y = b;
+    int c = strcmp(x->e->user, y->e->user);
+    return c != 0 ? c : (x->index > y->index) - (x->index < y->index);
+}
+
+/* Inserts one entry; status gets -EEXIST when the user already has its id. */
+static int archive_insert(sqlite_db_t *d, sqlite3_int64 uid, const storage_archive_entry_t *e,
+                          int *status)
+{
+    sqlite3_stmt *s = stmt_uid(d, ST_ARCHIVE_INSERT, uid);
+    if (s == NULL)
+        return prep_err(d);
+    sqlite3_bind_text(s, 2, e->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, e->stamp_us);
+    sqlite3_bind_text(s, 4, e->with, (int)storage_jid_bare_len(e->with), SQLITE_STATIC);
+    sqlite3_bind_text(s, 5, e->with, -1, SQLITE_STATIC);
+    sqlite3_bind_blob64(s, 6, e->data != NULL ? e->data : "", e->len, SQLITE_STATIC);
+    int rc = run(d, s);
+    if (rc == 0 && sqlite3_changes(d->h) == 0)
+        *status = -EEXIST;
+    return rc;
+}
+
 static int sq_archive_append(storage_db_t *db, const storage_archive_entry_t *entries, size_t n,
                              int *status)
 {
     sqlite_db_t *d = from_db(db);
     /*
-     * One transaction for the whole batch: a commit (and with sync = full, its fsync) costs
-     * far more than an insert, and the sm sends what one loop iteration archived at once.
+     * User by user (one lookup each, and each user's index entries go in side by side), each
+     * user's entries in batch order, so seq keeps that order. And one transaction for the
+     * whole batch: a commit (with sync = full, its fsync) costs far more than an insert, and
+     * the sm sends what one loop iteration archived at once.
      */
+    batch_ref_t *order = core_malloc(n * sizeof(*order));
+    for (size_t i = 0; i < n; i++)
+        order[i] = (batch_ref_t){.e = &entries[i], .index = i};
+    qsort(order, n, sizeof(*order), batch_ref_cmp);
     int rc = tx_begin(d, true);
     if (rc < 0)
-        return rc;
-    const char *last = NULL; /* the user whose id (or absence) is in uid / missing */
+        goto out;
     sqlite3_int64 uid = 0;
     bool missing = false;
     for (size_t i = 0; i < n; i++) {
-        const storage_archive_entry_t *e = &entries[i];
-        if (last == NULL || strcmp(last, e->user) != 0) {
+        const storage_archive_entry_t *e = order[i].e;
+        if (i == 0 || strcmp(e->user, order[i - 1].e->user) != 0) {
             rc = user_id(d, e->user, &uid);
             if (rc < 0 && rc != -ENOENT)
-                goto out;
+                break;
             missing = rc == -ENOENT;
-            last = e->user;
+            rc = 0;
         }
         if (missing) {
-            status[i] = -ENOENT;
+            status[order[i].index] = -ENOENT;
             continue;
         }
-        sqlite3_stmt *s = stmt_uid(d, ST_ARCHIVE_INSERT, uid);
-        if (s == NULL) {
-            rc = prep_err(d);
-            goto out;
-        }
-        sqlite3_bind_text(s, 2, e->id, -1, SQLITE_STATIC);
-        sqlite3_bind_int64(s, 3, e->stamp_us);
-        sqlite3_bind_text(s, 4, e->with, (int)storage_jid_bare_len(e->with), SQLITE_STATIC);
-        sqlite3_bind_text(s, 5, e->with, -1, SQLITE_STATIC);
-        sqlite3_bind_blob64(s, 6, e->data != NULL ? e->data : "", e->len, SQLITE_STATIC);
-        rc = run(d, s);
+        rc = archive_insert(d, uid, e, &status[order[i].index]);
         if (rc < 0)
-            goto out;
-        if (sqlite3_changes(d->h) == 0)
-            status[i] = -EEXIST;
+            break;
     }
-    rc = 0;
+    rc = tx_end(d, rc);
 out:
-    return tx_end(d, rc);
+    core_free(order);
+    return rc;
 }
 
 /* The statement for an archive query of this shape (new, and *owned set, when ids apply). */

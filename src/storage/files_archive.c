@@ -3,6 +3,7 @@
 #include "storage/internal.h"
 
 #include "core/alloc.h"
+#include "core/map.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -36,8 +37,8 @@
 /* ---- reading lines ---- */
 
 /*
- * The file's complete lines in order, a chunk at a time: an archive may be far bigger than
- * what we want to hold in memory.
+ * The file's complete lines in order from offset base (where a line starts), a chunk at a
+ * time: an archive may be far bigger than what we want to hold in memory.
  */
 typedef struct line_reader {
     int fd;
@@ -46,7 +47,7 @@ typedef struct line_reader {
     size_t start; /* buf[start..end) is read but not yet returned */
     size_t end;
     size_t scanned; /* buf[start..scanned) holds no newline */
-    uint64_t base; /* the file offset of buf[0] */
+    uint64_t base; /* the file offset of buf[0]; set it (and complete) to start elsewhere */
     uint64_t complete; /* the file offset just after the last line returned */
     bool eof;
 } line_reader_t;
@@ -87,7 +88,7 @@ static int reader_next(line_reader_t *r, const char **line, size_t *len, uint64_
             r->cap = r->cap == 0 ? CHUNK : 2 * r->cap;
             r->buf = core_realloc(r->buf, r->cap);
         }
-        ssize_t got = read(r->fd, r->buf + r->end, r->cap - r->end);
+        ssize_t got = pread(r->fd, r->buf + r->end, r->cap - r->end, (off_t)(r->base + r->end));
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0)
@@ -282,33 +283,291 @@ static int archive_open_append(int dir, int *fd, bool *created)
     return *fd < 0 ? -errno : 0;
 }
 
+/* ---- the ids each archive holds ---- */
+
 /*
- * Marks the entries whose ids the archive already holds (-EEXIST), and finds where its last
- * complete line ends (*complete) and whether it has its header. The ids are sorted.
+ * Refusing a duplicate id (storage.h) means knowing every id of the archive, and reading the
+ * whole file at each append would make an append cost as much as the archive is big. So a
+ * handle remembers, per user, a 64-bit hash of each id up to some offset of the file, and
+ * reads only what was appended after it (by another handle). The file is only ever appended
+ * to, or replaced by a rename, so what it remembers holds while the file is the same inode,
+ * no shorter, and still has, where the last remembered record starts, the bytes it had. A
+ * hash found there is only a hint: the file is then read in full, to tell a duplicate from
+ * a collision.
  */
-static int archive_scan_ids(int fd, const pending_t *ids, size_t n, int *status, uint64_t *complete,
-                            uint64_t *size, bool *have_header)
+#define IDS_MAX (1u << 19) /* hashes kept over all users: 8 to 16 MiB of slots */
+#define TAIL_MAX 64
+
+typedef struct archive_ids {
+    dev_t dev;
+    ino_t ino;
+    uint64_t end; /* the ids of the records before this offset are in slots */
+    uint64_t tail_off; /* where the last of those records starts */
+    size_t tail_len;
+    char tail[TAIL_MAX]; /* its first bytes */
+    uint64_t used; /* the cache's clock when it last served (for eviction) */
+    uint64_t *slots; /* open addressing; 0 is empty */
+    size_t cap; /* a power of two, or 0 */
+    size_t count;
+} archive_ids_t;
+
+struct storage_files_ids {
+    core_map_t users; /* encoded user name -> archive_ids_t */
+    size_t count; /* hashes over all users */
+    uint64_t clock;
+    uint64_t seed;
+};
+
+static uint64_t id_hash(const storage_files_ids_t *c, const char *id, size_t len)
 {
-    line_reader_t r = {.fd = fd};
+    uint64_t h = c->seed;
+    for (size_t i = 0; i < len; i++) {
+        h ^= (unsigned char)id[i];
+        h *= 1099511628211ull;
+    }
+    /* FNV's low bits are weak for short keys: mix (splitmix64's finaliser) before masking. */
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ull;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebull;
+    h ^= h >> 31;
+    return h != 0 ? h : 1;
+}
+
+static bool ids_has(const archive_ids_t *k, uint64_t h)
+{
+    if (k->cap == 0)
+        return false;
+    for (size_t i = h & (k->cap - 1);; i = (i + 1) & (k->cap - 1)) {
+        if (k->slots[i] == h)
+            return true;
+        if (k->slots[i] == 0)
+            return false;
+    }
+}
+
+/* Puts h in a table of cap slots (never full); false when it was there. */
+static bool slots_put(uint64_t *slots, size_t cap, uint64_t h)
+{
+    for (size_t i = h & (cap - 1);; i = (i + 1) & (cap - 1)) {
+        if (slots[i] == h)
+            return false;
+        if (slots[i] == 0) {
+            slots[i] = h;
+            return true;
+        }
+    }
+}
+
+static void ids_add(storage_files_ids_t *c, archive_ids_t *k, uint64_t h)
+{
+    if (2 * (k->count + 1) > k->cap) {
+        /* At most half full, so a probe ends soon. */
+        size_t cap = k->cap == 0 ? 64 : 2 * k->cap;
+        uint64_t *slots = core_calloc(cap, sizeof(*slots));
+        for (size_t i = 0; i < k->cap; i++)
+            if (k->slots[i] != 0)
+                slots_put(slots, cap, k->slots[i]);
+        core_free(k->slots);
+        k->slots = slots;
+        k->cap = cap;
+    }
+    if (slots_put(k->slots, k->cap, h)) {
+        k->count++;
+        c->count++;
+    }
+}
+
+/* Forgets what k knew (the next append reads the file from its start). */
+static void ids_reset(storage_files_ids_t *c, archive_ids_t *k)
+{
+    c->count -= k->count;
+    core_free(k->slots);
+    k->slots = NULL;
+    k->cap = k->count = 0;
+    k->end = 0;
+}
+
+static archive_ids_t *ids_get(storage_files_db_t *f, const char *enc)
+{
+    if (f->ids == NULL) {
+        f->ids = core_calloc(1, sizeof(*f->ids));
+        core_map_init(&f->ids->users);
+        f->ids->seed = f->ids->users.seed;
+    }
+    archive_ids_t *k = core_map_get(&f->ids->users, enc, strlen(enc));
+    if (k == NULL) {
+        k = core_calloc(1, sizeof(*k));
+        core_map_put(&f->ids->users, enc, strlen(enc), k);
+    }
+    k->used = ++f->ids->clock;
+    return k;
+}
+
+/* Whether what k remembers still describes the archive open at fd. */
+static bool ids_valid(const archive_ids_t *k, int fd)
+{
+    struct stat st;
+    char buf[TAIL_MAX];
+    if (k->end == 0 || fstat(fd, &st) < 0 || st.st_dev != k->dev || st.st_ino != k->ino ||
+        (uint64_t)st.st_size < k->end)
+        return false;
+    ssize_t got = pread(fd, buf, k->tail_len, (off_t)k->tail_off);
+    return got == (ssize_t)k->tail_len && memcmp(buf, k->tail, k->tail_len) == 0;
+}
+
+/* Records that k now covers the archive at fd up to end, its last record starting at tail. */
+static void ids_cover(archive_ids_t *k, int fd, uint64_t end, uint64_t tail_off, const char *tail,
+                      size_t tail_len)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        k->end = 0;
+        return;
+    }
+    k->dev = st.st_dev;
+    k->ino = st.st_ino;
+    k->end = end;
+    k->tail_off = tail_off;
+    k->tail_len = tail_len < TAIL_MAX ? tail_len : TAIL_MAX;
+    memcpy(k->tail, tail, k->tail_len);
+}
+
+typedef struct evict {
+    uint64_t used;
+    const char *enc;
+} evict_t;
+
+static void evict_collect(void *ud, const char *enc, void *v)
+{
+    evict_t **p = ud;
+    **p = (evict_t){.used = ((archive_ids_t *)v)->used, .enc = enc};
+    (*p)++;
+}
+
+static int evict_cmp(const void *a, const void *b)
+{
+    const evict_t *x = a, *y = b;
+    return (x->used > y->used) - (x->used < y->used);
+}
+
+/* Keeps the cache under IDS_MAX hashes, forgetting the users least recently appended to. */
+static void ids_trim(storage_files_db_t *f)
+{
+    storage_files_ids_t *c = f->ids;
+    if (c == NULL || c->count <= IDS_MAX)
+        return;
+    evict_t *all = core_malloc(c->users.count * sizeof(*all)), *p = all;
+    size_t n = c->users.count;
+    core_map_each(&c->users, evict_collect, &p);
+    qsort(all, n, sizeof(*all), evict_cmp);
+    for (size_t i = 0; i < n && c->count > IDS_MAX / 4 * 3; i++)
+        storage_files_archive_forget(f, all[i].enc);
+    core_free(all);
+}
+
+void storage_files_archive_forget(storage_files_db_t *f, const char *enc)
+{
+    if (f->ids == NULL)
+        return;
+    archive_ids_t *k = core_map_del(&f->ids->users, enc, strlen(enc));
+    if (k != NULL) {
+        ids_reset(f->ids, k);
+        core_free(k);
+    }
+}
+
+static void ids_free_one(void *ud, const char *enc, void *v)
+{
+    archive_ids_t *k = v;
+    core_free(k->slots);
+    core_free(k);
+}
+
+void storage_files_archive_close(storage_files_db_t *f)
+{
+    if (f->ids == NULL)
+        return;
+    core_map_each(&f->ids->users, ids_free_one, NULL);
+    core_map_free(&f->ids->users);
+    core_free(f->ids);
+    f->ids = NULL;
+}
+
+/* ---- appending ---- */
+
+/* What a scan of the archive's ids found. */
+typedef struct id_scan {
+    uint64_t complete; /* just after the last complete line */
+    uint64_t size; /* the bytes read: more than complete when the last line is cut short */
+    uint64_t tail_off; /* where the last record starts (when have_tail) */
+    char tail[TAIL_MAX];
+    size_t tail_len;
+    bool have_header;
+} id_scan_t;
+
+/*
+ * Reads the archive's records from offset from (where one starts; 0: the whole file), marks
+ * the pending entries whose ids it holds (-EEXIST; ids sorted) and, when k is not NULL, adds
+ * every id read to k.
+ */
+static int archive_scan_ids(storage_files_ids_t *c, archive_ids_t *k, int fd, uint64_t from,
+                            const pending_t *ids, size_t n, int *status, id_scan_t *out)
+{
+    line_reader_t r = {.fd = fd, .base = from, .complete = from};
     const char *line;
     size_t len;
     uint64_t off;
     int rc;
-    while ((rc = reader_record(&r, have_header, &line, &len, &off)) == 1) {
+    while ((rc = reader_record(&r, &out->have_header, &line, &len, &off)) == 1) {
         /* Only the id matters here; queries check the rest of each line. */
         const char *tab = memchr(line, '\t', len);
-        if (tab == NULL) {
+        size_t id_len = tab != NULL ? (size_t)(tab - line) : 0;
+        if (!id_valid(line, id_len)) {
             rc = -EBADMSG;
             break;
         }
-        size_t id_len = (size_t)(tab - line);
         for (size_t j = pending_find(ids, n, line, id_len);
              j < n && key_is(ids[j].key, line, id_len); j++)
             status[ids[j].index] = -EEXIST;
+        if (k != NULL)
+            ids_add(c, k, id_hash(c, line, id_len));
+        out->tail_off = off;
+        out->tail_len = len < TAIL_MAX ? len : TAIL_MAX;
+        memcpy(out->tail, line, out->tail_len);
     }
-    *complete = r.complete;
-    *size = reader_size(&r);
+    out->complete = r.complete;
+    out->size = reader_size(&r);
     reader_release(&r);
+    return rc;
+}
+
+/*
+ * Marks the pending entries whose ids are already in the archive (-EEXIST), reading only
+ * what k does not cover (and the whole file when k hints at a duplicate there).
+ */
+static int archive_find_dups(storage_files_db_t *f, archive_ids_t *k, int fd, const pending_t *ids,
+                             size_t n, int *status, id_scan_t *scan)
+{
+    storage_files_ids_t *c = f->ids;
+    uint64_t from = 0;
+    if (ids_valid(k, fd)) {
+        from = k->end;
+        scan->have_header = true;
+        scan->tail_off = k->tail_off;
+        scan->tail_len = k->tail_len;
+        memcpy(scan->tail, k->tail, k->tail_len);
+    } else {
+        ids_reset(c, k);
+    }
+    int rc = archive_scan_ids(c, k, fd, from, ids, n, status, scan);
+    bool hint = false;
+    for (size_t j = 0; rc == 0 && from > 0 && j < n; j++)
+        hint |= status[ids[j].index] == 0 && ids_has(k, id_hash(c, ids[j].key, strlen(ids[j].key)));
+    if (hint) {
+        id_scan_t again = {0};
+        rc = archive_scan_ids(c, NULL, fd, 0, ids, n, status, &again);
+    }
     return rc;
 }
 
@@ -319,9 +578,10 @@ static int append_user(storage_files_db_t *f, const storage_archive_entry_t *ent
     storage_files_user_t u;
     pending_t *ids = core_malloc(k * sizeof(*ids));
     core_buf_t b = {0};
+    archive_ids_t *known = NULL;
+    id_scan_t scan = {0};
     int fd = -1;
-    bool created = false, have_header = false;
-    uint64_t complete = 0, size = 0;
+    bool created = false;
     int rc = storage_files_user_open(f, entries[idx[0].index].user, true, true, &u);
     if (rc == -ENOENT) {
         for (size_t j = 0; j < k; j++)
@@ -338,36 +598,50 @@ static int append_user(storage_files_db_t *f, const storage_archive_entry_t *ent
     for (size_t j = 1; j < k; j++)
         if (strcmp(ids[j].key, ids[j - 1].key) == 0)
             status[ids[j].index] = -EEXIST;
+    known = ids_get(f, u.enc);
     rc = archive_open_append(u.dir, &fd, &created);
     if (rc == 0)
-        rc = archive_scan_ids(fd, ids, k, status, &complete, &size, &have_header);
-    if (rc == 0 && complete < size) {
+        rc = archive_find_dups(f, known, fd, ids, k, status, &scan);
+    if (rc == 0 && scan.complete < scan.size) {
         /* A crash cut the last append short: drop that line before adding ours. */
-        rc = archive_cut(f, u.dir, fd, complete);
+        rc = archive_cut(f, u.dir, fd, scan.complete);
         close(fd);
         fd = -1;
         if (rc == 0)
             rc = archive_open_append(u.dir, &fd, &created);
-        size = complete;
+        scan.size = scan.complete;
     }
     if (rc < 0)
         goto out;
-    if (!have_header)
+    if (!scan.have_header)
         core_buf_append_str(&b, ARCHIVE_HEADER);
-    size_t header_len = b.len;
-    for (size_t j = 0; j < k; j++)
-        if (status[idx[j].index] == 0)
+    size_t header_len = b.len, last = 0;
+    for (size_t j = 0; j < k; j++) {
+        if (status[idx[j].index] == 0) {
+            last = b.len;
             record_write(&b, &entries[idx[j].index]);
-    if (b.len == header_len)
-        goto out; /* only duplicates */
-    rc = storage_files_write_all(fd, b.data, b.len);
+            ids_add(f->ids, known,
+                    id_hash(f->ids, entries[idx[j].index].id, strlen(entries[idx[j].index].id)));
+        }
+    }
+    if (b.len > header_len) {
+        rc = storage_files_write_all(fd, b.data, b.len);
+        if (rc == 0)
+            rc = storage_files_sync(f, fd);
+        if (rc == 0 && created)
+            rc = storage_files_sync(f, u.dir);
+        if (rc < 0)
+            archive_cut(f, u.dir, fd, scan.size); /* best effort: leave no part of the batch */
+        scan.tail_off = scan.size + last;
+        scan.tail_len = b.len - last < TAIL_MAX ? b.len - last : TAIL_MAX;
+        memcpy(scan.tail, b.data + last, scan.tail_len);
+        scan.size += b.len;
+    }
     if (rc == 0)
-        rc = storage_files_sync(f, fd);
-    if (rc == 0 && created)
-        rc = storage_files_sync(f, u.dir);
-    if (rc < 0)
-        archive_cut(f, u.dir, fd, size); /* best effort: leave no part of the batch */
+        ids_cover(known, fd, scan.size, scan.tail_off, scan.tail, scan.tail_len);
 out:
+    if (rc < 0 && known != NULL)
+        ids_reset(f->ids, known);
     if (fd >= 0)
         close(fd);
     core_buf_release(&b);
@@ -407,6 +681,7 @@ int storage_files_archive_append(storage_db_t *db, const storage_archive_entry_t
         g += k;
     }
     core_free(order);
+    ids_trim(f);
     return any_ok ? 0 : first_err;
 }
 
@@ -638,6 +913,8 @@ int storage_files_archive_expire(storage_db_t *db, const char *user, int64_t bef
     storage_files_user_t u;
     int rc = storage_files_user_open(f, user, true, true, &u);
     if (rc == 0) {
+        /* A new file replaces this one: what the cache knew of it is of no use. */
+        storage_files_archive_forget(f, u.enc);
         int fd = openat(u.dir, ARCHIVE_FILE, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
         if (fd >= 0) {
             rc = expire_file(f, u.dir, fd, before_us);

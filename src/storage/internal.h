@@ -53,6 +53,9 @@ typedef struct storage_backend_ops {
     /*
      * n >= 1 checked entries; status has n slots, all 0 on entry: the backend sets those of
      * entries it skips (-ENOENT, -EEXIST). On an error return the wrapper overwrites them all.
+     * sqlite writes the batch in one transaction; files appends user by user, so there a
+     * user's failure is in its entries' statuses and the call fails only if nothing was
+     * written.
      */
     int (*archive_append)(storage_db_t *db, const storage_archive_entry_t *entries, size_t n,
                           int *status);
@@ -163,10 +166,14 @@ bool storage_text_u64(const char *s, size_t len, uint64_t *out);
 
 /* ---- the files backend's shared parts (backend_files.c; files_archive.c) ---- */
 
+/* What a handle remembers of the ids in each archive (files_archive.c). */
+typedef struct storage_files_ids storage_files_ids_t;
+
 typedef struct storage_files_db {
     storage_db_t base; /* first: the handle storage.c sees */
     int root; /* the root directory */
     unsigned deleted; /* numbers the trash names this handle makes */
+    storage_files_ids_t *ids; /* NULL until the first append */
 } storage_files_db_t;
 
 /* An open user directory, locked or not. */
@@ -210,5 +217,9 @@ int storage_files_archive_append(storage_db_t *db, const storage_archive_entry_t
 int storage_files_archive_query(storage_db_t *db, const char *user,
                                 const storage_archive_query_t *q, storage_archive_result_t *out);
 int storage_files_archive_expire(storage_db_t *db, const char *user, int64_t before_us);
+/* Drops what the handle remembers of the archive of the user named enc (encoded). */
+void storage_files_archive_forget(storage_files_db_t *f, const char *enc);
+/* Frees all of it (when the handle closes). */
+void storage_files_archive_close(storage_files_db_t *f);
 
 #endif

@@ -418,6 +418,50 @@ static void test_archive(void **state)
     storage_db_close(db);
 }
 
+/* Two handles (two processes, for the files backend) append to one archive. */
+static void test_archive_two_handles(void **state)
+{
+    fixture_t *f = *state;
+    storage_db_t *a = open_db(f);
+    storage_db_t *b = open_db(f);
+    assert_int_equal(storage_db_user_create(a, "juliet", "c"), 0);
+    storage_archive_entry_t x = entry("juliet", "x", 1, "romeo@montague.example", "<x/>");
+    storage_archive_entry_t y = entry("juliet", "y", 2, "romeo@montague.example", "<y/>");
+    storage_archive_entry_t z = entry("juliet", "z", 3, "romeo@montague.example", "<z/>");
+    int st = 1;
+    assert_int_equal(storage_db_archive_append(a, &x, 1, &st), 0);
+    assert_int_equal(st, 0);
+    assert_int_equal(storage_db_archive_append(b, &y, 1, &st), 0);
+    assert_int_equal(st, 0);
+    /* Each sees what the other appended, and what it appended itself. */
+    assert_int_equal(storage_db_archive_append(a, &y, 1, &st), 0);
+    assert_int_equal(st, -EEXIST);
+    assert_int_equal(storage_db_archive_append(a, &x, 1, &st), 0);
+    assert_int_equal(st, -EEXIST);
+    assert_int_equal(storage_db_archive_append(b, &x, 1, &st), 0);
+    assert_int_equal(st, -EEXIST);
+    storage_archive_query_t q = {.max = 10};
+    expect_page(a, "juliet", &q, "x y", 2, 0, true);
+    /* An expiry by one handle: the other may use the expired id again, not the kept one. */
+    assert_int_equal(storage_db_archive_expire(b, "juliet", 2), 0);
+    assert_int_equal(storage_db_archive_append(a, &y, 1, &st), 0);
+    assert_int_equal(st, -EEXIST);
+    assert_int_equal(storage_db_archive_append(a, &x, 1, &st), 0);
+    assert_int_equal(st, 0);
+    expect_page(b, "juliet", &q, "y x", 2, 0, true);
+    /* The account deleted and made again by one handle: a new, empty archive for both. */
+    assert_int_equal(storage_db_user_delete(b, "juliet"), 0);
+    assert_int_equal(storage_db_user_create(b, "juliet", "c"), 0);
+    assert_int_equal(storage_db_archive_append(b, &z, 1, &st), 0);
+    assert_int_equal(storage_db_archive_append(a, &y, 1, &st), 0);
+    assert_int_equal(st, 0);
+    assert_int_equal(storage_db_archive_append(a, &z, 1, &st), 0);
+    assert_int_equal(st, -EEXIST);
+    expect_page(a, "juliet", &q, "z y", 2, 0, true);
+    storage_db_close(a);
+    storage_db_close(b);
+}
+
 /* Pages through 25 entries (two contacts, alternating) forward and backward. */
 static void test_archive_paging(void **state)
 {
@@ -951,6 +995,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_archive_paging, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(test_archive_paging, setup_files, teardown),
         cmocka_unit_test_setup_teardown(test_archive_file, setup_files, teardown),
+        cmocka_unit_test_setup_teardown(test_archive_two_handles, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_archive_two_handles, setup_files, teardown),
         cmocka_unit_test_setup_teardown(test_archive_async, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(test_archive_async, setup_files, teardown),
         cmocka_unit_test_setup_teardown(test_migration, setup_sqlite, teardown),
