@@ -351,12 +351,15 @@ static xml_handler_result_t on_received(sm_t *sm, void *data, sm_pkt_t *pkt)
     /* Kept as it came (its bytes are usually known), without the id added below. */
     if (!queue_entry(m, u, &pkt->from, pkt->st, id))
         return XMLS_PASS;
-    xml_stanza_t *st = sm_pkt_writable(pkt);
+    /* Built apart and appended with xml_stanza_append_copy: the copy keeps the message's
+     * bytes and the id is written into them, so the message is not serialised again. */
+    xml_stanza_t *sid = xml_stanza_new(MAM_NS_SID, "stanza-id");
     char *bare = core_strndup(u->jid.full, u->jid.bare_len);
-    xml_node_t *sid = xml_node_add_element(st, st->root, MAM_NS_SID, "stanza-id");
-    xml_node_set_attr(st, sid, NULL, "by", bare);
-    xml_node_set_attr(st, sid, NULL, "id", id);
+    xml_node_set_attr(sid, sid->root, NULL, "by", bare);
+    xml_node_set_attr(sid, sid->root, NULL, "id", id);
     core_free(bare);
+    xml_stanza_append_copy(sm_pkt_writable(pkt), sid->root);
+    xml_stanza_unref(sid);
     return XMLS_PASS;
 }
 
