@@ -132,6 +132,9 @@ static bool answerable_iq(const sm_pkt_t *pkt)
 /* RFC 6120 §10.3: addressed to the domain itself. */
 static void to_server(sm_t *sm, sm_pkt_t *pkt)
 {
+    if (pkt->kind == XMLS_KIND_IQ && (pkt->type & (XMLS_TYPE_RESULT | XMLS_TYPE_ERROR)) &&
+        sm_iq_input(sm, pkt))
+        return; /* the answer to an IQ the sm sent */
     if (sm_chain_run(sm, SM_CHAIN_TO_SERVER, pkt) == XMLS_PASS && answerable_iq(pkt))
         sm_reply_error(sm, pkt->st, CORE_STANZA_ERR_SERVICE_UNAVAILABLE);
 }

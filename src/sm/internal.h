@@ -174,10 +174,16 @@ typedef struct sm_module {
      * A message for pkt->user was handed to the sessions to[0..n) (n >= 1) by the delivery
      * rules (RFC 6121 §8.5). For what follows delivery: received carbons (XEP-0280).
      */
-    void (*on_delivered)(sm_t *sm, void *data, const sm_pkt_t *pkt, sm_sess_t *const *to,
-                         size_t n);
+    void (*on_delivered)(sm_t *sm, void *data, const sm_pkt_t *pkt, sm_sess_t *const *to, size_t n);
     /* Frees the module's slot of a user (sess NULL) or of a session that is being freed. */
     void (*free_slot)(sm_t *sm, void *data, sm_user_t *u, sm_sess_t *sess);
+    /*
+     * A session's presence broadcast (RFC 6121 §4.2 to §4.5: available or unavailable, no
+     * 'to'), once the presence module has sent it on; also the unavailable presence the sm
+     * makes for a session that ends while available. st (borrowed) carries the session's
+     * full JID as 'from'. For what follows presence: caps (XEP-0115), last activity.
+     */
+    void (*on_presence)(sm_t *sm, void *data, sm_sess_t *sess, const xml_stanza_t *st);
 } sm_module_t;
 
 struct sm_mod {
@@ -213,6 +219,7 @@ struct sm {
     uint64_t next_id; /* for ids of stanzas the sm makes */
     const char *user_kinds[SM_MODULES_MAX + 1]; /* the modules' user_kind, NULL-terminated */
     size_t user_kind_mod[SM_MODULES_MAX]; /* the module index of each */
+    struct sm_iq *iq; /* IQs the sm sent and waits for (iq.c), NULL until the first */
     bool stopping;
 };
 
@@ -229,15 +236,57 @@ void sm_delivered_fire(sm_t *sm, const sm_pkt_t *pkt, sm_sess_t *const *to, size
 void sm_slots_free(sm_t *sm, sm_user_t *u, sm_sess_t *sess);
 /* The user's load answered: each module with a user_kind gets its documents. */
 void sm_user_loaded_fire(sm_t *sm, sm_user_t *u, const storage_docs_t *docs, size_t ndocs);
+/* A session's presence broadcast: each module's on_presence (st borrowed). */
+void sm_presence_fire(sm_t *sm, sm_sess_t *sess, const xml_stanza_t *st);
 /* Calls fn for each feature of the enabled modules (account: an account's, else the
  * server's). */
 void sm_features_each(const sm_t *sm, bool account, void (*fn)(void *ud, const char *var),
                       void *ud);
+/*
+ * Appends to query (a disco#info <query/> of the unshared st) the identity and the features
+ * (each once) of the server or of an account (XEP-0030 §3.1): what disco answers, and what
+ * the server's caps hash covers (XEP-0115 §5.1).
+ */
+void sm_info_fill(const sm_t *sm, bool account, xml_stanza_t *st, xml_node_t *query);
 
 /* mod_caps.c: entity capabilities (XEP-0115) of the JIDs whose presence the sm has seen. */
-/* True when full_jid's current caps are known and list feature (e.g. "urn:xmpp:bookmarks:1+notify");
- * false when they do not, are not known yet, or the caps module is off. */
+/* True when full_jid's current caps are known and list feature (e.g.
+ * "urn:xmpp:bookmarks:1+notify"); false when they do not, are not known yet, or the caps module is
+ * off. */
 bool sm_caps_has_feature(sm_t *sm, const char *full_jid, const char *feature);
+/*
+ * Registers fn, called with ud whenever a full JID's features become known: its presence
+ * named caps that were known already, or the answer to the sm's disco#info query verified
+ * (XEP-0115 §5.4); again when they change. full_jid is borrowed for the call. For modules
+ * that act on a contact's interests (PEP +notify, XEP-0163 §4.3). Call from init; nothing
+ * happens when the caps module is off. At most 8 listeners.
+ */
+void sm_caps_on_known(sm_t *sm, void (*fn)(sm_t *sm, void *ud, const char *full_jid), void *ud);
+/* The server's own caps node, "<node>#<ver>" (XEP-0115 §6.2), which disco#info answers as if
+ * there were no node; NULL when the caps module is off. Borrowed: valid while the sm runs. */
+const char *sm_caps_server_node(sm_t *sm);
+
+/* iq.c: IQs the sm sends in its own name (from the domain), and their answers. */
+#define SM_IQ_TIMEOUT_MS 30000 /* an answer that takes longer is a timeout */
+#define SM_IQ_MAX 4096 /* requests waiting for an answer at once */
+/*
+ * The answer to an IQ: the result or error (borrowed for the call; from the JID it was sent
+ * to), or NULL after SM_IQ_TIMEOUT_MS or when the sm stops.
+ */
+typedef void (*sm_iq_cb)(sm_t *sm, void *arg, const xml_stanza_t *reply);
+/*
+ * Sends st, an <iq type='get'|'set'/> with a 'to' (borrowed; unshared: its 'from' becomes the
+ * domain and its 'id' one chosen here), and calls cb once with the answer. Returns 0, or
+ * -EINVAL (not such an iq, or a bad 'to'), -ENOBUFS (SM_IQ_MAX waiting), -ECANCELED (the sm
+ * is stopping); then cb never runs. cb never runs inside this call, even when the answer is
+ * made at once (an error from this sm): it then runs on the next turn of the loop.
+ */
+int sm_iq_send(sm_t *sm, xml_stanza_t *st, sm_iq_cb cb, void *arg);
+/* An iq result or error for the domain: true when it answers a request of sm_iq_send (whose
+ * callback then got it), false when it is not one (wrong id, or not from the JID asked). */
+bool sm_iq_input(sm_t *sm, const sm_pkt_t *pkt);
+/* Answers every waiting request with NULL and releases the timer (sm_stop, sm_free). */
+void sm_iq_stop(sm_t *sm);
 
 /* user.c */
 /* The user in memory, or NULL. */

@@ -6,36 +6,14 @@
 
 #include <string.h>
 
-typedef struct feature_ctx {
-    xml_stanza_t *st;
-    xml_node_t *query;
-} feature_ctx_t;
-
-static void add_feature(void *ud, const char *var)
-{
-    feature_ctx_t *f = ud;
-    /* Two modules may share a feature (ping serves both chains): list it once. */
-    for (xml_node_t *n = xml_node_first_element(f->query); n != NULL;
-         n = xml_node_next_element(n)) {
-        const char *v = xml_node_attr(n, "var");
-        if (v != NULL && strcmp(v, var) == 0)
-            return;
-    }
-    xml_node_t *n = xml_node_add_element(f->st, f->query, SM_NS_DISCO_INFO, "feature");
-    xml_node_set_attr(f->st, n, NULL, "var", var);
-}
-
-static void info_reply(sm_t *sm, sm_pkt_t *pkt, bool account)
+static void info_reply(sm_t *sm, sm_pkt_t *pkt, bool account, const char *node)
 {
     xml_stanza_t *r = sm_iq_result(pkt->st);
     xml_node_t *q = xml_node_add_element(r, r->root, SM_NS_DISCO_INFO, "query");
-    xml_node_t *id = xml_node_add_element(r, q, SM_NS_DISCO_INFO, "identity");
-    xml_node_set_attr(r, id, NULL, "category", account ? "account" : "server");
-    xml_node_set_attr(r, id, NULL, "type", account ? "registered" : "im");
-    if (!account)
-        xml_node_set_attr(r, id, NULL, "name", "Parley");
-    feature_ctx_t f = {.st = r, .query = q};
-    sm_features_each(sm, account, add_feature, &f);
+    /* XEP-0115 §6.2: the answer for the caps node names it. */
+    if (node != NULL)
+        xml_node_set_attr(r, q, NULL, "node", node);
+    sm_info_fill(sm, account, r, q);
     sm_route(sm, r);
     xml_stanza_unref(r);
 }
@@ -61,8 +39,13 @@ static xml_handler_result_t server_info(sm_t *sm, void *data, sm_pkt_t *pkt)
 {
     if (jid_has_resource(&pkt->to))
         return XMLS_PASS;
-    if (!has_node(sm, pkt))
-        info_reply(sm, pkt, false);
+    /* XEP-0115 §6.2: the node of the server's own caps is the server itself. */
+    const char *node = xml_node_attr(pkt->payload, "node");
+    const char *caps = node != NULL ? sm_caps_server_node(sm) : NULL;
+    if (caps != NULL && strcmp(node, caps) == 0)
+        info_reply(sm, pkt, false, caps);
+    else if (!has_node(sm, pkt))
+        info_reply(sm, pkt, false, NULL);
     return XMLS_HANDLED;
 }
 
@@ -102,7 +85,7 @@ static xml_handler_result_t account_query(sm_t *sm, void *data, sm_pkt_t *pkt)
     if (has_node(sm, pkt))
         return XMLS_HANDLED;
     if (xml_node_is(pkt->payload, SM_NS_DISCO_INFO, "query"))
-        info_reply(sm, pkt, true);
+        info_reply(sm, pkt, true, NULL);
     else
         items_reply(sm, pkt);
     return XMLS_HANDLED;

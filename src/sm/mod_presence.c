@@ -137,6 +137,7 @@ static void available(sm_t *sm, sm_sess_t *sess, xml_stanza_t *st)
     xml_stanza_unref(sess->presence);
     sess->presence = readdress(st, sess->jid.full, NULL);
     broadcast(sm, sess, sess->presence, false, true);
+    sm_presence_fire(sm, sess, sess->presence);
     if (first) {
         initial(sm, sess);
         sm_event_fire(sm, SM_EV_SESS_AVAILABLE, sess);
@@ -152,6 +153,7 @@ static void unavailable(sm_t *sm, sm_sess_t *sess, const xml_stanza_t *st, bool 
     xml_stanza_unref(sess->presence);
     sess->presence = NULL;
     broadcast(sm, sess, c, true, echo);
+    sm_presence_fire(sm, sess, c);
     xml_stanza_unref(c);
 }
 

@@ -176,3 +176,41 @@ void sm_user_loaded_fire(sm_t *sm, sm_user_t *u, const storage_docs_t *docs, siz
             m->def->on_user_load(sm, m->data, u, &docs[k]);
     }
 }
+
+void sm_presence_fire(sm_t *sm, sm_sess_t *sess, const xml_stanza_t *st)
+{
+    for (size_t i = 0; i < sm->nmods; i++) {
+        if (sm->mods[i].def->on_presence != NULL)
+            sm->mods[i].def->on_presence(sm, sm->mods[i].data, sess, st);
+    }
+}
+
+typedef struct feature_ctx {
+    xml_stanza_t *st;
+    xml_node_t *query;
+} feature_ctx_t;
+
+static void add_feature(void *ud, const char *var)
+{
+    feature_ctx_t *f = ud;
+    /* Two modules may share a feature (ping serves both chains): list it once. */
+    for (xml_node_t *n = xml_node_first_element(f->query); n != NULL;
+         n = xml_node_next_element(n)) {
+        const char *v = xml_node_attr(n, "var");
+        if (v != NULL && strcmp(v, var) == 0)
+            return;
+    }
+    xml_node_t *n = xml_node_add_element(f->st, f->query, SM_NS_DISCO_INFO, "feature");
+    xml_node_set_attr(f->st, n, NULL, "var", var);
+}
+
+void sm_info_fill(const sm_t *sm, bool account, xml_stanza_t *st, xml_node_t *query)
+{
+    xml_node_t *id = xml_node_add_element(st, query, SM_NS_DISCO_INFO, "identity");
+    xml_node_set_attr(st, id, NULL, "category", account ? "account" : "server");
+    xml_node_set_attr(st, id, NULL, "type", account ? "registered" : "im");
+    if (!account)
+        xml_node_set_attr(st, id, NULL, "name", "Parley");
+    feature_ctx_t f = {.st = st, .query = query};
+    sm_features_each(sm, account, add_feature, &f);
+}

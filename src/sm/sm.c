@@ -20,6 +20,13 @@ static const core_cfg_key_t sm_keys[] = {
      .min = 1,
      .max = 100000,
      .help = "messages kept for a user who is offline; more are bounced"},
+    {.name = "vcard_max_size",
+     .type = CORE_CFG_SIZE,
+     .offset = offsetof(sm_config_t, vcard_max_size),
+     .def = "128K",
+     .min = 1024,
+     .max = 16 * 1024 * 1024,
+     .help = "the largest vCard (XEP-0054) a user may store; more is <policy-violation/>"},
     {.name = "disable",
      .type = CORE_CFG_LIST,
      .offset = offsetof(sm_config_t, disable),
@@ -151,6 +158,7 @@ void sm_stop(sm_t *sm)
         return;
     sm->stopping = true;
     sm_session_end_all(sm);
+    sm_iq_stop(sm);
     if (sm->link != NULL) {
         link_endpoint_close(sm->link);
         sm->link = NULL;
@@ -168,6 +176,7 @@ void sm_free(sm_t *sm)
         return;
     if (sm->link != NULL)
         link_endpoint_close(sm->link);
+    sm_iq_stop(sm); /* its callbacks belong to modules */
     core_map_each(&sm->users, user_free_cb, sm);
     core_map_free(&sm->users);
     core_map_free(&sm->sessions);

@@ -15,6 +15,7 @@
 typedef struct sm_config {
     char *domain; /* the domain whose users this sm serves (its link name) */
     int64_t offline_max; /* messages kept per offline user */
+    uint64_t vcard_max_size; /* bytes of one user's vCard (XEP-0054) */
     core_cfg_list_t disable; /* modules switched off, by name */
 } sm_config_t;
 

@@ -89,8 +89,8 @@ sm_user_t *sm_user_get(sm_t *sm, const jid_t *bare, bool for_session)
     core_map_put(&sm->users, u->jid.full, u->jid.full_len, u);
     u->busy++;
     u->offline_loaded = for_session;
-    int rc = storage_user_load(sm->store, u->node, KIND_PENDING_IN, sm->user_kinds,
-                               for_session, on_loaded, u);
+    int rc = storage_user_load(sm->store, u->node, KIND_PENDING_IN, sm->user_kinds, for_session,
+                               on_loaded, u);
     if (rc < 0) {
         u->busy--;
         u->offline_loaded = false;
