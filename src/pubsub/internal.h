@@ -57,8 +57,6 @@ int pubsub_aff_parse(const char *s, pubsub_aff_t *out);
 extern const char *const pubsub_access_names[PUBSUB_ACCESS_COUNT];
 extern const char *const pubsub_send_last_names[PUBSUB_SEND_LAST_COUNT];
 extern const char *const pubsub_publish_names[PUBSUB_PUBLISH_COUNT];
-/* Parses an XEP-0004 boolean ("1", "true", "0", "false"). */
-int pubsub_bool_parse(const char *s, bool *out);
 /*
  * Appends a data form (XEP-0004) of type ("form" or "result") with FORM_TYPE form_type and
  * the node_config fields of cfg, under parent.

@@ -210,6 +210,9 @@ void pubsub_config_clear(pubsub_config_t *cfg);
 /* The effective item count limit of a node under svc. */
 unsigned pubsub_config_max_items(const pubsub_service_t *svc, const pubsub_config_t *cfg);
 const char *pubsub_access_name(pubsub_access_t a);
+/* Parses an XML Schema boolean as XEP-0004 and XEP-0060 use them ("1", "true", "0", "false").
+ * Returns 0, or -EINVAL (out untouched). */
+int pubsub_bool_parse(const char *s, bool *out);
 
 /* ---- nodes, items and the operations, without permission checks ---- */
 

@@ -10,10 +10,12 @@ Clients are slixmpp's (xep_0030, xep_0115, xep_0060, xep_0163 for caps and for p
 through the library) and raw stanzas where exact bytes matter.
 """
 
+import subprocess
 from xml.sax.saxutils import escape
 
 import pytest
 
+import harness
 import im
 from harness import dump
 from im import (DOMAIN, NS_DISCO_INFO, NS_DISCO_ITEMS, error_of, match, q, skip_prosody,
@@ -497,9 +499,9 @@ def test_persistence_across_restart(make_im, storage):
 
 
 def test_module_disabled(make_im):
-    """[sm] disable = pep: no pubsub/pep identity or pubsub features, and pubsub IQs to the
-    account are service-unavailable."""
-    srv = make_im(sm_disable=("pep",))
+    """[sm] disable = pep (with bookmarks, which needs it): no pubsub/pep identity or pubsub
+    features, and pubsub IQs to the account are service-unavailable."""
+    srv = make_im(sm_disable=("pep", "bookmarks"))
     pool = im.IMPool(srv)
     try:
         a = pool.client("alice")
@@ -513,3 +515,13 @@ def test_module_disabled(make_im):
         assert error_of(res)[1] == "service-unavailable", dump(res)
     finally:
         pool.close()
+
+
+def test_pep_off_needs_bookmarks_off(make_im):
+    """bookmarks is built on pep: switching pep off alone is refused at startup, by name."""
+    srv = make_im(start=False, sm_disable=("pep",))
+    r = subprocess.run([srv.parleyd, "--config", srv.conf_path, "all"], cwd=srv.workdir,
+                       capture_output=True, text=True, timeout=30, env=harness.sanitizer_env())
+    assert r.returncode != 0, r.stderr
+    assert "module bookmarks needs module pep" in r.stderr, r.stderr
+    assert harness.sanitizer_report(r.stderr) is None, r.stderr
