@@ -466,12 +466,17 @@ static void contact_drop(pep_user_t *pu, pep_contact_t *c)
     *c = pu->contacts[--pu->ncontacts];
 }
 
-/* Presence for the account, from someone else's resource: remembered, and on the initial one
- * the last items go to it (§4.3.4; later available presence does not send them again). */
+/*
+ * Presence for the account's bare JID from someone else's resource (a contact's broadcast or
+ * probe answer): remembered, and on the initial one the last items go to it (§4.3.4; later
+ * available presence does not send them again). Presence for one of the account's resources
+ * (a chat room's occupants) is not a contact sharing presence with the account.
+ */
 static xml_handler_result_t on_presence_in(sm_t *sm, void *data, sm_pkt_t *pkt)
 {
     pep_mod_t *pm = data;
-    if (!jid_has_resource(&pkt->from) || jid_bare_equal(&pkt->from, &pkt->user->jid))
+    if (jid_has_resource(&pkt->to) || !jid_has_resource(&pkt->from) ||
+        jid_bare_equal(&pkt->from, &pkt->user->jid))
         return XMLS_PASS;
     pep_user_t *pu = pep_user(pm, pkt->user);
     pep_contact_t *c = contact_find(pu, &pkt->from);
