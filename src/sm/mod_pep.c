@@ -39,6 +39,12 @@ typedef struct pep_contact {
     bool primed; /* its last items were sent since its initial presence (§4.3.4) */
 } pep_contact_t;
 
+/* A notification to send once the request's answer is out. */
+typedef struct pep_held {
+    xml_stanza_t *tmpl; /* the message without 'to' (a reference) */
+    char *to;
+} pep_held_t;
+
 typedef struct pep_user {
     struct pep_mod *pm;
     sm_user_t *u;
@@ -47,7 +53,7 @@ typedef struct pep_user {
     size_t ncontacts;
     char **dirty; /* node ids to write */
     size_t ndirty;
-    xml_stanza_t **held; /* notifications held until the IQ result is out */
+    struct pep_held *held; /* notifications held until the IQ result is out */
     size_t nheld;
     unsigned holding;
 } pep_user_t;
@@ -121,28 +127,41 @@ static void deliver(pep_user_t *pu, xml_stanza_t *m)
     sm_route(sm, m);
 }
 
-/* XEP-0163 §4.3.1: a message from the account's bare JID carrying the event. */
-static void emit(pep_user_t *pu, const pubsub_node_t *node, const xml_node_t *event, const char *to)
+/* XEP-0163 §4.3.1: the message carrying an event, from the account's bare JID; each
+ * recipient gets a copy with its own 'to' and id. */
+static xml_stanza_t *message_of(pep_user_t *pu, const pubsub_node_t *node, const xml_node_t *event)
 {
-    sm_t *sm = pu->pm->sm;
-    char id[40];
-    snprintf(id, sizeof id, "pep%" PRIu64, ++sm->next_id);
     char *bare = bare_of(&pu->u->jid);
     xml_stanza_t *m = xml_stanza_new(XMLS_NS_CONTENT, "message");
     xml_node_set_attr(m, m->root, NULL, "from", bare);
-    xml_node_set_attr(m, m->root, NULL, "to", to);
     xml_node_set_attr(m, m->root, NULL, "type",
                       node->cfg.notification_normal ? "normal" : "headline");
-    xml_node_set_attr(m, m->root, NULL, "id", id);
     xml_node_add_copy(m, m->root, event);
     core_free(bare);
-    if (pu->holding > 0) {
-        pu->held = core_realloc(pu->held, (pu->nheld + 1) * sizeof(*pu->held));
-        pu->held[pu->nheld++] = m;
-        return;
-    }
+    return m;
+}
+
+static void send_to(pep_user_t *pu, const xml_stanza_t *tmpl, const char *to)
+{
+    char id[40];
+    snprintf(id, sizeof id, "pep%" PRIu64, ++pu->pm->sm->next_id);
+    xml_stanza_t *m = xml_stanza_copy(tmpl);
+    xml_node_set_attr(m, m->root, NULL, "to", to);
+    xml_node_set_attr(m, m->root, NULL, "id", id);
     deliver(pu, m);
     xml_stanza_unref(m);
+}
+
+/* Sends tmpl to `to`, or notes it for flush: held notifications are built one at a time then,
+ * so a fan-out never holds a copy per recipient. */
+static void emit(pep_user_t *pu, xml_stanza_t *tmpl, const char *to)
+{
+    if (pu->holding == 0) {
+        send_to(pu, tmpl, to);
+        return;
+    }
+    pu->held = core_realloc(pu->held, (pu->nheld + 1) * sizeof(*pu->held));
+    pu->held[pu->nheld++] = (pep_held_t){.tmpl = xml_stanza_ref(tmpl), .to = core_strdup(to)};
 }
 
 static bool has_bare(char **list, size_t n, const jid_t *j)
@@ -155,7 +174,7 @@ static bool has_bare(char **list, size_t n, const jid_t *j)
 }
 
 /* Explicit subscribers (XEP-0060 §6.1) that presence did not already serve. */
-static void notify_subscribers(pep_user_t *pu, const pubsub_node_t *node, const xml_node_t *ev,
+static void notify_subscribers(pep_user_t *pu, const pubsub_node_t *node, xml_stanza_t *tmpl,
                                char **served, size_t nserved)
 {
     for (size_t i = 0; i < node->nsubs; i++) {
@@ -165,7 +184,7 @@ static void notify_subscribers(pep_user_t *pu, const pubsub_node_t *node, const 
             continue;
         if (!jid_bare_equal(&j, &pu->u->jid) && !has_bare(served, nserved, &j) &&
             pubsub_node_may_see(pu->svc, node, &j, NULL))
-            emit(pu, node, ev, j.full);
+            emit(pu, tmpl, j.full);
         jid_clear(&j);
     }
 }
@@ -178,13 +197,15 @@ static void on_notify(void *ud, const pubsub_node_t *node, const pubsub_event_t 
 {
     pep_user_t *pu = ud;
     sm_t *sm = pu->pm->sm;
+    xml_stanza_t *tmpl = message_of(pu, node, ev->event);
     if (ev->only_to != NULL) {
-        emit(pu, node, ev->event, ev->only_to);
+        emit(pu, tmpl, ev->only_to);
+        xml_stanza_unref(tmpl);
         return;
     }
     for (sm_sess_t *s = pu->u->sessions; s != NULL; s = s->next) {
         if (s->available && wants(sm, s->jid.full, node))
-            emit(pu, node, ev->event, s->jid.full);
+            emit(pu, tmpl, s->jid.full);
     }
     char **served = NULL;
     size_t nserved = 0;
@@ -192,16 +213,17 @@ static void on_notify(void *ud, const pubsub_node_t *node, const pubsub_event_t 
         const jid_t *j = &pu->contacts[i].jid;
         if (!pubsub_node_may_see(pu->svc, node, j, NULL) || !wants(sm, j->full, node))
             continue;
-        emit(pu, node, ev->event, j->full);
+        emit(pu, tmpl, j->full);
         if (!has_bare(served, nserved, j)) {
             served = core_realloc(served, (nserved + 1) * sizeof(*served));
             served[nserved++] = bare_of(j);
         }
     }
-    notify_subscribers(pu, node, ev->event, served, nserved);
+    notify_subscribers(pu, node, tmpl, served, nserved);
     for (size_t i = 0; i < nserved; i++)
         core_free(served[i]);
     core_free(served);
+    xml_stanza_unref(tmpl);
 }
 
 /* XEP-0163 §4.3.4: the last item of every node to resource `to` that it wants and may see. */
@@ -216,8 +238,11 @@ static void send_last(pep_user_t *pu, const jid_t *to)
             !wants(pu->pm->sm, to->full, nodes[i]))
             continue;
         xml_stanza_t *ev = pubsub_node_last_event(nodes[i], true);
-        if (ev != NULL)
-            emit(pu, nodes[i], ev->root, to->full);
+        if (ev == NULL)
+            continue;
+        xml_stanza_t *tmpl = message_of(pu, nodes[i], ev->root);
+        emit(pu, tmpl, to->full);
+        xml_stanza_unref(tmpl);
         xml_stanza_unref(ev);
     }
 }
@@ -308,13 +333,14 @@ static void flush(pep_user_t *pu)
         core_free(pu->dirty[i]);
     }
     pu->ndirty = 0;
-    xml_stanza_t **held = pu->held;
+    pep_held_t *held = pu->held;
     size_t n = pu->nheld;
     pu->held = NULL;
     pu->nheld = 0;
     for (size_t i = 0; i < n; i++) {
-        deliver(pu, held[i]);
-        xml_stanza_unref(held[i]);
+        send_to(pu, held[i].tmpl, held[i].to);
+        xml_stanza_unref(held[i].tmpl);
+        core_free(held[i].to);
     }
     core_free(held);
 }
@@ -702,8 +728,10 @@ static void free_slot(sm_t *sm, void *data, sm_user_t *u, sm_sess_t *sess)
     for (size_t i = 0; i < pu->ndirty; i++)
         core_free(pu->dirty[i]);
     core_free(pu->dirty);
-    for (size_t i = 0; i < pu->nheld; i++)
-        xml_stanza_unref(pu->held[i]);
+    for (size_t i = 0; i < pu->nheld; i++) {
+        xml_stanza_unref(pu->held[i].tmpl);
+        core_free(pu->held[i].to);
+    }
     core_free(pu->held);
     pubsub_service_free(pu->svc);
     core_free(pu);
