@@ -15,7 +15,7 @@
  *   <config access_model='presence' max_items='1' …><group>…</group></config>
  *   <affiliation jid='…' affiliation='owner'/>
  *   <subscription jid='…'/>
- *   <item id='…' publisher='…'>payload</item>   (oldest first; only with persist_items)
+ *   <item id='…' publisher='…' published='ms'>payload</item>  (oldest first; persist_items)
  * </node>
  * Attributes of <config/> are the pubsub#node_config field names without the prefix; one
  * that is missing keeps the service's default, so older documents stay readable.
@@ -78,8 +78,11 @@ void pubsub_node_encode(const pubsub_node_t *node, core_buf_t *out)
     for (size_t i = 0; node->cfg.persist_items && i < node->nitems; i++) {
         const pubsub_item_t *it = &node->items[i];
         xml_node_t *n = xml_node_add_element(st, root, NS_STORE, "item");
+        char ms[24];
+        snprintf(ms, sizeof ms, "%" PRId64, it->published_ms);
         set(st, n, "id", it->id);
         set(st, n, "publisher", it->publisher);
+        set(st, n, "published", ms);
         if (it->payload != NULL)
             xml_node_add_copy(st, n, it->payload->root);
     }
@@ -207,6 +210,7 @@ static void item_decode(pubsub_node_t *node, const xml_node_t *n)
 {
     const char *id = xml_node_attr(n, "id");
     const char *publisher = xml_node_attr(n, "publisher");
+    const char *published = xml_node_attr(n, "published");
     const xml_node_t *payload = xml_node_first_element(n);
     if (id == NULL || pubsub_item_find(node, id) != NULL)
         return;
@@ -215,6 +219,7 @@ static void item_decode(pubsub_node_t *node, const xml_node_t *n)
         .payload = payload != NULL ? xml_stanza_from_node(payload) : NULL,
         .publisher = publisher != NULL ? core_strdup(publisher) : NULL,
         .bytes = pubsub_payload_bytes(payload),
+        .published_ms = published != NULL ? strtoll(published, NULL, 10) : 0,
     };
     pubsub_node_append(node, &it);
 }

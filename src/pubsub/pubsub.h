@@ -113,6 +113,7 @@ typedef struct pubsub_item {
     xml_stanza_t *payload; /* root: a private copy of the payload element; NULL: none */
     char *publisher; /* the publisher's bare JID, kept for retraction rights; NULL: unknown */
     size_t bytes; /* the payload's serialised size */
+    int64_t published_ms; /* when, in ms since the epoch (for XEP-0203 stamps); 0: not known */
 } pubsub_item_t;
 
 typedef struct pubsub_entity {

@@ -395,6 +395,13 @@ size_t pubsub_payload_bytes(const xml_node_t *payload)
     return n;
 }
 
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* XEP-0060 §7.1.1: an id unique in the node, made by the service. */
 static char *new_item_id(pubsub_service_t *svc, const pubsub_node_t *node)
 {
@@ -461,6 +468,7 @@ int pubsub_item_publish(pubsub_service_t *svc, pubsub_node_t *node, const char *
         .payload = payload != NULL ? xml_stanza_from_node(payload) : NULL,
         .publisher = bare_of(publisher),
         .bytes = bytes,
+        .published_ms = now_ms(),
     };
     /* §7.1.2: the same id again replaces the item; it is now the last published. */
     if (idx >= 0)

@@ -9,6 +9,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 /*
  * Storage: one document of kind "pep" per node, keyed by the node id, holding the node's
@@ -141,6 +142,20 @@ static xml_stanza_t *message_of(pep_user_t *pu, const pubsub_node_t *node, const
     return m;
 }
 
+/* XEP-0060 §6.1.7: a last item sent later is stamped (XEP-0203) with when it was published. */
+static void stamp_last(sm_t *sm, xml_stanza_t *tmpl, const pubsub_item_t *it)
+{
+    if (it == NULL || it->published_ms <= 0)
+        return;
+    time_t secs = (time_t)(it->published_ms / 1000);
+    struct tm tm;
+    char stamp[48];
+    gmtime_r(&secs, &tm);
+    size_t n = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(stamp + n, sizeof stamp - n, ".%03dZ", (int)(it->published_ms % 1000));
+    sm_delay_add(sm, tmpl, stamp, NULL);
+}
+
 static void send_to(pep_user_t *pu, const xml_stanza_t *tmpl, const char *to)
 {
     char id[40];
@@ -199,6 +214,8 @@ static void on_notify(void *ud, const pubsub_node_t *node, const pubsub_event_t 
     sm_t *sm = pu->pm->sm;
     xml_stanza_t *tmpl = message_of(pu, node, ev->event);
     if (ev->only_to != NULL) {
+        /* The last item for a new subscriber (the only event for one JID). */
+        stamp_last(sm, tmpl, ev->item_id != NULL ? pubsub_item_find(node, ev->item_id) : NULL);
         emit(pu, tmpl, ev->only_to);
         xml_stanza_unref(tmpl);
         return;
@@ -241,6 +258,7 @@ static void send_last(pep_user_t *pu, const jid_t *to)
         if (ev == NULL)
             continue;
         xml_stanza_t *tmpl = message_of(pu, nodes[i], ev->root);
+        stamp_last(pu->pm->sm, tmpl, &nodes[i]->items[nodes[i]->nitems - 1]);
         emit(pu, tmpl, to->full);
         xml_stanza_unref(tmpl);
         xml_stanza_unref(ev);

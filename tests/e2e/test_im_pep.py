@@ -319,6 +319,7 @@ def test_notifications_follow_caps(pool):
         assert m.get("type") == "headline" and m.get("to") == x.jid, dump(m)
         it = event_of(m).find(q(PSE, "items")).find(q(PSE, "item"))
         assert it.get("id") == "t" and it.find(q(TUNE, "tune")) is not None, dump(m)
+        assert m.find(q(im.NS_DELAY, "delay")) is None, dump(m)  # live: no stamp
     for x in (a_quiet, c):
         x.expect_silence(0.8, notification(TUNE))
     ok(publish(a, MOOD, f"<mood xmlns='{MOOD}'><happy/></mood>", item_id="m"))
@@ -354,6 +355,9 @@ def test_last_item_at_login(pool):
     m = a2.recv(notification(TUNE))
     it = event_of(m).find(q(PSE, "items")).find(q(PSE, "item"))
     assert it.get("id") == "2", dump(m)
+    # XEP-0060 §6.1.7: stamped with when it was published (XEP-0203).
+    delay = m.find(q(im.NS_DELAY, "delay"))
+    assert delay is not None and delay.get("stamp", "").endswith("Z"), dump(m)
     b2 = pep_client(pool, "bob", resource="again", notify=[TUNE])
     m = b2.recv(notification(TUNE))
     assert m.get("to") == b2.jid, dump(m)

@@ -628,6 +628,9 @@ static void stored_form_round_trip(void **state)
     assert_string_equal(node->items[0].id, "one");
     assert_string_equal(node->items[1].id, "two");
     assert_string_equal(node->items[0].publisher, OWNER);
+    assert_true(node->items[0].published_ms > 1700000000000);
+    assert_int_equal(node->items[1].published_ms,
+                     pubsub_node_find(svc, "r")->items[1].published_ms);
     core_buf_t p = {0};
     xml_node_serialize(node->items[0].payload->root, &p);
     core_buf_append(&p, "", 1);
