@@ -662,7 +662,8 @@ static void usage(FILE *out)
             "  --server-name NAME    label for the RESULT line (default server)\n"
             "  --wait echo|roster    login: logged in at the presence echo (and roster\n"
             "                        result; default) or at the roster result alone\n"
-            "  --max-errors N        login/register: give up after N failed logins (10)\n");
+            "  --max-errors N        login/register: give up after N failed logins (10)\n"
+            "  --carbons             enable message carbons (XEP-0280) at each login\n");
 }
 
 static int add_pids(cl_options_t *o, const char *arg)
@@ -765,6 +766,9 @@ static int parse_option(cl_options_t *o, int ch, const char *arg)
             return -EINVAL;
         o->wait_roster = strcmp(arg, "roster") == 0;
         break;
+    case 'B':
+        o->carbons = true;
+        break;
     default:
         return -EINVAL;
     }
@@ -809,6 +813,7 @@ static int parse_options(cl_options_t *o, int argc, char **argv)
         {"server-name", required_argument, NULL, 'N'},
         {"wait", required_argument, NULL, 'a'},
         {"max-errors", required_argument, NULL, 'E'},
+        {"carbons", no_argument, NULL, 'B'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };

@@ -174,6 +174,7 @@ struct cl_options {
     unsigned npids;
     const char *server_name;
     bool wait_roster;
+    bool carbons; /* enable message carbons (XEP-0280) at login */
     uint64_t max_errors;
 };
 typedef struct cl_options cl_options_t;

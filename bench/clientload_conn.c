@@ -776,8 +776,13 @@ static void on_features(cl_conn_t *c)
 
 static void send_roster_presence(cl_conn_t *c)
 {
+    static const char carbons[] =
+        "<iq type='set' id='carbons'><enable xmlns='urn:xmpp:carbons:2'/></iq>";
     static const char req[] = "<iq type='get' id='roster'><query xmlns='jabber:iq:roster'/></iq>"
                               "<presence/>";
+    /* As Conversations and Dino do at every login; the answer is not waited for. */
+    if (c->cl->opt.carbons)
+        cl_conn_send(c, carbons, sizeof(carbons) - 1);
     cl_conn_send(c, req, sizeof(req) - 1);
     c->step = STEP_ROSTER;
 }

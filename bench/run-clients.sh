@@ -7,7 +7,10 @@
 # started and stopped by this script (by PID). See bench/README.md for what is measured.
 # Environment (defaults in brackets):
 #   BENCH_SERVERS      servers to run, in order ["parley prosody ejabberd"]; "parley-split"
-#                      runs parleyd as three processes (router, sm, c2s)
+#                      runs parleyd as three processes (router, sm, c2s); "parley-noarchive"
+#                      runs `parleyd all` without archive and carbons even with BENCH_ARCHIVE=1
+#   BENCH_ARCHIVE      1: every server archives messages (XEP-0313, all of them) and has
+#                      carbons (XEP-0280), which each client enables at login [0]
 #   BENCH_PARTS        benchmarks to run, of login, message and idle ["login message idle"]
 #   BENCH_REPS         repetitions of each benchmark per server [3]
 #   BENCH_USERS        accounts for the login benchmark [100]
@@ -48,6 +51,7 @@ BENCH_TIMEOUT=${BENCH_TIMEOUT:-120}
 BENCH_CERT=${BENCH_CERT:-ec}
 BENCH_OUT=${BENCH_OUT:-$ROOT/bench/results/clients.md}
 BENCH_KEEP=${BENCH_KEEP:-0}
+BENCH_ARCHIVE=${BENCH_ARCHIVE:-0}
 PARLEYD=${PARLEYD:-$ROOT/build/release/src/main/parleyd}
 PARLEYCTL=${PARLEYCTL:-$ROOT/build/release/src/main/parleyctl}
 CLIENTLOAD=${CLIENTLOAD:-$ROOT/build/release/bench/parley-clientload}
@@ -57,7 +61,7 @@ PARLEYCTL=$(realpath -m "$PARLEYCTL")
 CLIENTLOAD=$(realpath -m "$CLIENTLOAD")
 
 for v in BENCH_REPS BENCH_USERS BENCH_LOGINS BENCH_CONCURRENCY BENCH_PAIRS BENCH_WINDOW \
-    BENCH_MESSAGES BENCH_MSG_SIZE BENCH_MIN_SECONDS BENCH_TIMEOUT BENCH_IDLE_SETTLE; do
+    BENCH_MESSAGES BENCH_MSG_SIZE BENCH_MIN_SECONDS BENCH_TIMEOUT BENCH_IDLE_SETTLE BENCH_ARCHIVE; do
     case ${!v} in
     '' | *[!0-9]*) echo "run-clients.sh: $v must be a whole number, not '${!v}'" >&2; exit 2 ;;
     esac
@@ -239,15 +243,18 @@ make_accounts() {
 # Each setup_<server> prepares directory $1 for c2s port $2: config, certificate, accounts.
 # It sets PORT (where clients connect) and leaves the server to start_<server>.
 setup_parley() {
-    local dir=$1 port=$2 rport
+    local dir=$1 port=$2 rport disable='mam, carbons'
     rport=$(free_port) || return 1
+    # The archive and carbons run unless the benchmark is without them, or for parley-noarchive.
+    [ "$BENCH_ARCHIVE" = 1 ] && [ "$(basename "$dir")" != parley-noarchive ] && disable='""'
+
     mkdir -p "$dir/certs" "$dir/data" "$dir/secrets"
     cp "$WORK/certs/localhost.crt" "$WORK/certs/localhost.key" "$dir/certs/"
     openssl rand -hex 24 >"$dir/secrets/sm"
     openssl rand -hex 24 >"$dir/secrets/c2s"
     chmod 600 "$dir/secrets/"*
-    sed -e "s|@PORT_ROUTER@|$rport|g" -e "s|@PORT_C2S@|$port|g" "$CONFIGS/parley-c2s.conf.in" \
-        >"$dir/parley.conf"
+    sed -e "s|@PORT_ROUTER@|$rport|g" -e "s|@PORT_C2S@|$port|g" -e "s|@SM_DISABLE@|$disable|g" \
+        "$CONFIGS/parley-c2s.conf.in" >"$dir/parley.conf"
     ROUTER_PORT=$rport
     # Both topologies have the same storage: the accounts are made once, then copied.
     if [ -d "$WORK/parley-accounts" ]; then
@@ -262,6 +269,12 @@ setup_parley() {
 }
 setup_parley_split() {
     setup_parley "$@"
+}
+setup_parley_noarchive() {
+    setup_parley "$@"
+}
+start_parley_noarchive() {
+    start_parley "$@"
 }
 
 start_parley() {
@@ -280,7 +293,10 @@ setup_prosody() {
     local dir=$1 port=$2
     mkdir -p "$dir/data" "$dir/certs"
     cp "$WORK/certs/localhost.crt" "$WORK/certs/localhost.key" "$dir/certs/"
+    local archive=''
+    [ "$BENCH_ARCHIVE" = 1 ] && archive='"mam", "carbons"'
     sed -e "s|@PORT@|$port|g" -e "s|@DIR@|$dir|g" -e "s|@PLUGINS@|$CONFIGS/prosody-plugins|g" \
+        -e "s|@ARCHIVE_MODULES@|$archive|g" \
         "$CONFIGS/prosody-c2s.cfg.lua.in" >"$dir/prosody.cfg.lua"
     # prosodyctl writes the account files while the server is down: `prosodyctl register`
     # for each would start Prosody 10,000 times, mod_bench_accounts makes a run of them.
@@ -301,6 +317,10 @@ setup_ejabberd() {
     cp "$WORK/certs/localhost.pem" "$dir/certs/"
     sed -e "s|@PORT@|$port|g" -e "s|@DIR@|$dir|g" "$CONFIGS/ejabberd-c2s.yml.in" \
         >"$dir/ejabberd.yml"
+    if [ "$BENCH_ARCHIVE" = 1 ]; then
+        # Every message archived, as the other servers do here; carbons for every client.
+        printf '  mod_mam:\n    default: always\n  mod_carbons: {}\n' >>"$dir/ejabberd.yml"
+    fi
 }
 
 start_ejabberd() {
@@ -337,7 +357,7 @@ register_ejabberd() {
 # Finds what each server needs; prints a reason and returns 1 if it cannot run.
 available() {
     case $1 in
-    parley | parley-split)
+    parley | parley-split | parley-noarchive)
         if [ -x "$PARLEYD" ] && [ -x "$PARLEYCTL" ] &&
             "$PARLEYD" --help 2>&1 | grep -q '^  c2s '; then
             return 0
@@ -454,9 +474,11 @@ bench_server() {
                 --count "$BENCH_LOGINS" --concurrency "$BENCH_CONCURRENCY"
             ;;
         message)
+            # shellcheck disable=SC2046 # an option or none
             run_load "$server" "$dir" "$port" message "$rep" --first "$MSG_FIRST" \
                 --pairs "$BENCH_PAIRS" --window "$BENCH_WINDOW" --count "$BENCH_MESSAGES" \
-                --size "$BENCH_MSG_SIZE" --concurrency "$BENCH_CONCURRENCY"
+                --size "$BENCH_MSG_SIZE" --concurrency "$BENCH_CONCURRENCY" \
+                $([ "$BENCH_ARCHIVE" = 1 ] && echo --carbons)
             ;;
         idle)
             run_load "$server" "$dir" "$port" idle "$rep" --users "$rep" \
@@ -499,7 +521,7 @@ report() {
         reps[k]++
     }
     END {
-        names["parley"] = "Parley"; names["parley-split"] = "Parley (3 processes)"
+        names["parley"] = "Parley"; names["parley-split"] = "Parley (3 processes)"; names["parley-noarchive"] = "Parley (no archive, no carbons)"
         names["prosody"] = "Prosody"; names["ejabberd"] = "ejabberd"
         ns = split(servers, sv, " ")
         if (has["login"]) {
@@ -570,7 +592,7 @@ report_idle() {
         note[k] = f["complete"] == 1 ? "" : " (time limit hit: " f["online"] " online)"
     }
     END {
-        names["parley"] = "Parley"; names["parley-split"] = "Parley (3 processes)"
+        names["parley"] = "Parley"; names["parley-split"] = "Parley (3 processes)"; names["parley-noarchive"] = "Parley (no archive, no carbons)"
         names["prosody"] = "Prosody"; names["ejabberd"] = "ejabberd"
         ns = split(servers, sv, " "); nz = split(sizes, sz, " ")
         print "### Idle connections (STARTTLS, SCRAM-SHA-1, bind, roster, initial presence, then " settle " s of silence)"

@@ -188,9 +188,13 @@ static bool from_user_stopped(sm_t *sm, sm_pkt_t *pkt)
     pkt->user = u;
     u->busy++;
     bool stopped = sm_chain_run(sm, SM_CHAIN_FROM_USER, pkt) == XMLS_HANDLED;
+    /*
+     * Not released here: the user was only found, so whoever brought it into memory releases
+     * it at the top of its callback (a storage callback that has let go of it already may be
+     * sending this very stanza, and still uses the user after).
+     */
     u->busy--;
     pkt->user = prev;
-    sm_user_release(sm, u);
     return stopped;
 }
 

@@ -233,6 +233,7 @@ struct sm {
     const char *user_kinds[SM_MODULES_MAX + 1]; /* the modules' user_kind, NULL-terminated */
     size_t user_kind_mod[SM_MODULES_MAX]; /* the module index of each */
     struct sm_iq *iq; /* IQs the sm sent and waits for (iq.c), NULL until the first */
+    uint64_t iq_timeout_ms; /* how long they wait; 0: SM_IQ_TIMEOUT_MS (tests wait less) */
     bool stopping;
 };
 

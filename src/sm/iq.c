@@ -23,10 +23,10 @@ typedef struct iq_req {
 typedef struct sm_iq {
     sm_t *sm;
     uv_timer_t timer; /* the head's deadline, or 0 when an early answer waits */
-    bool timer_init;
     bool stopping; /* sm_iq_stop runs: no new requests, the timer is closing */
     core_map_t reqs; /* id -> iq_req_t */
     iq_req_t *head, *tail;
+    size_t nearly; /* requests holding an early answer */
 } sm_iq_t;
 
 static void unlink_req(sm_iq_t *q, iq_req_t *r)
@@ -49,6 +49,8 @@ static void finish(sm_iq_t *q, iq_req_t *r, const xml_stanza_t *reply)
     sm_iq_cb cb = r->cb;
     void *arg = r->arg;
     xml_stanza_t *early = r->early;
+    if (early != NULL)
+        q->nearly--;
     core_free(r->to);
     core_free(r);
     cb(q->sm, arg, reply != NULL ? reply : early);
@@ -63,7 +65,7 @@ static sm_iq_t *of_timer(uv_timer_t *t)
 /* The first request with an answer that came early, or NULL. */
 static iq_req_t *early_one(const sm_iq_t *q)
 {
-    for (iq_req_t *r = q->head; r != NULL; r = r->next) {
+    for (iq_req_t *r = q->nearly > 0 ? q->head : NULL; r != NULL; r = r->next) {
         if (r->early != NULL && !r->sending)
             return r;
     }
@@ -108,7 +110,6 @@ static sm_iq_t *tracker(sm_t *sm)
     q->sm = sm;
     core_map_init(&q->reqs);
     uv_timer_init(sm->loop, &q->timer);
-    q->timer_init = true;
     sm->iq = q;
     return q;
 }
@@ -134,7 +135,8 @@ int sm_iq_send(sm_t *sm, xml_stanza_t *st, sm_iq_cb cb, void *arg)
     snprintf(r->id, sizeof(r->id), "sm-%" PRIu64, ++sm->next_id);
     r->to = core_strndup(j.full, j.full_len);
     jid_clear(&j);
-    r->deadline = uv_now(sm->loop) + SM_IQ_TIMEOUT_MS;
+    r->deadline =
+        uv_now(sm->loop) + (sm->iq_timeout_ms != 0 ? sm->iq_timeout_ms : SM_IQ_TIMEOUT_MS);
     r->cb = cb;
     r->arg = arg;
     r->prev = q->tail;
@@ -170,6 +172,7 @@ bool sm_iq_input(sm_t *sm, const sm_pkt_t *pkt)
     }
     if (r->sending) {
         r->early = xml_stanza_ref(pkt->st);
+        q->nearly++;
         return true;
     }
     finish(q, r, pkt->st);
@@ -192,8 +195,6 @@ void sm_iq_stop(sm_t *sm)
         finish(q, q->head, NULL);
     sm->iq = NULL;
     core_map_free(&q->reqs);
-    if (q->timer_init)
-        uv_close((uv_handle_t *)&q->timer, on_closed);
-    else
-        core_free(q);
+    /* Freed once the loop has closed the timer. */
+    uv_close((uv_handle_t *)&q->timer, on_closed);
 }

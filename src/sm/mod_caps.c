@@ -52,6 +52,7 @@ typedef struct pend {
     char *asked; /* the full JID asked */
     unsigned tries;
     bool per_jid; /* §5.4 step 2: the answer is that JID's alone, not cached */
+    bool orphan; /* the JID asked went away: its answer, if any, is dropped */
 } pend_t;
 
 typedef struct listener {
@@ -438,18 +439,6 @@ static void notify(sm_t *sm, caps_mod_t *cm, const char *jid)
     core_free(copy);
 }
 
-static void forget(caps_mod_t *cm, const char *jid)
-{
-    jid_ent_t *e = core_map_del(&cm->jids, jid, strlen(jid));
-    if (e == NULL)
-        return;
-    set_unref(e->set);
-    core_free(e->jid);
-    core_free(e->key);
-    core_free(e->node);
-    core_free(e);
-}
-
 static void on_info(sm_t *sm, void *arg, const xml_stanza_t *reply);
 
 static int ask(sm_t *sm, pend_t *p, const char *node)
@@ -469,7 +458,7 @@ static int ask(sm_t *sm, pend_t *p, const char *node)
 
 static void pend_free(caps_mod_t *cm, pend_t *p)
 {
-    if (!p->per_jid)
+    if (!p->per_jid && !p->orphan)
         core_map_del(&cm->pending, p->key, strlen(p->key));
     core_free(p->key);
     core_free(p->asked);
@@ -500,7 +489,7 @@ static void collect(void *ud, const char *k, void *v)
 {
     collect_ctx_t *c = ud;
     jid_ent_t *e = v;
-    if (c->n < c->max && e->set == NULL && strcmp(e->key, c->key) == 0 &&
+    if (c->n < c->max && e->set == NULL && e->key != NULL && strcmp(e->key, c->key) == 0 &&
         (c->skip == NULL || strcmp(e->jid, c->skip) != 0))
         c->out[c->n++] = e;
 }
@@ -542,10 +531,41 @@ static void failed(sm_t *sm, caps_mod_t *cm, pend_t *p)
         pend_free(cm, p);
 }
 
+/* A JID whose presence is gone; if the query about its ver was out to it, another JID that
+ * names the same ver is asked at once instead of after SM_IQ_TIMEOUT_MS. */
+static void forget(sm_t *sm, caps_mod_t *cm, const char *jid)
+{
+    jid_ent_t *e = core_map_del(&cm->jids, jid, strlen(jid));
+    if (e == NULL)
+        return;
+    pend_t *p = e->key != NULL ? core_map_get(&cm->pending, e->key, strlen(e->key)) : NULL;
+    if (p != NULL && strcmp(p->asked, jid) == 0) {
+        core_map_del(&cm->pending, p->key, strlen(p->key));
+        p->orphan = true;
+        jid_ent_t *next = NULL;
+        collect_ctx_t c = {.key = e->key, .out = &next, .max = 1};
+        core_map_each(&cm->jids, collect, &c);
+        if (next != NULL) {
+            pend_t *q = pend_new(cm, next, false);
+            if (ask(sm, q, next->node) < 0)
+                pend_free(cm, q);
+        }
+    }
+    set_unref(e->set);
+    core_free(e->jid);
+    core_free(e->key);
+    core_free(e->node);
+    core_free(e);
+}
+
 static void on_info(sm_t *sm, void *arg, const xml_stanza_t *reply)
 {
     pend_t *p = arg;
     caps_mod_t *cm = p->cm;
+    if (p->orphan) {
+        pend_free(cm, p);
+        return;
+    }
     const char *type = reply != NULL ? xml_stanza_type(reply) : NULL;
     const xml_node_t *query = type != NULL && strcmp(type, "result") == 0
         ? xml_node_child(reply->root, SM_NS_DISCO_INFO, "query")
@@ -603,7 +623,7 @@ static void seen(sm_t *sm, caps_mod_t *cm, const char *jid, const xml_stanza_t *
     const char *type = xml_stanza_type(st);
     if (type != NULL) {
         if (strcmp(type, "unavailable") == 0 || strcmp(type, "error") == 0)
-            forget(cm, jid);
+            forget(sm, cm, jid);
         return;
     }
     /* Without <c/> the caps stay as they were (a client may leave them out, §8.4). */
@@ -681,7 +701,7 @@ static xml_handler_result_t on_contact(sm_t *sm, void *data, sm_pkt_t *pkt)
 static void on_event(sm_t *sm, void *data, sm_event_t ev, sm_sess_t *sess)
 {
     if (ev == SM_EV_SESS_END)
-        forget(data, sess->jid.full);
+        forget(sm, data, sess->jid.full);
 }
 
 bool sm_caps_has_feature(sm_t *sm, const char *full_jid, const char *feature)

@@ -20,12 +20,13 @@
 #define KIND_LAST "last"
 #define KEY_LAST "last"
 
+/* The module's data. Each user's slot holds the status of its latest unavailable presence
+ * (owned), or NULL. */
 typedef struct last_mod {
     const sm_mod_t *mod;
     uint64_t started_ns; /* uv_hrtime() when the sm started (§5: uptime) */
 } last_mod_t;
 
-/* The user's slot: the status of its last unavailable presence (owned), or NULL. */
 /* Answers the request req with seconds and the status text (may be empty). */
 static void reply_seconds(sm_t *sm, const xml_stanza_t *req, uint64_t seconds, const char *status,
                           size_t status_len)

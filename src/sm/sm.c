@@ -5,7 +5,11 @@
 #include "core/alloc.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+static const char *const archive_defaults[] = {"always", "never", "roster", NULL};
 
 static const core_cfg_key_t sm_keys[] = {
     {.name = "domain",
@@ -31,7 +35,38 @@ static const core_cfg_key_t sm_keys[] = {
      .type = CORE_CFG_LIST,
      .offset = offsetof(sm_config_t, disable),
      .help = "modules switched off, by name (disco stays truthful)"},
+    {.name = "archive_default",
+     .type = CORE_CFG_ENUM,
+     .offset = offsetof(sm_config_t, archive_default),
+     .def = "always",
+     .choices = archive_defaults,
+     .help = "which messages a user's archive keeps until the user sets preferences"},
+    {.name = "archive_expiry",
+     .type = CORE_CFG_STR,
+     .offset = offsetof(sm_config_t, archive_expiry),
+     .def = "365d",
+     .help = "how long archived messages are kept: a number of days (365d) or forever"},
 };
+
+/* archive_expiry: "forever", or 1..36500 days written N or Nd. */
+static int sm_cfg_check(void *data, char *err, size_t errlen)
+{
+    sm_config_t *c = data;
+    const char *s = c->archive_expiry;
+    if (strcmp(s, "forever") == 0) {
+        c->archive_expiry_days = -1;
+        return 0;
+    }
+    char *end;
+    long long days = strtoll(s, &end, 10);
+    bool number = s[0] >= '0' && s[0] <= '9' && (*end == '\0' || strcmp(end, "d") == 0);
+    if (number && days >= 1 && days <= 36500) {
+        c->archive_expiry_days = days;
+        return 0;
+    }
+    snprintf(err, errlen, "archive_expiry: '%s' is neither forever nor 1 to 36500 days (365d)", s);
+    return -EINVAL;
+}
 
 const core_cfg_section_t sm_cfg_section = {
     .name = "sm",
@@ -39,6 +74,7 @@ const core_cfg_section_t sm_cfg_section = {
     .size = sizeof(sm_config_t),
     .keys = sm_keys,
     .nkeys = sizeof(sm_keys) / sizeof(sm_keys[0]),
+    .check = sm_cfg_check,
 };
 
 int sm_new(uv_loop_t *loop, const core_log_t *log, const core_cfg_t *cfg,

@@ -17,6 +17,9 @@ typedef struct sm_config {
     int64_t offline_max; /* messages kept per offline user */
     uint64_t vcard_max_size; /* bytes of one user's vCard (XEP-0054) */
     core_cfg_list_t disable; /* modules switched off, by name */
+    int archive_default; /* XEP-0441 default of users without preferences: always, never, roster */
+    char *archive_expiry; /* "forever", or days archived messages are kept */
+    int64_t archive_expiry_days; /* archive_expiry parsed; -1: forever */
 } sm_config_t;
 
 extern const core_cfg_section_t sm_cfg_section;

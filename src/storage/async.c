@@ -28,6 +28,9 @@ enum req_op {
     OP_DOC_DELETE,
     OP_DOC_LIST,
     OP_USER_LOAD,
+    OP_ARCHIVE_APPEND,
+    OP_ARCHIVE_QUERY,
+    OP_ARCHIVE_EXPIRE,
 };
 
 /*
@@ -45,6 +48,16 @@ typedef struct storage_req {
     size_t len;
     size_t num; /* offline limit or count */
     storage_roster_item_t item; /* roster put */
+    int64_t stamp; /* archive expire */
+    /*
+     * Archive append: the batch (nentries), its strings copied into one block (pool). Archive
+     * query: the query, its strings and ids in pool too.
+     */
+    storage_archive_entry_t *entries;
+    size_t nentries;
+    storage_archive_query_t query;
+    const char **query_ids; /* owned: the array query.ids points to */
+    char *pool;
     union {
         storage_status_cb status;
         storage_bytes_cb bytes;
@@ -53,6 +66,7 @@ typedef struct storage_req {
         storage_roster_cb roster;
         storage_item_cb item;
         storage_user_load_cb load;
+        storage_archive_cb archive;
     } cb;
     void *arg;
 
@@ -66,6 +80,7 @@ typedef struct storage_req {
     size_t nkinds;
     storage_roster_t roster;
     storage_roster_item_t out_item;
+    storage_archive_result_t archive;
 } storage_req_t;
 
 typedef struct req_queue {
@@ -129,6 +144,10 @@ static void req_free(storage_req_t *rq)
     core_free(rq->docs);
     storage_roster_clear(&rq->roster);
     storage_roster_item_clear(&rq->out_item);
+    core_free(rq->entries);
+    core_free(rq->query_ids);
+    core_free(rq->pool);
+    storage_archive_result_clear(&rq->archive);
     core_free(rq);
 }
 
@@ -202,6 +221,15 @@ static void req_run(storage_db_t *db, storage_req_t *rq)
         if (rq->status == 0 && rq->num != 0)
             rq->status = storage_db_offline_get(db, rq->user, &rq->list2);
         break;
+    case OP_ARCHIVE_APPEND:
+        rq->status = storage_db_archive_append(db, rq->entries, rq->nentries, NULL);
+        break;
+    case OP_ARCHIVE_QUERY:
+        rq->status = storage_db_archive_query(db, rq->user, &rq->query, &rq->archive);
+        break;
+    case OP_ARCHIVE_EXPIRE:
+        rq->status = storage_db_archive_expire(db, rq->user, rq->stamp);
+        break;
     }
 }
 
@@ -253,6 +281,8 @@ static void req_deliver(storage_req_t *rq)
     case OP_OFFLINE_DELETE:
     case OP_DOC_PUT:
     case OP_DOC_DELETE:
+    case OP_ARCHIVE_APPEND:
+    case OP_ARCHIVE_EXPIRE:
         rq->cb.status(rq->arg, rq->status);
         break;
     case OP_CREDS_GET:
@@ -283,6 +313,9 @@ static void req_deliver(storage_req_t *rq)
         rq->cb.load(rq->arg, rq->status, ok ? &d : NULL);
         break;
     }
+    case OP_ARCHIVE_QUERY:
+        rq->cb.archive(rq->arg, rq->status, ok ? &rq->archive : NULL);
+        break;
     }
 }
 
@@ -597,8 +630,8 @@ int storage_doc_list(storage_t *st, const char *user, const char *kind, storage_
 }
 
 int storage_user_load(storage_t *st, const char *user, const char *doc_kind,
-                      const char *const *content_kinds, bool with_offline,
-                      storage_user_load_cb cb, void *arg)
+                      const char *const *content_kinds, bool with_offline, storage_user_load_cb cb,
+                      void *arg)
 {
     size_t nkinds = 0;
     for (; content_kinds != NULL && content_kinds[nkinds] != NULL; nkinds++) {
@@ -620,4 +653,93 @@ int storage_user_load(storage_t *st, const char *user, const char *doc_kind,
     rq->num = with_offline ? 1 : 0;
     rq->cb.load = cb;
     return submit(st, rq);
+}
+
+/* ---- the archive ---- */
+
+/* Copies s (with its NUL) to *p and returns the copy; NULL stays NULL. */
+static const char *pool_put(char **p, const char *s)
+{
+    if (s == NULL)
+        return NULL;
+    size_t n = strlen(s) + 1;
+    memcpy(*p, s, n);
+    const char *copy = *p;
+    *p += n;
+    return copy;
+}
+
+static size_t str_size(const char *s)
+{
+    return s != NULL ? strlen(s) + 1 : 0;
+}
+
+int storage_archive_append(storage_t *st, const storage_archive_entry_t *entries, size_t n,
+                           storage_status_cb cb, void *arg)
+{
+    if (cb == NULL || (n > 0 && entries == NULL))
+        return -EINVAL;
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++) {
+        const storage_archive_entry_t *e = &entries[i];
+        if (storage_check_archive_entry(e) < 0)
+            return -EINVAL;
+        bytes += str_size(e->user) + str_size(e->id) + str_size(e->with) + e->len;
+    }
+    /* The whole batch in two allocations: the entries, and one block for their bytes. */
+    storage_req_t *rq = req_new(OP_ARCHIVE_APPEND, NULL, arg);
+    rq->entries = core_malloc((n > 0 ? n : 1) * sizeof(*rq->entries));
+    rq->pool = core_malloc(bytes > 0 ? bytes : 1);
+    rq->nentries = n;
+    char *p = rq->pool;
+    for (size_t i = 0; i < n; i++) {
+        const storage_archive_entry_t *e = &entries[i];
+        storage_archive_entry_t *c = &rq->entries[i];
+        c->user = pool_put(&p, e->user);
+        c->id = pool_put(&p, e->id);
+        c->with = pool_put(&p, e->with);
+        c->stamp_us = e->stamp_us;
+        c->len = e->len;
+        c->data = p;
+        if (e->len > 0)
+            memcpy(p, e->data, e->len);
+        p += e->len;
+    }
+    return submit_status(st, rq, cb);
+}
+
+int storage_archive_query(storage_t *st, const char *user, const storage_archive_query_t *q,
+                          storage_archive_cb cb, void *arg)
+{
+    if (cb == NULL || storage_check_user(user) < 0 || storage_check_archive_query(q) < 0)
+        return -EINVAL;
+    size_t bytes = str_size(q->with) + str_size(q->after_id) + str_size(q->before_id);
+    for (size_t i = 0; i < q->nids; i++)
+        bytes += str_size(q->ids[i]);
+    storage_req_t *rq = req_new(OP_ARCHIVE_QUERY, user, arg);
+    rq->query = *q;
+    rq->pool = core_malloc(bytes > 0 ? bytes : 1);
+    char *p = rq->pool;
+    rq->query.with = pool_put(&p, q->with);
+    rq->query.after_id = pool_put(&p, q->after_id);
+    rq->query.before_id = pool_put(&p, q->before_id);
+    rq->query.ids = NULL;
+    if (q->nids > 0) {
+        rq->query_ids = core_malloc(q->nids * sizeof(*rq->query_ids));
+        for (size_t i = 0; i < q->nids; i++)
+            rq->query_ids[i] = pool_put(&p, q->ids[i]);
+        rq->query.ids = rq->query_ids;
+    }
+    rq->cb.archive = cb;
+    return submit(st, rq);
+}
+
+int storage_archive_expire(storage_t *st, const char *user, int64_t before_us, storage_status_cb cb,
+                           void *arg)
+{
+    if (cb == NULL || storage_check_user(user) < 0)
+        return -EINVAL;
+    storage_req_t *rq = req_new(OP_ARCHIVE_EXPIRE, user, arg);
+    rq->stamp = before_us;
+    return submit_status(st, rq, cb);
 }

@@ -22,46 +22,28 @@
  *    user is created, and the whole directory is renamed away (atomically) to delete one.
  *  - Every file is replaced whole: written to a temporary file, synced, renamed over the old
  *    one, and the directory synced. A reader sees the old or the new file, never a mix, so
- *    readers take no lock.
+ *    readers take no lock. The one exception, the archive, only grows by whole lines, and its
+ *    readers ignore an unfinished last line (files_archive.c).
  *  - Writers hold an exclusive flock on <root>/<enc>/lock for the whole read-modify-write.
  *    The lock file is never replaced, so every handle (thread or process) locks the same
  *    inode. After taking it a writer checks that the directory it locked is still the one at
  *    <root>/<enc> (a delete may have renamed it away meanwhile).
  */
 
-typedef struct files_db {
-    storage_db_t base; /* first: the handle storage.c sees */
-    int root; /* the root directory */
-    unsigned deleted; /* numbers the trash names this handle makes */
-} files_db_t;
-
-/* An open user directory, locked or not. */
-typedef struct user_dir {
-    int dir;
-    int lock; /* -1 when not locked */
-    char enc[STORAGE_FILES_NAME_MAX + 1];
-} user_dir_t;
-
-#define TMP_NAME ".tmp"
 #define TRASH_PREFIX ".deleted-"
 /* Deep enough for <user>/docs/<kind>/<key>; deeper trees are not ours to remove. */
 #define TREE_DEPTH 4
 /* Retries when a concurrent create or delete moves a directory under us. */
 #define RACE_RETRIES 16
 
-static files_db_t *from_db(storage_db_t *db)
+static storage_files_db_t *from_db(storage_db_t *db)
 {
-    return (files_db_t *)db;
+    return (storage_files_db_t *)db;
 }
 
-static bool want_sync(const files_db_t *f)
+int storage_files_sync(const storage_files_db_t *f, int fd)
 {
-    return f->base.sync == STORAGE_SYNC_FULL;
-}
-
-static int sync_fd(const files_db_t *f, int fd)
-{
-    if (want_sync(f) && fsync(fd) < 0)
+    if (f->base.sync == STORAGE_SYNC_FULL && fsync(fd) < 0)
         return -errno;
     return 0;
 }
@@ -122,7 +104,7 @@ out:
     return rc;
 }
 
-static int write_all(int fd, const char *p, size_t len)
+int storage_files_write_all(int fd, const char *p, size_t len)
 {
     while (len > 0) {
         ssize_t n = write(fd, p, len);
@@ -136,35 +118,43 @@ static int write_all(int fd, const char *p, size_t len)
     return 0;
 }
 
-/*
- * Replaces dir/name with data: temporary file, fsync, rename, fsync of the directory. The
- * caller holds the user's lock, so one temporary name per directory is enough.
- */
-static int write_file(const files_db_t *f, int dir, const char *name, const char *data, size_t len)
+int storage_files_tmp_open(int dir)
 {
-    int fd = openat(dir, TMP_NAME, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return -errno;
-    int rc = write_all(fd, data, len);
+    int fd =
+        openat(dir, STORAGE_FILES_TMP, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+    return fd < 0 ? -errno : fd;
+}
+
+int storage_files_tmp_commit(const storage_files_db_t *f, int dir, int fd, const char *name, int rc)
+{
     if (rc == 0)
-        rc = sync_fd(f, fd);
+        rc = storage_files_sync(f, fd);
     if (close(fd) < 0 && rc == 0)
         rc = -errno;
-    if (rc == 0 && renameat(dir, TMP_NAME, dir, name) < 0)
+    if (rc == 0 && renameat(dir, STORAGE_FILES_TMP, dir, name) < 0)
         rc = -errno;
     if (rc < 0) {
-        unlinkat(dir, TMP_NAME, 0);
+        unlinkat(dir, STORAGE_FILES_TMP, 0);
         return rc;
     }
-    return sync_fd(f, dir);
+    return storage_files_sync(f, dir);
+}
+
+int storage_files_replace(const storage_files_db_t *f, int dir, const char *name, const char *data,
+                          size_t len)
+{
+    int fd = storage_files_tmp_open(dir);
+    if (fd < 0)
+        return fd;
+    return storage_files_tmp_commit(f, dir, fd, name, storage_files_write_all(fd, data, len));
 }
 
 /* Removes dir/name; 0 if it was not there. */
-static int remove_file(const files_db_t *f, int dir, const char *name)
+int storage_files_remove(const storage_files_db_t *f, int dir, const char *name)
 {
     if (unlinkat(dir, name, 0) < 0)
         return errno == ENOENT ? 0 : -errno;
-    return sync_fd(f, dir);
+    return storage_files_sync(f, dir);
 }
 
 /* Removes parent/name and everything under it, never following symbolic links. */
@@ -204,7 +194,7 @@ static int remove_tree(int parent, const char *name, int depth)
 
 /* ---- user directories and the lock ---- */
 
-static void user_close(user_dir_t *u)
+void storage_files_user_close(storage_files_user_t *u)
 {
     if (u->lock >= 0)
         close(u->lock); /* releases the flock */
@@ -223,7 +213,7 @@ static int account_present(int dir)
 }
 
 /* Whether dir is still the directory named enc under root. */
-static bool still_there(const files_db_t *f, const user_dir_t *u)
+static bool still_there(const storage_files_db_t *f, const storage_files_user_t *u)
 {
     struct stat a, b;
     if (fstatat(f->root, u->enc, &a, AT_SYMLINK_NOFOLLOW) < 0 || fstat(u->dir, &b) < 0)
@@ -235,7 +225,8 @@ static bool still_there(const files_db_t *f, const user_dir_t *u)
  * Opens the user's directory. With lock, takes the user's lock and makes sure the directory
  * is still current. With must_exist, fails with -ENOENT unless the account exists.
  */
-static int user_open(files_db_t *f, const char *user, bool lock, bool must_exist, user_dir_t *u)
+int storage_files_user_open(storage_files_db_t *f, const char *user, bool lock, bool must_exist,
+                            storage_files_user_t *u)
 {
     u->dir = -1;
     u->lock = -1;
@@ -260,7 +251,7 @@ static int user_open(files_db_t *f, const char *user, bool lock, bool must_exist
             }
             if (!still_there(f, u)) {
                 /* Deleted (and maybe created again) while we waited: look again. */
-                user_close(u);
+                storage_files_user_close(u);
                 continue;
             }
         }
@@ -270,7 +261,7 @@ static int user_open(files_db_t *f, const char *user, bool lock, bool must_exist
     }
     return -EAGAIN;
 fail:
-    user_close(u);
+    storage_files_user_close(u);
     return rc;
 }
 
@@ -332,7 +323,7 @@ static int account_read(int dir, account_t *a)
     return rc;
 }
 
-static int account_write(const files_db_t *f, int dir, uint64_t created, const char *creds)
+static int account_write(const storage_files_db_t *f, int dir, uint64_t created, const char *creds)
 {
     core_buf_t b = {0};
     char num[32];
@@ -342,7 +333,7 @@ static int account_write(const files_db_t *f, int dir, uint64_t created, const c
     core_buf_append_str(&b, "credentials\t");
     storage_files_escape(&b, creds, strlen(creds));
     core_buf_append(&b, "\n", 1);
-    int rc = write_file(f, dir, "account", b.data, b.len);
+    int rc = storage_files_replace(f, dir, "account", b.data, b.len);
     OPENSSL_cleanse(b.data, b.len);
     core_buf_release(&b);
     return rc;
@@ -352,21 +343,21 @@ static int account_write(const files_db_t *f, int dir, uint64_t created, const c
 
 static int fi_user_create(storage_db_t *db, const char *user, const char *creds)
 {
-    files_db_t *f = from_db(db);
-    user_dir_t u;
+    storage_files_db_t *f = from_db(db);
+    storage_files_user_t u;
     char enc[STORAGE_FILES_NAME_MAX + 1];
     int rc = storage_files_name_encode(user, enc);
     if (rc < 0)
         return rc;
     for (int attempt = 0; attempt < RACE_RETRIES; attempt++) {
         if (mkdirat(f->root, enc, 0700) == 0) {
-            rc = sync_fd(f, f->root);
+            rc = storage_files_sync(f, f->root);
             if (rc < 0)
                 return rc;
         } else if (errno != EEXIST) {
             return -errno;
         }
-        rc = user_open(f, user, true, false, &u);
+        rc = storage_files_user_open(f, user, true, false, &u);
         if (rc == -ENOENT)
             continue; /* a delete renamed it between our mkdir and open */
         if (rc < 0)
@@ -376,15 +367,17 @@ static int fi_user_create(storage_db_t *db, const char *user, const char *creds)
             rc = -EEXIST;
         } else if (rc == -ENOENT) {
             /* Leftovers of an interrupted create or of hand editing: start clean. */
-            rc = remove_file(f, u.dir, "roster");
+            rc = storage_files_remove(f, u.dir, "roster");
             if (rc == 0)
-                rc = remove_file(f, u.dir, "offline");
+                rc = storage_files_remove(f, u.dir, "offline");
+            if (rc == 0)
+                rc = storage_files_remove(f, u.dir, "archive");
             if (rc == 0)
                 rc = remove_tree(u.dir, "docs", TREE_DEPTH);
             if (rc == 0)
                 rc = account_write(f, u.dir, storage_now_us(), creds);
         }
-        user_close(&u);
+        storage_files_user_close(&u);
         return rc;
     }
     return -EAGAIN;
@@ -392,18 +385,18 @@ static int fi_user_create(storage_db_t *db, const char *user, const char *creds)
 
 static int fi_user_exists(storage_db_t *db, const char *user)
 {
-    user_dir_t u;
-    int rc = user_open(from_db(db), user, false, true, &u);
-    user_close(&u);
+    storage_files_user_t u;
+    int rc = storage_files_user_open(from_db(db), user, false, true, &u);
+    storage_files_user_close(&u);
     return rc;
 }
 
 static int fi_user_delete(storage_db_t *db, const char *user)
 {
-    files_db_t *f = from_db(db);
-    user_dir_t u;
+    storage_files_db_t *f = from_db(db);
+    storage_files_user_t u;
     char trash[64];
-    int rc = user_open(f, user, true, true, &u);
+    int rc = storage_files_user_open(f, user, true, true, &u);
     if (rc < 0)
         return rc;
     /* One rename makes the user and all its data vanish at once; the removal of the files
@@ -413,8 +406,9 @@ static int fi_user_delete(storage_db_t *db, const char *user)
     if (renameat(f->root, u.enc, f->root, trash) < 0)
         rc = -errno;
     else
-        rc = sync_fd(f, f->root);
-    user_close(&u);
+        rc = storage_files_sync(f, f->root);
+    storage_files_archive_forget(f, u.enc);
+    storage_files_user_close(&u);
     if (rc == 0)
         remove_tree(f->root, trash, TREE_DEPTH);
     return rc;
@@ -465,12 +459,12 @@ static int fi_user_list(storage_db_t *db, storage_list_t *out)
 
 static int fi_creds_get(storage_db_t *db, const char *user, char **out)
 {
-    user_dir_t u;
+    storage_files_user_t u;
     account_t a = {0};
-    int rc = user_open(from_db(db), user, false, true, &u);
+    int rc = storage_files_user_open(from_db(db), user, false, true, &u);
     if (rc == 0)
         rc = account_read(u.dir, &a);
-    user_close(&u);
+    storage_files_user_close(&u);
     if (rc == 0)
         *out = a.creds;
     return rc;
@@ -478,16 +472,16 @@ static int fi_creds_get(storage_db_t *db, const char *user, char **out)
 
 static int fi_creds_set(storage_db_t *db, const char *user, const char *creds)
 {
-    files_db_t *f = from_db(db);
-    user_dir_t u;
+    storage_files_db_t *f = from_db(db);
+    storage_files_user_t u;
     account_t a = {0};
-    int rc = user_open(f, user, true, true, &u);
+    int rc = storage_files_user_open(f, user, true, true, &u);
     if (rc == 0)
         rc = account_read(u.dir, &a);
     if (rc == 0)
         rc = account_write(f, u.dir, a.created, creds);
     account_clear(&a);
-    user_close(&u);
+    storage_files_user_close(&u);
     return rc;
 }
 
@@ -640,11 +634,12 @@ static int roster_load(int dir, storage_roster_t *r, uint64_t *version)
     return rc;
 }
 
-static int roster_store(const files_db_t *f, int dir, const storage_roster_t *r, uint64_t version)
+static int roster_store(const storage_files_db_t *f, int dir, const storage_roster_t *r,
+                        uint64_t version)
 {
     core_buf_t b = {0};
     roster_serialise(&b, r, version);
-    int rc = write_file(f, dir, "roster", b.data, b.len);
+    int rc = storage_files_replace(f, dir, "roster", b.data, b.len);
     core_buf_release(&b);
     return rc;
 }
@@ -653,14 +648,14 @@ static int roster_store(const files_db_t *f, int dir, const storage_roster_t *r,
 
 static int fi_roster_get(storage_db_t *db, const char *user, storage_roster_t *out)
 {
-    user_dir_t u;
+    storage_files_user_t u;
     uint64_t version = 0;
-    int rc = user_open(from_db(db), user, false, true, &u);
+    int rc = storage_files_user_open(from_db(db), user, false, true, &u);
     if (rc == 0)
         rc = roster_load(u.dir, out, &version);
     if (rc == 0)
         out->version = storage_u64_str(version);
-    user_close(&u);
+    storage_files_user_close(&u);
     return rc;
 }
 
@@ -690,11 +685,11 @@ out:
 static int roster_change(storage_db_t *db, const char *user, const char *jid,
                          const storage_roster_item_t *item, char **version)
 {
-    files_db_t *f = from_db(db);
-    user_dir_t u;
+    storage_files_db_t *f = from_db(db);
+    storage_files_user_t u;
     storage_roster_t r = {0};
     uint64_t v = 0;
-    int rc = user_open(f, user, true, true, &u);
+    int rc = storage_files_user_open(f, user, true, true, &u);
     if (rc == 0)
         rc = roster_load(u.dir, &r, &v);
     if (rc < 0)
@@ -721,7 +716,7 @@ static int roster_change(storage_db_t *db, const char *user, const char *jid,
         *version = storage_u64_str(v + 1);
 out:
     storage_roster_clear(&r);
-    user_close(&u);
+    storage_files_user_close(&u);
     return rc;
 }
 
@@ -771,12 +766,12 @@ static int offline_parse(const char *data, size_t len, storage_list_t *out, size
 static int fi_offline_push(storage_db_t *db, const char *user, const char *data, size_t len,
                            size_t limit)
 {
-    files_db_t *f = from_db(db);
-    user_dir_t u;
+    storage_files_db_t *f = from_db(db);
+    storage_files_user_t u;
     char *old = NULL;
     size_t old_len = 0, count = 0;
     core_buf_t b = {0};
-    int rc = user_open(f, user, true, true, &u);
+    int rc = storage_files_user_open(f, user, true, true, &u);
     if (rc < 0)
         return rc;
     rc = read_file(u.dir, "offline", &old, &old_len);
@@ -800,20 +795,20 @@ static int fi_offline_push(storage_db_t *db, const char *user, const char *data,
     core_buf_append_str(&b, "message\t");
     storage_files_escape(&b, data, len);
     core_buf_append(&b, "\n", 1);
-    rc = write_file(f, u.dir, "offline", b.data, b.len);
+    rc = storage_files_replace(f, u.dir, "offline", b.data, b.len);
 out:
     core_buf_release(&b);
     core_free(old);
-    user_close(&u);
+    storage_files_user_close(&u);
     return rc;
 }
 
 static int fi_offline_get(storage_db_t *db, const char *user, storage_list_t *out)
 {
-    user_dir_t u;
+    storage_files_user_t u;
     char *data = NULL;
     size_t len = 0, count;
-    int rc = user_open(from_db(db), user, false, true, &u);
+    int rc = storage_files_user_open(from_db(db), user, false, true, &u);
     if (rc == 0)
         rc = read_file(u.dir, "offline", &data, &len);
     if (rc == 0)
@@ -821,19 +816,19 @@ static int fi_offline_get(storage_db_t *db, const char *user, storage_list_t *ou
     else if (rc == -ENOENT && u.dir >= 0)
         rc = 0; /* the account exists and has no queue */
     core_free(data);
-    user_close(&u);
+    storage_files_user_close(&u);
     return rc;
 }
 
 static int fi_offline_delete(storage_db_t *db, const char *user, size_t count)
 {
-    files_db_t *f = from_db(db);
-    user_dir_t u;
+    storage_files_db_t *f = from_db(db);
+    storage_files_user_t u;
     storage_list_t l = {0};
     char *data = NULL;
     size_t len = 0, n;
     core_buf_t b = {0};
-    int rc = user_open(f, user, true, true, &u);
+    int rc = storage_files_user_open(f, user, true, true, &u);
     if (rc < 0)
         return rc;
     rc = read_file(u.dir, "offline", &data, &len);
@@ -846,7 +841,7 @@ static int fi_offline_delete(storage_db_t *db, const char *user, size_t count)
     if (rc < 0 || count == 0)
         goto out;
     if (count >= n) {
-        rc = remove_file(f, u.dir, "offline");
+        rc = storage_files_remove(f, u.dir, "offline");
         goto out;
     }
     core_buf_append_str(&b, OFFLINE_HEADER);
@@ -855,23 +850,23 @@ static int fi_offline_delete(storage_db_t *db, const char *user, size_t count)
         storage_files_escape(&b, l.items[i].data, l.items[i].len);
         core_buf_append(&b, "\n", 1);
     }
-    rc = write_file(f, u.dir, "offline", b.data, b.len);
+    rc = storage_files_replace(f, u.dir, "offline", b.data, b.len);
 out:
     core_buf_release(&b);
     storage_list_clear(&l);
     core_free(data);
-    user_close(&u);
+    storage_files_user_close(&u);
     return rc;
 }
 
 /* ---- documents ---- */
 
 /* Opens docs/<kind> of an open user directory, creating it when create is set. */
-static int kind_open(const files_db_t *f, int dir, const char *kind, bool create, int *out)
+static int kind_open(const storage_files_db_t *f, int dir, const char *kind, bool create, int *out)
 {
     if (create) {
         if (mkdirat(dir, "docs", 0700) == 0) {
-            int rc = sync_fd(f, dir);
+            int rc = storage_files_sync(f, dir);
             if (rc < 0)
                 return rc;
         } else if (errno != EEXIST) {
@@ -884,7 +879,7 @@ static int kind_open(const files_db_t *f, int dir, const char *kind, bool create
     int rc = 0;
     if (create) {
         if (mkdirat(docs, kind, 0700) == 0)
-            rc = sync_fd(f, docs);
+            rc = storage_files_sync(f, docs);
         else if (errno != EEXIST)
             rc = -errno;
     }
@@ -900,13 +895,13 @@ static int kind_open(const files_db_t *f, int dir, const char *kind, bool create
 static int fi_doc_get(storage_db_t *db, const char *user, const char *kind, const char *key,
                       storage_blob_t *out)
 {
-    files_db_t *f = from_db(db);
-    user_dir_t u;
+    storage_files_db_t *f = from_db(db);
+    storage_files_user_t u;
     char enc[STORAGE_FILES_NAME_MAX + 1];
     int kd = -1;
     int rc = storage_files_name_encode(key, enc);
     if (rc == 0)
-        rc = user_open(f, user, false, true, &u);
+        rc = storage_files_user_open(f, user, false, true, &u);
     else
         return rc;
     if (rc == 0)
@@ -915,41 +910,41 @@ static int fi_doc_get(storage_db_t *db, const char *user, const char *kind, cons
         rc = read_file(kd, enc, &out->data, &out->len);
     if (kd >= 0)
         close(kd);
-    user_close(&u);
+    storage_files_user_close(&u);
     return rc;
 }
 
 static int fi_doc_put(storage_db_t *db, const char *user, const char *kind, const char *key,
                       const char *data, size_t len)
 {
-    files_db_t *f = from_db(db);
-    user_dir_t u;
+    storage_files_db_t *f = from_db(db);
+    storage_files_user_t u;
     char enc[STORAGE_FILES_NAME_MAX + 1];
     int kd = -1;
     int rc = storage_files_name_encode(key, enc);
     if (rc == 0)
-        rc = user_open(f, user, true, true, &u);
+        rc = storage_files_user_open(f, user, true, true, &u);
     else
         return rc;
     if (rc == 0)
         rc = kind_open(f, u.dir, kind, true, &kd);
     if (rc == 0)
-        rc = write_file(f, kd, enc, data, len);
+        rc = storage_files_replace(f, kd, enc, data, len);
     if (kd >= 0)
         close(kd);
-    user_close(&u);
+    storage_files_user_close(&u);
     return rc;
 }
 
 static int fi_doc_delete(storage_db_t *db, const char *user, const char *kind, const char *key)
 {
-    files_db_t *f = from_db(db);
-    user_dir_t u;
+    storage_files_db_t *f = from_db(db);
+    storage_files_user_t u;
     char enc[STORAGE_FILES_NAME_MAX + 1];
     int kd = -1;
     int rc = storage_files_name_encode(key, enc);
     if (rc == 0)
-        rc = user_open(f, user, true, true, &u);
+        rc = storage_files_user_open(f, user, true, true, &u);
     else
         return rc;
     if (rc == 0)
@@ -957,19 +952,19 @@ static int fi_doc_delete(storage_db_t *db, const char *user, const char *kind, c
     if (rc == 0 && unlinkat(kd, enc, 0) < 0)
         rc = -errno;
     else if (rc == 0)
-        rc = sync_fd(f, kd);
+        rc = storage_files_sync(f, kd);
     if (kd >= 0)
         close(kd);
-    user_close(&u);
+    storage_files_user_close(&u);
     return rc;
 }
 
 static int fi_doc_list(storage_db_t *db, const char *user, const char *kind, storage_list_t *out)
 {
-    files_db_t *f = from_db(db);
-    user_dir_t u;
+    storage_files_db_t *f = from_db(db);
+    storage_files_user_t u;
     int kd = -1;
-    int rc = user_open(f, user, false, true, &u);
+    int rc = storage_files_user_open(f, user, false, true, &u);
     if (rc == 0) {
         rc = kind_open(f, u.dir, kind, false, &kd);
         if (rc == 0)
@@ -979,7 +974,7 @@ static int fi_doc_list(storage_db_t *db, const char *user, const char *kind, sto
     }
     if (kd >= 0)
         close(kd);
-    user_close(&u);
+    storage_files_user_close(&u);
     return rc;
 }
 
@@ -987,7 +982,8 @@ static int fi_doc_list(storage_db_t *db, const char *user, const char *kind, sto
 
 static void fi_close(storage_db_t *db)
 {
-    files_db_t *f = from_db(db);
+    storage_files_db_t *f = from_db(db);
+    storage_files_archive_close(f);
     close(f->root);
     core_free(f);
 }
@@ -1012,6 +1008,9 @@ static const storage_backend_ops_t files_ops = {
     .doc_put = fi_doc_put,
     .doc_delete = fi_doc_delete,
     .doc_list = fi_doc_list,
+    .archive_append = storage_files_archive_append,
+    .archive_query = storage_files_archive_query,
+    .archive_expire = storage_files_archive_expire,
 };
 
 /* Finishes deletes that a crash interrupted: their directories are already invisible. */
@@ -1039,7 +1038,7 @@ int storage_files_open(const storage_config_t *cfg, storage_db_t **out)
     int root = open(cfg->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (root < 0)
         return -errno;
-    files_db_t *f = core_calloc(1, sizeof(*f));
+    storage_files_db_t *f = core_calloc(1, sizeof(*f));
     f->base.ops = &files_ops;
     f->base.sync = cfg->sync;
     f->root = root;

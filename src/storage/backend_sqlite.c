@@ -9,6 +9,7 @@
 #include <sqlite3.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -58,6 +59,24 @@ static const char *const migrations[] = {
     "  data BLOB NOT NULL,"
     "  PRIMARY KEY (user_id, kind, key)"
     ") WITHOUT ROWID;",
+    /*
+     * 4: the message archive (XEP-0313). seq (the rowid) orders a user's entries in append
+     * order; with_bare is the other party's JID up to its '/', so a 'with' filter by bare JID
+     * or domain is an index lookup (and a full JID adds with_full = ?). The ordered indexes
+     * carry the stamp too, so counting matches with a start or end never reads the rows.
+     */
+    "CREATE TABLE archive ("
+    "  seq INTEGER PRIMARY KEY,"
+    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  archive_id TEXT NOT NULL,"
+    "  stamp INTEGER NOT NULL,"
+    "  with_bare TEXT NOT NULL,"
+    "  with_full TEXT NOT NULL,"
+    "  data BLOB NOT NULL"
+    ");"
+    "CREATE INDEX archive_user_seq ON archive(user_id, seq, stamp);"
+    "CREATE UNIQUE INDEX archive_user_id ON archive(user_id, archive_id);"
+    "CREATE INDEX archive_user_with ON archive(user_id, with_bare, seq, stamp);",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -91,6 +110,10 @@ enum stmt_id {
     ST_DOC_PUT,
     ST_DOC_DELETE,
     ST_DOC_LIST,
+    ST_ARCHIVE_INSERT,
+    ST_ARCHIVE_SEQ,
+    ST_ARCHIVE_EXPIRE,
+    ST_ARCHIVE_CLEAR,
     ST_COUNT
 };
 
@@ -136,12 +159,38 @@ static const char *const stmt_sql[ST_COUNT] = {
                    " ON CONFLICT (user_id, kind, key) DO UPDATE SET data = excluded.data",
     [ST_DOC_DELETE] = "DELETE FROM documents WHERE user_id = ?1 AND kind = ?2 AND key = ?3",
     [ST_DOC_LIST] = "SELECT key FROM documents WHERE user_id = ?1 AND kind = ?2 ORDER BY key",
+    [ST_ARCHIVE_INSERT] =
+        "INSERT INTO archive (user_id, archive_id, stamp, with_bare, with_full, data)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (user_id, archive_id) DO NOTHING",
+    [ST_ARCHIVE_SEQ] = "SELECT seq FROM archive WHERE user_id = ?1 AND archive_id = ?2",
+    [ST_ARCHIVE_EXPIRE] = "DELETE FROM archive WHERE user_id = ?1 AND stamp < ?2",
+    [ST_ARCHIVE_CLEAR] = "DELETE FROM archive WHERE user_id = ?1",
+};
+
+/*
+ * Archive queries combine optional filters, so their statements are built from these bits
+ * (the statement's "shape") and cached per shape; only a query naming ids gets a statement
+ * of its own. Parameters: ?1 user id, ?2 bare JID, ?3 full JID, ?4 start, ?5 end, ?6 the
+ * after_id entry's seq, ?7 the before_id entry's seq, ?8 the row limit, ?9... the ids.
+ */
+enum archive_shape {
+    AQ_BARE = 1 << 0, /* with_bare = ?2 */
+    AQ_FULL = 1 << 1, /* with_full = ?3 (with AQ_BARE, so the with index applies) */
+    AQ_START = 1 << 2, /* stamp >= ?4 */
+    AQ_END = 1 << 3, /* stamp <= ?5 */
+    AQ_AFTER = 1 << 4, /* seq > ?6 */
+    AQ_UPTO = 1 << 5, /* seq <= ?6 */
+    AQ_BEFORE = 1 << 6, /* seq < ?7 */
+    AQ_ROWS = 1 << 7, /* the entries (LIMIT ?8) rather than their count */
+    AQ_DESC = 1 << 8, /* newest first */
+    AQ_SHAPES = 1 << 9
 };
 
 typedef struct sqlite_db {
     storage_db_t base; /* first: the handle storage.c sees */
     sqlite3 *h;
     sqlite3_stmt *stmts[ST_COUNT]; /* prepared on first use, kept until close */
+    sqlite3_stmt *archive_stmts[AQ_SHAPES]; /* the same, per archive query shape */
 } sqlite_db_t;
 
 static sqlite_db_t *from_db(storage_db_t *db)
@@ -212,6 +261,12 @@ static void reset_all(sqlite_db_t *d)
         if (d->stmts[i] != NULL) {
             sqlite3_reset(d->stmts[i]);
             sqlite3_clear_bindings(d->stmts[i]);
+        }
+    }
+    for (int i = 0; i < AQ_SHAPES; i++) {
+        if (d->archive_stmts[i] != NULL) {
+            sqlite3_reset(d->archive_stmts[i]);
+            sqlite3_clear_bindings(d->archive_stmts[i]);
         }
     }
 }
@@ -818,6 +873,323 @@ static int sq_doc_list(storage_db_t *db, const char *user, const char *kind, sto
     return tx_end(d, rc);
 }
 
+/* ---- the message archive ---- */
+
+/* Orders a batch by user, keeping each user's entries in batch order. */
+typedef struct batch_ref {
+    const storage_archive_entry_t *e;
+    size_t index;
+} batch_ref_t;
+
+static int batch_ref_cmp(const void *a, const void *b)
+{
+    const batch_ref_t *x = a, *y = b;
+    int c = strcmp(x->e->user, y->e->user);
+    return c != 0 ? c : (x->index > y->index) - (x->index < y->index);
+}
+
+/* Inserts one entry; status gets -EEXIST when the user already has its id. */
+static int archive_insert(sqlite_db_t *d, sqlite3_int64 uid, const storage_archive_entry_t *e,
+                          int *status)
+{
+    sqlite3_stmt *s = stmt_uid(d, ST_ARCHIVE_INSERT, uid);
+    if (s == NULL)
+        return prep_err(d);
+    sqlite3_bind_text(s, 2, e->id, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, e->stamp_us);
+    sqlite3_bind_text(s, 4, e->with, (int)storage_jid_bare_len(e->with), SQLITE_STATIC);
+    sqlite3_bind_text(s, 5, e->with, -1, SQLITE_STATIC);
+    sqlite3_bind_blob64(s, 6, e->data != NULL ? e->data : "", e->len, SQLITE_STATIC);
+    int rc = run(d, s);
+    if (rc == 0 && sqlite3_changes(d->h) == 0)
+        *status = -EEXIST;
+    return rc;
+}
+
+static int sq_archive_append(storage_db_t *db, const storage_archive_entry_t *entries, size_t n,
+                             int *status)
+{
+    sqlite_db_t *d = from_db(db);
+    /*
+     * User by user (one lookup each, and each user's index entries go in side by side), each
+     * user's entries in batch order, so seq keeps that order. And one transaction for the
+     * whole batch: a commit (with sync = full, its fsync) costs far more than an insert, and
+     * the sm sends what one loop iteration archived at once.
+     */
+    batch_ref_t *order = core_malloc(n * sizeof(*order));
+    for (size_t i = 0; i < n; i++)
+        order[i] = (batch_ref_t){.e = &entries[i], .index = i};
+    qsort(order, n, sizeof(*order), batch_ref_cmp);
+    int rc = tx_begin(d, true);
+    if (rc < 0)
+        goto out;
+    sqlite3_int64 uid = 0;
+    bool missing = false;
+    for (size_t i = 0; i < n; i++) {
+        const storage_archive_entry_t *e = order[i].e;
+        if (i == 0 || strcmp(e->user, order[i - 1].e->user) != 0) {
+            rc = user_id(d, e->user, &uid);
+            if (rc < 0 && rc != -ENOENT)
+                break;
+            missing = rc == -ENOENT;
+            rc = 0;
+        }
+        if (missing) {
+            status[order[i].index] = -ENOENT;
+            continue;
+        }
+        rc = archive_insert(d, uid, e, &status[order[i].index]);
+        if (rc < 0)
+            break;
+    }
+    rc = tx_end(d, rc);
+out:
+    core_free(order);
+    return rc;
+}
+
+/* The statement for an archive query of this shape (new, and *owned set, when ids apply). */
+static sqlite3_stmt *archive_stmt(sqlite_db_t *d, unsigned shape, size_t nids, bool *owned)
+{
+    *owned = nids > 0;
+    if (nids == 0 && d->archive_stmts[shape] != NULL) {
+        sqlite3_stmt *s = d->archive_stmts[shape];
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+        return s;
+    }
+    core_buf_t b = {0};
+    core_buf_append_str(
+        &b, shape & AQ_ROWS ? "SELECT archive_id, stamp, with_full, data" : "SELECT count(*)");
+    core_buf_append_str(&b, " FROM archive");
+    /* At most STORAGE_ARCHIVE_IDS_MAX lookups beat a walk through the whole archive. */
+    if (nids > 0)
+        core_buf_append_str(&b, " INDEXED BY archive_user_id");
+    core_buf_append_str(&b, " WHERE user_id = ?1");
+    if (shape & (AQ_BARE | AQ_FULL))
+        core_buf_append_str(&b, " AND with_bare = ?2");
+    if (shape & AQ_FULL)
+        core_buf_append_str(&b, " AND with_full = ?3");
+    if (shape & AQ_START)
+        core_buf_append_str(&b, " AND stamp >= ?4");
+    if (shape & AQ_END)
+        core_buf_append_str(&b, " AND stamp <= ?5");
+    if (shape & AQ_AFTER)
+        core_buf_append_str(&b, " AND seq > ?6");
+    if (shape & AQ_UPTO)
+        core_buf_append_str(&b, " AND seq <= ?6");
+    if (shape & AQ_BEFORE)
+        core_buf_append_str(&b, " AND seq < ?7");
+    if (nids > 0) {
+        char num[32];
+        core_buf_append_str(&b, " AND archive_id IN (");
+        for (size_t i = 0; i < nids; i++) {
+            snprintf(num, sizeof(num), "%s?%zu", i > 0 ? ", " : "", i + 9);
+            core_buf_append_str(&b, num);
+        }
+        core_buf_append_str(&b, ")");
+    }
+    if (shape & AQ_ROWS)
+        core_buf_append_str(
+            &b, shape & AQ_DESC ? " ORDER BY seq DESC LIMIT ?8" : " ORDER BY seq LIMIT ?8");
+    sqlite3_stmt *s = NULL;
+    sqlite3_prepare_v3(d->h, b.data, (int)b.len, *owned ? 0 : SQLITE_PREPARE_PERSISTENT, &s, NULL);
+    core_buf_release(&b);
+    if (!*owned)
+        d->archive_stmts[shape] = s;
+    return s;
+}
+
+/* One archive query's fixed inputs: the filters every statement of it binds. */
+typedef struct archive_ctx {
+    sqlite_db_t *d;
+    const storage_archive_query_t *q;
+    unsigned filters; /* AQ_BARE, AQ_FULL, AQ_START, AQ_END */
+    sqlite3_int64 uid;
+    sqlite3_int64 lo; /* the after_id entry's seq */
+    sqlite3_int64 hi; /* the before_id entry's seq */
+} archive_ctx_t;
+
+/* The statement of shape (plus the query's filters), bound; NULL if it cannot prepare. */
+static sqlite3_stmt *archive_bind(const archive_ctx_t *c, unsigned shape, sqlite3_int64 limit,
+                                  bool *owned)
+{
+    const storage_archive_query_t *q = c->q;
+    shape |= c->filters;
+    sqlite3_stmt *s = archive_stmt(c->d, shape, q->nids, owned);
+    if (s == NULL)
+        return NULL;
+    sqlite3_bind_int64(s, 1, c->uid);
+    if (shape & (AQ_BARE | AQ_FULL))
+        sqlite3_bind_text(s, 2, q->with, (int)storage_jid_bare_len(q->with), SQLITE_STATIC);
+    if (shape & AQ_FULL)
+        sqlite3_bind_text(s, 3, q->with, -1, SQLITE_STATIC);
+    if (shape & AQ_START)
+        sqlite3_bind_int64(s, 4, q->start_us);
+    if (shape & AQ_END)
+        sqlite3_bind_int64(s, 5, q->end_us);
+    if (shape & (AQ_AFTER | AQ_UPTO))
+        sqlite3_bind_int64(s, 6, c->lo);
+    if (shape & AQ_BEFORE)
+        sqlite3_bind_int64(s, 7, c->hi);
+    if (shape & AQ_ROWS)
+        sqlite3_bind_int64(s, 8, limit);
+    for (size_t i = 0; i < q->nids; i++)
+        sqlite3_bind_text(s, (int)(i + 9), q->ids[i], -1, SQLITE_STATIC);
+    return s;
+}
+
+static void archive_done(sqlite3_stmt *s, bool owned)
+{
+    if (owned) {
+        sqlite3_finalize(s);
+    } else {
+        sqlite3_reset(s);
+        sqlite3_clear_bindings(s);
+    }
+}
+
+/* The number of entries matching the query's filters and shape. */
+static int archive_count(const archive_ctx_t *c, unsigned shape, size_t *out)
+{
+    bool owned;
+    sqlite3_stmt *s = archive_bind(c, shape, 0, &owned);
+    if (s == NULL)
+        return prep_err(c->d);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *out = (size_t)sqlite3_column_int64(s, 0);
+    archive_done(s, owned);
+    if (rc == SQLITE_ROW)
+        return 0;
+    rc = map_err(rc);
+    return rc < 0 ? rc : -EIO; /* a count always has its row */
+}
+
+/* Appends up to limit rows of the shape to out->items (in the statement's order). */
+static int archive_rows(const archive_ctx_t *c, unsigned shape, size_t limit,
+                        storage_archive_result_t *out)
+{
+    bool owned;
+    sqlite3_stmt *s = archive_bind(c, shape | AQ_ROWS, (sqlite3_int64)limit, &owned);
+    if (s == NULL)
+        return prep_err(c->d);
+    out->items = core_calloc(limit, sizeof(*out->items)); /* limit is max + 1 >= 1 */
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        storage_archive_item_t *it = &out->items[out->count++];
+        it->id = col_dup(s, 0, NULL);
+        it->stamp_us = sqlite3_column_int64(s, 1);
+        it->with = col_dup(s, 2, NULL);
+        it->data.data = col_dup(s, 3, &it->data.len);
+    }
+    archive_done(s, owned);
+    return rc == SQLITE_DONE ? 0 : map_err(rc);
+}
+
+/* The seq of the user's entry id; -ENOMSG when there is none (XEP-0313 §4.1.3). */
+static int archive_seq(sqlite_db_t *d, sqlite3_int64 uid, const char *id, sqlite3_int64 *seq)
+{
+    sqlite3_stmt *s = stmt_uid(d, ST_ARCHIVE_SEQ, uid);
+    if (s == NULL)
+        return prep_err(d);
+    sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *seq = sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    if (rc == SQLITE_ROW)
+        return 0;
+    return rc == SQLITE_DONE ? -ENOMSG : map_err(rc);
+}
+
+/*
+ * Counts the matches (total), reads one row more than the page (to learn whether it was
+ * cut: 'complete'), and counts the matches before the page (first_index). All in one read
+ * transaction, so the three agree.
+ */
+static int archive_page(archive_ctx_t *c, storage_archive_result_t *out)
+{
+    const storage_archive_query_t *q = c->q;
+    unsigned bounds = (q->after_id != NULL ? AQ_AFTER : 0) | (q->before_id != NULL ? AQ_BEFORE : 0);
+    int rc = archive_count(c, 0, &out->total);
+    if (rc == 0)
+        rc = archive_rows(c, bounds | (q->from_end ? AQ_DESC : 0), q->max + 1, out);
+    if (rc < 0)
+        return rc;
+    out->complete = out->count <= q->max;
+    if (!out->complete) {
+        storage_archive_item_t *extra = &out->items[--out->count];
+        core_free(extra->id);
+        core_free(extra->with);
+        storage_blob_clear(&extra->data);
+    }
+    if (!q->from_end) {
+        /* The page starts right after after_id: every match up to it comes before. */
+        out->first_index = 0;
+        if (q->after_id != NULL)
+            rc = archive_count(c, AQ_UPTO, &out->first_index);
+        return rc;
+    }
+    for (size_t i = 0, j = out->count; i + 1 < j; i++, j--) {
+        storage_archive_item_t t = out->items[i];
+        out->items[i] = out->items[j - 1];
+        out->items[j - 1] = t;
+    }
+    /* The page ends right before before_id (or at the newest match). */
+    size_t below = out->total;
+    if (q->before_id != NULL)
+        rc = archive_count(c, AQ_BEFORE, &below);
+    out->first_index = below - out->count;
+    return rc;
+}
+
+static int sq_archive_query(storage_db_t *db, const char *user, const storage_archive_query_t *q,
+                            storage_archive_result_t *out)
+{
+    sqlite_db_t *d = from_db(db);
+    archive_ctx_t c = {.d = d, .q = q};
+    if (q->with != NULL)
+        c.filters |= q->with[storage_jid_bare_len(q->with)] == '/' ? AQ_FULL : AQ_BARE;
+    c.filters |= (q->has_start ? AQ_START : 0) | (q->has_end ? AQ_END : 0);
+    int rc = tx_begin(d, false);
+    if (rc < 0)
+        return rc;
+    rc = user_id(d, user, &c.uid);
+    if (rc == 0 && q->after_id != NULL)
+        rc = archive_seq(d, c.uid, q->after_id, &c.lo);
+    if (rc == 0 && q->before_id != NULL)
+        rc = archive_seq(d, c.uid, q->before_id, &c.hi);
+    if (rc == 0)
+        rc = archive_page(&c, out);
+    return tx_end(d, rc);
+}
+
+static int sq_archive_expire(storage_db_t *db, const char *user, int64_t before_us)
+{
+    sqlite_db_t *d = from_db(db);
+    sqlite3_int64 uid = 0;
+    int rc = tx_begin(d, true);
+    if (rc < 0)
+        return rc;
+    rc = user_id(d, user, &uid);
+    if (rc < 0)
+        goto out;
+    /* INT64_MAX means everything, also an entry stamped INT64_MAX. */
+    sqlite3_stmt *s =
+        stmt_uid(d, before_us == INT64_MAX ? ST_ARCHIVE_CLEAR : ST_ARCHIVE_EXPIRE, uid);
+    if (s == NULL) {
+        rc = prep_err(d);
+        goto out;
+    }
+    if (before_us != INT64_MAX)
+        sqlite3_bind_int64(s, 2, before_us);
+    rc = run(d, s);
+out:
+    return tx_end(d, rc);
+}
+
 /* ---- open, migrate, close ---- */
 
 static void sq_close(storage_db_t *db)
@@ -825,6 +1197,8 @@ static void sq_close(storage_db_t *db)
     sqlite_db_t *d = from_db(db);
     for (int i = 0; i < ST_COUNT; i++)
         sqlite3_finalize(d->stmts[i]);
+    for (int i = 0; i < AQ_SHAPES; i++)
+        sqlite3_finalize(d->archive_stmts[i]);
     /* The last connection to close checkpoints the WAL into the database. */
     sqlite3_close(d->h);
     core_free(d);
@@ -850,6 +1224,9 @@ static const storage_backend_ops_t sqlite_ops = {
     .doc_put = sq_doc_put,
     .doc_delete = sq_doc_delete,
     .doc_list = sq_doc_list,
+    .archive_append = sq_archive_append,
+    .archive_query = sq_archive_query,
+    .archive_expire = sq_archive_expire,
 };
 
 int storage_sqlite_schema_current(void)

@@ -49,6 +49,20 @@ typedef struct storage_backend_ops {
                    const char *data, size_t len);
     int (*doc_delete)(storage_db_t *db, const char *user, const char *kind, const char *key);
     int (*doc_list)(storage_db_t *db, const char *user, const char *kind, storage_list_t *out);
+
+    /*
+     * n >= 1 checked entries; status has n slots, all 0 on entry: the backend sets those of
+     * entries it skips (-ENOENT, -EEXIST). On an error return the wrapper overwrites them all.
+     * sqlite writes the batch in one transaction; files appends user by user, so there a
+     * user's failure is in its entries' statuses and the call fails only if nothing was
+     * written.
+     */
+    int (*archive_append)(storage_db_t *db, const storage_archive_entry_t *entries, size_t n,
+                          int *status);
+    /* q checked; q->ids is used only when q->nids > 0. */
+    int (*archive_query)(storage_db_t *db, const char *user, const storage_archive_query_t *q,
+                         storage_archive_result_t *out);
+    int (*archive_expire)(storage_db_t *db, const char *user, int64_t before_us);
 } storage_backend_ops_t;
 
 /* The head of every backend's handle (backends embed it as their first member). */
@@ -84,6 +98,9 @@ int storage_check_key(const char *key);
 int storage_check_creds(const char *creds);
 int storage_check_value(const char *data, size_t len);
 int storage_check_item(const storage_roster_item_t *item);
+int storage_check_archive_id(const char *id);
+int storage_check_archive_entry(const storage_archive_entry_t *e);
+int storage_check_archive_query(const storage_archive_query_t *q);
 
 /* ---- helpers for the backends ---- */
 
@@ -97,6 +114,13 @@ void storage_list_push(storage_list_t *l, const char *data, size_t len);
 void storage_list_sort(storage_list_t *l);
 /* Sorts roster items by JID, bytewise. */
 void storage_roster_sort(storage_roster_t *r);
+/*
+ * The length of the bare part of a JID (up to its first '/', RFC 7622 §3.1: a localpart and
+ * a domainpart never hold one), which is what a bare 'with' filter compares.
+ */
+size_t storage_jid_bare_len(const char *jid);
+/* Whether an archive entry with the other party with matches the filter q->with (not NULL). */
+bool storage_archive_with_match(const char *filter, const char *with, size_t with_len);
 /* Overwrites and frees a secret string (credentials); NULL is fine. */
 void storage_secret_free(char *s);
 
@@ -139,5 +163,63 @@ bool storage_text_next_field(const char **cur, const char *end, const char **fie
 int storage_text_header(storage_text_reader_t *r, const char *kind);
 /* A decimal number with no sign or spaces. */
 bool storage_text_u64(const char *s, size_t len, uint64_t *out);
+
+/* ---- the files backend's shared parts (backend_files.c; files_archive.c) ---- */
+
+/* What a handle remembers of the ids in each archive (files_archive.c). */
+typedef struct storage_files_ids storage_files_ids_t;
+
+typedef struct storage_files_db {
+    storage_db_t base; /* first: the handle storage.c sees */
+    int root; /* the root directory */
+    unsigned deleted; /* numbers the trash names this handle makes */
+    storage_files_ids_t *ids; /* NULL until the first append */
+} storage_files_db_t;
+
+/* An open user directory, locked or not. */
+typedef struct storage_files_user {
+    int dir;
+    int lock; /* -1 when not locked */
+    char enc[STORAGE_FILES_NAME_MAX + 1];
+} storage_files_user_t;
+
+/* The temporary file a writer builds before renaming it over the real one. */
+#define STORAGE_FILES_TMP ".tmp"
+
+/* fsync(fd) when the store syncs (sync = full). */
+int storage_files_sync(const storage_files_db_t *f, int fd);
+int storage_files_write_all(int fd, const char *p, size_t len);
+/*
+ * Replacing a file whole, under the user's lock: tmp_open creates dir/STORAGE_FILES_TMP and
+ * returns its descriptor (or an error); tmp_commit takes it, and when rc is 0 syncs it,
+ * renames it to name and syncs dir; otherwise (or when that fails) removes it. Returns rc or
+ * the first error. replace does both around one buffer.
+ */
+int storage_files_tmp_open(int dir);
+int storage_files_tmp_commit(const storage_files_db_t *f, int dir, int fd, const char *name,
+                             int rc);
+int storage_files_replace(const storage_files_db_t *f, int dir, const char *name, const char *data,
+                          size_t len);
+/* Removes dir/name; 0 if it was not there. */
+int storage_files_remove(const storage_files_db_t *f, int dir, const char *name);
+/*
+ * Opens the user's directory. With lock, takes the user's lock and makes sure the directory
+ * is still current. With must_exist, fails with -ENOENT unless the account exists. Close it
+ * with storage_files_user_close (also after a failed open).
+ */
+int storage_files_user_open(storage_files_db_t *f, const char *user, bool lock, bool must_exist,
+                            storage_files_user_t *u);
+void storage_files_user_close(storage_files_user_t *u);
+
+/* The archive operations (files_archive.c). */
+int storage_files_archive_append(storage_db_t *db, const storage_archive_entry_t *entries, size_t n,
+                                 int *status);
+int storage_files_archive_query(storage_db_t *db, const char *user,
+                                const storage_archive_query_t *q, storage_archive_result_t *out);
+int storage_files_archive_expire(storage_db_t *db, const char *user, int64_t before_us);
+/* Drops what the handle remembers of the archive of the user named enc (encoded). */
+void storage_files_archive_forget(storage_files_db_t *f, const char *enc);
+/* Frees all of it (when the handle closes). */
+void storage_files_archive_close(storage_files_db_t *f);
 
 #endif

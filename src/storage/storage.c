@@ -97,6 +97,17 @@ void storage_roster_clear(storage_roster_t *r)
     memset(r, 0, sizeof(*r));
 }
 
+void storage_archive_result_clear(storage_archive_result_t *r)
+{
+    for (size_t i = 0; i < r->count; i++) {
+        core_free(r->items[i].id);
+        core_free(r->items[i].with);
+        storage_blob_clear(&r->items[i].data);
+    }
+    core_free(r->items);
+    memset(r, 0, sizeof(*r));
+}
+
 void storage_roster_item_copy(storage_roster_item_t *dst, const storage_roster_item_t *src)
 {
     dst->jid = core_strdup(src->jid);
@@ -157,6 +168,25 @@ char *storage_u64_str(uint64_t v)
     char tmp[24];
     int n = snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
     return core_strndup(tmp, (size_t)n);
+}
+
+size_t storage_jid_bare_len(const char *jid)
+{
+    return strcspn(jid, "/");
+}
+
+bool storage_archive_with_match(const char *filter, const char *with, size_t with_len)
+{
+    size_t flen = strlen(filter);
+    /* XEP-0313 §4.1.1: a full JID matches only itself; a bare JID (or a domain) matches
+     * every resource of it. */
+    size_t n = with_len;
+    if (filter[storage_jid_bare_len(filter)] != '/') {
+        const char *slash = memchr(with, '/', with_len);
+        if (slash != NULL)
+            n = (size_t)(slash - with);
+    }
+    return n == flen && memcmp(filter, with, n) == 0;
 }
 
 void storage_secret_free(char *s)
@@ -289,6 +319,42 @@ int storage_check_item(const storage_roster_item_t *item)
             if (strcmp(item->groups[i], item->groups[k]) == 0)
                 return -EINVAL;
     }
+    return 0;
+}
+
+int storage_check_archive_id(const char *id)
+{
+    if (id == NULL)
+        return -EINVAL;
+    size_t len = strnlen(id, STORAGE_ARCHIVE_ID_MAX + 1);
+    if (len == 0 || len > STORAGE_ARCHIVE_ID_MAX)
+        return -EINVAL;
+    if (strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-") != len)
+        return -EINVAL;
+    return 0;
+}
+
+int storage_check_archive_entry(const storage_archive_entry_t *e)
+{
+    if (storage_check_user(e->user) < 0 || storage_check_archive_id(e->id) < 0 ||
+        storage_check_jid(e->with) < 0 || storage_check_value(e->data, e->len) < 0)
+        return -EINVAL;
+    return 0;
+}
+
+int storage_check_archive_query(const storage_archive_query_t *q)
+{
+    if (q == NULL || (q->with != NULL && storage_check_jid(q->with) < 0))
+        return -EINVAL;
+    if ((q->after_id != NULL && storage_check_archive_id(q->after_id) < 0) ||
+        (q->before_id != NULL && storage_check_archive_id(q->before_id) < 0))
+        return -EINVAL;
+    if (q->max > STORAGE_ARCHIVE_PAGE_MAX || q->nids > STORAGE_ARCHIVE_IDS_MAX ||
+        (q->nids > 0 && q->ids == NULL))
+        return -EINVAL;
+    for (size_t i = 0; i < q->nids; i++)
+        if (storage_check_archive_id(q->ids[i]) < 0)
+            return -EINVAL;
     return 0;
 }
 
@@ -537,4 +603,49 @@ int storage_db_doc_get_all(storage_db_t *db, const char *user, const char *kind,
     d.keys.count = kept;
     *out = d;
     return 0;
+}
+
+/* ---- the message archive ---- */
+
+int storage_db_archive_append(storage_db_t *db, const storage_archive_entry_t *entries, size_t n,
+                              int *status)
+{
+    if (n > 0 && entries == NULL)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        if (storage_check_archive_entry(&entries[i]) < 0)
+            return -EINVAL;
+    if (n == 0)
+        return 0;
+    int *st = status != NULL ? status : core_malloc(n * sizeof(*st));
+    memset(st, 0, n * sizeof(*st));
+    int r = db->ops->archive_append(db, entries, n, st);
+    if (r < 0)
+        for (size_t i = 0; i < n; i++)
+            st[i] = r;
+    if (st != status)
+        core_free(st);
+    return r;
+}
+
+int storage_db_archive_query(storage_db_t *db, const char *user, const storage_archive_query_t *q,
+                             storage_archive_result_t *out)
+{
+    if (storage_check_user(user) < 0 || storage_check_archive_query(q) < 0)
+        return -EINVAL;
+    storage_archive_result_t res = {0};
+    int r = db->ops->archive_query(db, user, q, &res);
+    if (r < 0) {
+        storage_archive_result_clear(&res);
+        return r;
+    }
+    *out = res;
+    return 0;
+}
+
+int storage_db_archive_expire(storage_db_t *db, const char *user, int64_t before_us)
+{
+    if (storage_check_user(user) < 0)
+        return -EINVAL;
+    return db->ops->archive_expire(db, user, before_us);
 }

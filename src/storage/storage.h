@@ -294,8 +294,8 @@ void storage_archive_result_clear(storage_archive_result_t *r);
  */
 int storage_db_archive_append(storage_db_t *db, const storage_archive_entry_t *entries, size_t n,
                               int *status);
-int storage_db_archive_query(storage_db_t *db, const char *user,
-                             const storage_archive_query_t *q, storage_archive_result_t *out);
+int storage_db_archive_query(storage_db_t *db, const char *user, const storage_archive_query_t *q,
+                             storage_archive_result_t *out);
 /* Removes the user's entries stamped before before_us (retention); all: INT64_MAX. */
 int storage_db_archive_expire(storage_db_t *db, const char *user, int64_t before_us);
 
@@ -394,8 +394,8 @@ int storage_archive_append(storage_t *st, const storage_archive_entry_t *entries
                            storage_status_cb cb, void *arg);
 int storage_archive_query(storage_t *st, const char *user, const storage_archive_query_t *q,
                           storage_archive_cb cb, void *arg);
-int storage_archive_expire(storage_t *st, const char *user, int64_t before_us,
-                           storage_status_cb cb, void *arg);
+int storage_archive_expire(storage_t *st, const char *user, int64_t before_us, storage_status_cb cb,
+                           void *arg);
 
 /*
  * The roster, the keys of documents of doc_kind (NULL: none), every document (with its data)
@@ -406,7 +406,7 @@ int storage_archive_expire(storage_t *st, const char *user, int64_t before_us,
  */
 #define STORAGE_LOAD_KINDS_MAX 16
 int storage_user_load(storage_t *st, const char *user, const char *doc_kind,
-                      const char *const *content_kinds, bool with_offline,
-                      storage_user_load_cb cb, void *arg);
+                      const char *const *content_kinds, bool with_offline, storage_user_load_cb cb,
+                      void *arg);
 
 #endif

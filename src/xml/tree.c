@@ -191,8 +191,17 @@ xml_stanza_t *xml_stanza_copy(const xml_stanza_t *st)
     xml_stanza_t *c =
         xml_stanza_alloc(st->bytes_len > 0 ? st->bytes_len * 2 + 256 : STANZA_FIRST_BLOCK);
     c->root = copy_tree(c, NULL, st->root, NULL);
-    if (st->inner != NULL)
+    if (st->inner != NULL) {
         c->inner = xml_stanza_ref(st->inner);
+    } else if (st->bytes != NULL) {
+        /* The same tree means the same bytes: a copy that is then only added to (a delay, a
+         * stanza-id) need not be serialised again (xml_stanza_append_copy). */
+        c->bytes = core_malloc(st->bytes_len + 1);
+        memcpy(c->bytes, st->bytes, st->bytes_len);
+        c->bytes[st->bytes_len] = '\0';
+        c->bytes_len = st->bytes_len;
+        xml_stanza_box(c)->bytes_heap = true;
+    }
     return c;
 }
 
@@ -490,4 +499,49 @@ void xml_stanza_set_root_attr(xml_stanza_t *st, const char *name, const char *va
         st->bytes = core_buf_steal(&b, &st->bytes_len);
         xml_stanza_box(st)->bytes_heap = true;
     }
+}
+
+/* Where the root's content ends in its cached bytes: the offset of "</name>" (or of the "/>"
+ * of an empty root, *empty set), or -1 when the bytes do not end as expected. */
+static long root_end(const xml_stanza_t *st, bool *empty)
+{
+    const xml_node_t *r = st->root;
+    size_t nlen = strlen(r->name), n = st->bytes_len;
+    const char *b = st->bytes;
+    *empty = r->first == NULL && n >= 2 && memcmp(b + n - 2, "/>", 2) == 0;
+    if (*empty)
+        return (long)(n - 2);
+    if (n < nlen + 3 || memcmp(b + n - nlen - 3, "</", 2) != 0 ||
+        memcmp(b + n - nlen - 1, r->name, nlen) != 0 || b[n - 1] != '>')
+        return -1;
+    return (long)(n - nlen - 3);
+}
+
+xml_node_t *xml_stanza_append_copy(xml_stanza_t *st, const xml_node_t *child)
+{
+    assert(st->refs == 1 && st->inner == NULL);
+    bool empty = false;
+    long at = st->bytes != NULL ? root_end(st, &empty) : -1;
+    core_buf_t b = {0};
+    if (at >= 0) {
+        const xml_node_t *r = st->root;
+        core_buf_reserve(&b, st->bytes_len + 256);
+        core_buf_append(&b, st->bytes, (size_t)at);
+        if (empty)
+            core_buf_append(&b, ">", 1);
+        xml_node_serialize(child, &b);
+        if (empty) {
+            core_buf_append(&b, "</", 2);
+            core_buf_append_str(&b, r->name);
+            core_buf_append(&b, ">", 1);
+        } else {
+            core_buf_append(&b, st->bytes + at, st->bytes_len - (size_t)at);
+        }
+    }
+    xml_node_t *copy = xml_node_add_copy(st, st->root, child);
+    if (at >= 0) {
+        st->bytes = core_buf_steal(&b, &st->bytes_len);
+        xml_stanza_box(st)->bytes_heap = true;
+    }
+    return copy;
 }

@@ -89,7 +89,7 @@ xml_stanza_t *xml_stanza_new(const char *ns, const char *name);
 xml_stanza_t *xml_stanza_ref(xml_stanza_t *st);
 /* Drops a reference; the last one frees the tree. NULL is ignored. */
 void xml_stanza_unref(xml_stanza_t *st);
-/* A deep copy (one reference), unshared and writable. */
+/* A deep copy (one reference), unshared and writable; it keeps the cached bytes. */
 xml_stanza_t *xml_stanza_copy(const xml_stanza_t *st);
 /*
  * A new stanza whose root is a deep copy of n (from any tree): used to take a stanza out of
@@ -118,6 +118,13 @@ xml_node_t *xml_node_add_copy(xml_stanza_t *st, xml_node_t *parent, const xml_no
  * stamps 'from' on every client stanza this way.
  */
 void xml_stanza_set_root_attr(xml_stanza_t *st, const char *name, const char *value);
+/*
+ * Appends a deep copy of child (from any tree) as the root's last child, as
+ * xml_node_add_copy does, but keeps the cached bytes when it can: the child's serialisation is
+ * written into them before the root's end tag, so the stanza is not serialised again. The
+ * archive stamps a stanza-id on every message this way. Not for envelopes.
+ */
+xml_node_t *xml_stanza_append_copy(xml_stanza_t *st, const xml_node_t *child);
 /* Unlinks n (and its subtree) from its parent; its memory stays in the arena. */
 void xml_node_unlink(xml_stanza_t *st, xml_node_t *n);
 /* Marks the cached bytes stale after a change made through the struct fields directly. */

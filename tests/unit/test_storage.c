@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The storage layer: one suite run against both backends, and the asynchronous front. */
 #include "core/alloc.h"
+#include "storage/internal.h"
 #include "storage/storage.h"
 
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <sqlite3.h>
 
 typedef struct fixture {
     char dir[64];
@@ -248,6 +250,426 @@ static void test_two_handles(void **state)
     storage_db_close(b);
 }
 
+/* ---- the message archive ---- */
+
+/* An entry of a batch (all strings borrowed from the caller). */
+static storage_archive_entry_t entry(const char *user, const char *id, int64_t stamp,
+                                     const char *with, const char *data)
+{
+    return (storage_archive_entry_t){
+        .user = user, .id = id, .stamp_us = stamp, .with = with, .data = data, .len = strlen(data)};
+}
+
+/* Runs a query and checks the ids it returned, in order ("a1 a2"), and its counts. */
+static void expect_page(storage_db_t *db, const char *user, const storage_archive_query_t *q,
+                        const char *ids, size_t total, size_t first_index, bool complete)
+{
+    storage_archive_result_t r = {0};
+    assert_int_equal(storage_db_archive_query(db, user, q, &r), 0);
+    char got[1024] = "";
+    size_t n = 0;
+    for (size_t i = 0; i < r.count; i++)
+        n += (size_t)snprintf(got + n, sizeof(got) - n, "%s%s", i > 0 ? " " : "", r.items[i].id);
+    assert_string_equal(got, ids);
+    assert_int_equal(r.total, total);
+    assert_int_equal(r.first_index, first_index);
+    assert_int_equal(r.complete, complete);
+    storage_archive_result_clear(&r);
+}
+
+static void test_archive(void **state)
+{
+    fixture_t *f = *state;
+    storage_db_t *db = open_db(f);
+    assert_int_equal(storage_db_user_create(db, "juliet", "c"), 0);
+    assert_int_equal(storage_db_user_create(db, "romeo", "c"), 0);
+    /* Any bytes: escapes, a NUL, a line break, a tab, a backslash, UTF-8. */
+    static const char odd[] = "<message>a\n\tb\\c\0d\r é</message>";
+    storage_archive_entry_t batch[] = {
+        entry("juliet", "a1", 1000, "romeo@montague.example/garden", "<m1/>"),
+        entry("romeo", "a1", 1000, "juliet@capulet.example/balcony", "<m1/>"),
+        entry("nobody", "x1", 1000, "juliet@capulet.example", "<m/>"),
+        entry("juliet", "a2", 2000, "nurse@capulet.example", "<m2/>"),
+        entry("juliet", "a1", 2500, "nurse@capulet.example", "<dup/>"),
+        entry("juliet", "a3", 3000, "capulet.example", "<m3/>"),
+        entry("juliet", "a4", 4000, "romeo@montague.example/orchard", "<m4/>"),
+        entry("juliet", "a5", 5000, "capulet.example/service", "<m5/>"),
+        entry("juliet", "a-6_Z", 6000, "tybalt@capulet.example", ""),
+    };
+    batch[6].data = odd;
+    batch[6].len = sizeof(odd) - 1;
+    int status[9];
+    memset(status, 0x55, sizeof(status));
+    assert_int_equal(storage_db_archive_append(db, batch, 9, status), 0);
+    const int want[9] = {0, 0, -ENOENT, 0, -EEXIST, 0, 0, 0, 0};
+    for (size_t i = 0; i < 9; i++)
+        assert_int_equal(status[i], want[i]);
+    /* An id already stored is a duplicate too; the others of the batch are written. */
+    storage_archive_entry_t again[] = {
+        entry("juliet", "a2", 7000, "x@y", "<again/>"),
+        entry("juliet", "a7", 7000, "nurse@capulet.example", "<m7/>")};
+    assert_int_equal(storage_db_archive_append(db, again, 2, status), 0);
+    assert_int_equal(status[0], -EEXIST);
+    assert_int_equal(status[1], 0);
+    assert_int_equal(storage_db_archive_append(db, again, 0, NULL), 0);
+
+    storage_archive_query_t q = {.max = 100};
+    expect_page(db, "juliet", &q, "a1 a2 a3 a4 a5 a-6_Z a7", 7, 0, true);
+    expect_page(db, "romeo", &q, "a1", 1, 0, true);
+    /* XEP-0313 §4.1.1: a bare JID matches its resources, a full JID itself, a domain itself. */
+    q.with = "romeo@montague.example";
+    expect_page(db, "juliet", &q, "a1 a4", 2, 0, true);
+    q.with = "romeo@montague.example/orchard";
+    expect_page(db, "juliet", &q, "a4", 1, 0, true);
+    q.with = "capulet.example";
+    expect_page(db, "juliet", &q, "a3 a5", 2, 0, true);
+    q.with = "capulet.example/service";
+    expect_page(db, "juliet", &q, "a5", 1, 0, true);
+    q.with = "montague.example";
+    expect_page(db, "juliet", &q, "", 0, 0, true);
+    /* Time stamps: start and end are inclusive. */
+    q = (storage_archive_query_t){
+        .max = 100, .has_start = true, .start_us = 2000, .has_end = true, .end_us = 4000};
+    expect_page(db, "juliet", &q, "a2 a3 a4", 3, 0, true);
+    q.with = "romeo@montague.example";
+    expect_page(db, "juliet", &q, "a4", 1, 0, true);
+    /* ids: in archive order, unknown ones left out, other filters still apply. */
+    const char *ids[] = {"a7", "a2", "zz", "a4"};
+    q = (storage_archive_query_t){.max = 100, .ids = ids, .nids = 4};
+    expect_page(db, "juliet", &q, "a2 a4 a7", 3, 0, true);
+    q.with = "nurse@capulet.example";
+    expect_page(db, "juliet", &q, "a2 a7", 2, 0, true);
+    q.max = 1;
+    expect_page(db, "juliet", &q, "a2", 2, 0, false);
+    /* max 0: only the count. */
+    q = (storage_archive_query_t){.max = 0};
+    expect_page(db, "juliet", &q, "", 7, 0, false);
+    q.from_end = true;
+    expect_page(db, "juliet", &q, "", 7, 7, false);
+
+    /* The items themselves. */
+    storage_archive_result_t r = {0};
+    const char *one[] = {"a4"};
+    q = (storage_archive_query_t){.max = 10, .ids = one, .nids = 1};
+    assert_int_equal(storage_db_archive_query(db, "juliet", &q, &r), 0);
+    assert_int_equal(r.count, 1);
+    assert_string_equal(r.items[0].id, "a4");
+    assert_int_equal(r.items[0].stamp_us, 4000);
+    assert_string_equal(r.items[0].with, "romeo@montague.example/orchard");
+    assert_int_equal(r.items[0].data.len, sizeof(odd) - 1);
+    assert_memory_equal(r.items[0].data.data, odd, sizeof(odd) - 1);
+    storage_archive_result_clear(&r);
+
+    /* Unknown UIDs (XEP-0313 §4.1.3), missing users, malformed arguments. */
+    q = (storage_archive_query_t){.max = 10, .after_id = "nope"};
+    assert_int_equal(storage_db_archive_query(db, "juliet", &q, &r), -ENOMSG);
+    q = (storage_archive_query_t){.max = 10, .before_id = "nope"};
+    assert_int_equal(storage_db_archive_query(db, "juliet", &q, &r), -ENOMSG);
+    q = (storage_archive_query_t){.max = 10};
+    assert_int_equal(storage_db_archive_query(db, "nobody", &q, &r), -ENOENT);
+    assert_int_equal(storage_db_archive_expire(db, "nobody", 0), -ENOENT);
+    q.max = STORAGE_ARCHIVE_PAGE_MAX + 1;
+    assert_int_equal(storage_db_archive_query(db, "juliet", &q, &r), -EINVAL);
+    q = (storage_archive_query_t){.max = 10, .after_id = "a.b"};
+    assert_int_equal(storage_db_archive_query(db, "juliet", &q, &r), -EINVAL);
+    q = (storage_archive_query_t){.max = 10, .nids = 1};
+    assert_int_equal(storage_db_archive_query(db, "juliet", &q, &r), -EINVAL);
+    q = (storage_archive_query_t){.max = 10, .ids = ids, .nids = STORAGE_ARCHIVE_IDS_MAX + 1};
+    assert_int_equal(storage_db_archive_query(db, "juliet", &q, &r), -EINVAL);
+    storage_archive_entry_t bad[] = {entry("juliet", "ok", 1, "x@y", "<m/>"),
+                                     entry("juliet", "not ok", 1, "x@y", "<m/>")};
+    assert_int_equal(storage_db_archive_append(db, bad, 2, NULL), -EINVAL);
+    char longid[STORAGE_ARCHIVE_ID_MAX + 2];
+    memset(longid, 'a', sizeof(longid) - 1);
+    longid[sizeof(longid) - 1] = '\0';
+    bad[1].id = longid;
+    assert_int_equal(storage_db_archive_append(db, bad, 2, NULL), -EINVAL);
+    longid[STORAGE_ARCHIVE_ID_MAX] = '\0';
+    bad[1].id = longid;
+    assert_int_equal(storage_db_archive_append(db, bad, 2, NULL), 0);
+    storage_db_close(db);
+
+    /* It survives reopening; expiry removes by stamp, per user. */
+    db = open_db(f);
+    q = (storage_archive_query_t){.max = 100};
+    char all[256];
+    snprintf(all, sizeof(all), "a1 a2 a3 a4 a5 a-6_Z a7 ok %s", longid);
+    expect_page(db, "juliet", &q, all, 9, 0, true);
+    assert_int_equal(storage_db_archive_expire(db, "juliet", 3000), 0);
+    expect_page(db, "juliet", &q, "a3 a4 a5 a-6_Z a7", 5, 0, true);
+    expect_page(db, "romeo", &q, "a1", 1, 0, true);
+    q.after_id = "a1";
+    assert_int_equal(storage_db_archive_query(db, "juliet", &q, &r), -ENOMSG);
+    q.after_id = NULL;
+    assert_int_equal(storage_db_archive_expire(db, "juliet", 0), 0);
+    expect_page(db, "juliet", &q, "a3 a4 a5 a-6_Z a7", 5, 0, true);
+    assert_int_equal(storage_db_archive_expire(db, "juliet", INT64_MAX), 0);
+    expect_page(db, "juliet", &q, "", 0, 0, true);
+    /* Expired ids may be used again. */
+    assert_int_equal(storage_db_archive_append(db, batch, 1, status), 0);
+    assert_int_equal(status[0], 0);
+    expect_page(db, "juliet", &q, "a1", 1, 0, true);
+
+    /* Deleting the account deletes its archive. */
+    assert_int_equal(storage_db_user_delete(db, "romeo"), 0);
+    assert_int_equal(storage_db_archive_query(db, "romeo", &q, &r), -ENOENT);
+    assert_int_equal(storage_db_user_create(db, "romeo", "c"), 0);
+    expect_page(db, "romeo", &q, "", 0, 0, true);
+    storage_db_close(db);
+}
+
+/* Two handles (two processes, for the files backend) append to one archive. */
+static void test_archive_two_handles(void **state)
+{
+    fixture_t *f = *state;
+    storage_db_t *a = open_db(f);
+    storage_db_t *b = open_db(f);
+    assert_int_equal(storage_db_user_create(a, "juliet", "c"), 0);
+    storage_archive_entry_t x = entry("juliet", "x", 1, "romeo@montague.example", "<x/>");
+    storage_archive_entry_t y = entry("juliet", "y", 2, "romeo@montague.example", "<y/>");
+    storage_archive_entry_t z = entry("juliet", "z", 3, "romeo@montague.example", "<z/>");
+    int st = 1;
+    assert_int_equal(storage_db_archive_append(a, &x, 1, &st), 0);
+    assert_int_equal(st, 0);
+    assert_int_equal(storage_db_archive_append(b, &y, 1, &st), 0);
+    assert_int_equal(st, 0);
+    /* Each sees what the other appended, and what it appended itself. */
+    assert_int_equal(storage_db_archive_append(a, &y, 1, &st), 0);
+    assert_int_equal(st, -EEXIST);
+    assert_int_equal(storage_db_archive_append(a, &x, 1, &st), 0);
+    assert_int_equal(st, -EEXIST);
+    assert_int_equal(storage_db_archive_append(b, &x, 1, &st), 0);
+    assert_int_equal(st, -EEXIST);
+    storage_archive_query_t q = {.max = 10};
+    expect_page(a, "juliet", &q, "x y", 2, 0, true);
+    /* An expiry by one handle: the other may use the expired id again, not the kept one. */
+    assert_int_equal(storage_db_archive_expire(b, "juliet", 2), 0);
+    assert_int_equal(storage_db_archive_append(a, &y, 1, &st), 0);
+    assert_int_equal(st, -EEXIST);
+    assert_int_equal(storage_db_archive_append(a, &x, 1, &st), 0);
+    assert_int_equal(st, 0);
+    expect_page(b, "juliet", &q, "y x", 2, 0, true);
+    /* The account deleted and made again by one handle: a new, empty archive for both. */
+    assert_int_equal(storage_db_user_delete(b, "juliet"), 0);
+    assert_int_equal(storage_db_user_create(b, "juliet", "c"), 0);
+    assert_int_equal(storage_db_archive_append(b, &z, 1, &st), 0);
+    assert_int_equal(storage_db_archive_append(a, &y, 1, &st), 0);
+    assert_int_equal(st, 0);
+    assert_int_equal(storage_db_archive_append(a, &z, 1, &st), 0);
+    assert_int_equal(st, -EEXIST);
+    expect_page(a, "juliet", &q, "z y", 2, 0, true);
+    storage_db_close(a);
+    storage_db_close(b);
+}
+
+/* Pages through 25 entries (two contacts, alternating) forward and backward. */
+static void test_archive_paging(void **state)
+{
+    fixture_t *f = *state;
+    storage_db_t *db = open_db(f);
+    assert_int_equal(storage_db_user_create(db, "juliet", "c"), 0);
+    storage_archive_entry_t batch[25];
+    char ids[25][8];
+    for (int i = 0; i < 25; i++) {
+        snprintf(ids[i], sizeof(ids[i]), "e%02d", i);
+        batch[i] =
+            entry("juliet", ids[i], 1000 + i,
+                  i % 2 == 0 ? "romeo@montague.example/r" : "nurse@capulet.example", "<message/>");
+    }
+    assert_int_equal(storage_db_archive_append(db, batch, 25, NULL), 0);
+
+    /* Forward (XEP-0059 <after/>). */
+    storage_archive_query_t q = {.max = 10};
+    expect_page(db, "juliet", &q, "e00 e01 e02 e03 e04 e05 e06 e07 e08 e09", 25, 0, false);
+    q.after_id = "e09";
+    expect_page(db, "juliet", &q, "e10 e11 e12 e13 e14 e15 e16 e17 e18 e19", 25, 10, false);
+    q.after_id = "e19";
+    expect_page(db, "juliet", &q, "e20 e21 e22 e23 e24", 25, 20, true);
+    q.after_id = "e24";
+    expect_page(db, "juliet", &q, "", 25, 25, true);
+    /* Exactly a page left: complete, since nothing lies beyond it. */
+    q.after_id = "e14";
+    expect_page(db, "juliet", &q, "e15 e16 e17 e18 e19 e20 e21 e22 e23 e24", 25, 15, true);
+
+    /* Backward (XEP-0059 <before/>): the newest page first, items still oldest first. */
+    q = (storage_archive_query_t){.max = 10, .from_end = true};
+    expect_page(db, "juliet", &q, "e15 e16 e17 e18 e19 e20 e21 e22 e23 e24", 25, 15, false);
+    q.before_id = "e15";
+    expect_page(db, "juliet", &q, "e05 e06 e07 e08 e09 e10 e11 e12 e13 e14", 25, 5, false);
+    q.before_id = "e05";
+    expect_page(db, "juliet", &q, "e00 e01 e02 e03 e04", 25, 0, true);
+    q.before_id = "e00";
+    expect_page(db, "juliet", &q, "", 25, 0, true);
+
+    /* Between two ids, both ways. */
+    q = (storage_archive_query_t){.max = 3, .after_id = "e02", .before_id = "e08"};
+    expect_page(db, "juliet", &q, "e03 e04 e05", 25, 3, false);
+    q.from_end = true;
+    expect_page(db, "juliet", &q, "e05 e06 e07", 25, 5, false);
+    q.max = 5;
+    expect_page(db, "juliet", &q, "e03 e04 e05 e06 e07", 25, 3, true);
+    q.after_id = "e08";
+    q.before_id = "e02";
+    expect_page(db, "juliet", &q, "", 25, 2, true);
+
+    /* With a filter: positions count only matches; the ids need not match it. */
+    q = (storage_archive_query_t){.max = 5, .with = "romeo@montague.example"};
+    expect_page(db, "juliet", &q, "e00 e02 e04 e06 e08", 13, 0, false);
+    q.after_id = "e09";
+    expect_page(db, "juliet", &q, "e10 e12 e14 e16 e18", 13, 5, false);
+    q.after_id = "e18";
+    expect_page(db, "juliet", &q, "e20 e22 e24", 13, 10, true);
+    q = (storage_archive_query_t){.max = 5, .with = "romeo@montague.example", .from_end = true};
+    expect_page(db, "juliet", &q, "e16 e18 e20 e22 e24", 13, 8, false);
+    q.before_id = "e16";
+    expect_page(db, "juliet", &q, "e06 e08 e10 e12 e14", 13, 3, false);
+    q.before_id = "e06";
+    expect_page(db, "juliet", &q, "e00 e02 e04", 13, 0, true);
+    q = (storage_archive_query_t){.max = 4,
+                                  .with = "nurse@capulet.example",
+                                  .has_start = true,
+                                  .start_us = 1004,
+                                  .from_end = true,
+                                  .before_id = "e20"};
+    expect_page(db, "juliet", &q, "e13 e15 e17 e19", 10, 4, false);
+    storage_db_close(db);
+}
+
+/* The files backend's archive file: its format, an append cut short, a hand edit gone wrong. */
+static void test_archive_file(void **state)
+{
+    fixture_t *f = *state;
+    storage_db_t *db = open_db(f);
+    assert_int_equal(storage_db_user_create(db, "juliet", "c"), 0);
+    storage_archive_entry_t e[] = {entry("juliet", "a1", -5, "romeo@montague.example/g", "<a\tb/>"),
+                                   entry("juliet", "a2", 7, "nurse@capulet.example", "<c/>")};
+    assert_int_equal(storage_db_archive_append(db, e, 2, NULL), 0);
+    char path[256];
+    snprintf(path, sizeof(path), "%s/juliet/archive", f->path);
+    FILE *fp = fopen(path, "r");
+    assert_non_null(fp);
+    char text[1024];
+    size_t n = fread(text, 1, sizeof(text) - 1, fp);
+    text[n] = '\0';
+    fclose(fp);
+    assert_non_null(strstr(text, "parley archive 1\n"));
+    assert_non_null(strstr(text,
+                           "\na1\t-5\tromeo@montague.example/g\t<a\\tb/>\n"
+                           "a2\t7\tnurse@capulet.example\t<c/>\n"));
+
+    /* A crash in the middle of an append leaves a line without its newline: ignored... */
+    fp = fopen(path, "a");
+    fputs("a3\t9\tromeo@montague.example\t<cut", fp);
+    fclose(fp);
+    storage_archive_query_t q = {.max = 10};
+    expect_page(db, "juliet", &q, "a1 a2", 2, 0, true);
+    /* ...and dropped by the next append, which then adds whole lines. */
+    storage_archive_entry_t e3[] = {entry("juliet", "a3", 9, "romeo@montague.example", "<m3/>")};
+    assert_int_equal(storage_db_archive_append(db, e3, 1, NULL), 0);
+    expect_page(db, "juliet", &q, "a1 a2 a3", 3, 0, true);
+    storage_archive_result_t r = {0};
+    q.after_id = "a2";
+    assert_int_equal(storage_db_archive_query(db, "juliet", &q, &r), 0);
+    assert_int_equal(r.count, 1);
+    assert_string_equal(r.items[0].data.data, "<m3/>");
+    storage_archive_result_clear(&r);
+    q.after_id = NULL;
+
+    /* A bad line makes the archive's operations fail until it is fixed. */
+    fp = fopen(path, "a");
+    fputs("# a comment is fine\n\nbad line\n", fp);
+    fclose(fp);
+    assert_int_equal(storage_db_archive_query(db, "juliet", &q, &r), -EBADMSG);
+    int status = 1;
+    assert_int_equal(storage_db_archive_append(db, e3, 1, &status), -EBADMSG);
+    assert_int_equal(status, -EBADMSG);
+    assert_int_equal(storage_db_archive_expire(db, "juliet", 8), -EBADMSG);
+    /* Another user's entries in the same batch are still written. */
+    assert_int_equal(storage_db_user_create(db, "romeo", "c"), 0);
+    storage_archive_entry_t two[] = {entry("juliet", "b1", 9, "x@y", "<m/>"),
+                                     entry("romeo", "b1", 9, "x@y", "<m/>")};
+    int st2[2];
+    assert_int_equal(storage_db_archive_append(db, two, 2, st2), 0);
+    assert_int_equal(st2[0], -EBADMSG);
+    assert_int_equal(st2[1], 0);
+    storage_db_close(db);
+}
+
+/* An older database gains the tables of newer migrations, keeping its data. */
+static void test_migration(void **state)
+{
+    fixture_t *f = *state;
+    storage_db_t *db = NULL;
+    int current = storage_sqlite_schema_current();
+    assert_true(current >= 4);
+    /* As Parley left it before the archive (migration 4) existed. */
+    assert_int_equal(storage_sqlite_open_at(&f->cfg, 3, &db), 0);
+    assert_int_equal(storage_db_user_create(db, "juliet", "creds"), 0);
+    storage_roster_item_t item = {.jid = "romeo@montague.example",
+                                  .subscription = STORAGE_SUB_BOTH};
+    assert_int_equal(storage_db_roster_put(db, "juliet", &item, NULL), 0);
+    assert_int_equal(storage_db_offline_push(db, "juliet", "<m/>", 4, 10), 0);
+    assert_int_equal(storage_db_doc_put(db, "juliet", "vcard", "v", "<vCard/>", 8), 0);
+    storage_db_close(db);
+
+    db = open_db(f);
+    storage_roster_t roster = {0};
+    assert_int_equal(storage_db_roster_get(db, "juliet", &roster), 0);
+    assert_int_equal(roster.count, 1);
+    storage_roster_clear(&roster);
+    storage_list_t l = {0};
+    assert_int_equal(storage_db_offline_get(db, "juliet", &l), 0);
+    assert_int_equal(l.count, 1);
+    storage_list_clear(&l);
+    storage_blob_t b = {0};
+    assert_int_equal(storage_db_doc_get(db, "juliet", "vcard", "v", &b), 0);
+    storage_blob_clear(&b);
+    storage_archive_entry_t e[] = {entry("juliet", "a1", 1, "romeo@montague.example", "<m/>")};
+    assert_int_equal(storage_db_archive_append(db, e, 1, NULL), 0);
+    storage_archive_query_t q = {.max = 10};
+    expect_page(db, "juliet", &q, "a1", 1, 0, true);
+    /* The archive goes with the account, also in a migrated database. */
+    assert_int_equal(storage_db_user_delete(db, "juliet"), 0);
+    assert_int_equal(storage_db_user_create(db, "juliet", "creds"), 0);
+    expect_page(db, "juliet", &q, "", 0, 0, true);
+    storage_db_close(db);
+
+    /* A database from a newer Parley is refused, not misread. */
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open(f->path, &h), SQLITE_OK);
+    char sql[64];
+    snprintf(sql, sizeof(sql), "UPDATE schema_version SET version = %d", current + 1);
+    assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    assert_int_equal(storage_db_open(&f->cfg, &db), -EPROTONOSUPPORT);
+}
+
+/* Every document of the kinds asked for, with their data (storage_user_load content_kinds). */
+static void test_doc_get_all(void **state)
+{
+    fixture_t *f = *state;
+    storage_db_t *db = open_db(f);
+    assert_int_equal(storage_db_user_create(db, "juliet", "c"), 0);
+    assert_int_equal(storage_db_doc_put(db, "juliet", "private", "z:ns", "<z/>", 4), 0);
+    assert_int_equal(storage_db_doc_put(db, "juliet", "private", "a:ns", "<a/>", 4), 0);
+    assert_int_equal(storage_db_doc_put(db, "juliet", "vcard", "current", "<vCard/>", 8), 0);
+    storage_docs_t d = {0};
+    assert_int_equal(storage_db_doc_get_all(db, "juliet", "private", &d), 0);
+    assert_int_equal(d.keys.count, 2);
+    assert_int_equal(d.values.count, 2);
+    assert_string_equal(d.keys.items[0].data, "a:ns");
+    assert_string_equal(d.values.items[0].data, "<a/>");
+    assert_string_equal(d.keys.items[1].data, "z:ns");
+    assert_string_equal(d.values.items[1].data, "<z/>");
+    storage_docs_clear(&d);
+    assert_int_equal(storage_db_doc_get_all(db, "juliet", "none", &d), 0);
+    assert_int_equal(d.keys.count, 0);
+    storage_docs_clear(&d);
+    assert_int_equal(storage_db_doc_get_all(db, "nobody", "private", &d), -ENOENT);
+    assert_int_equal(storage_db_doc_get_all(db, "juliet", "BAD", &d), -EINVAL);
+    storage_db_close(db);
+}
+
 /* ---- the asynchronous front ---- */
 
 typedef struct async_run {
@@ -339,9 +761,10 @@ static void test_async_front(void **state)
     assert_int_equal(storage_doc_put(run.st, "juliet", "subin", "nurse@localhost", "x", 1,
                                      on_status, &steps[23]),
                      0);
-    assert_int_equal(storage_user_load(run.st, "juliet", "subin", NULL, true, on_load, &steps[24]), 0);
-    assert_int_equal(storage_user_load(run.st, "nobody", NULL, NULL, false, on_load_missing, &steps[25]),
+    assert_int_equal(storage_user_load(run.st, "juliet", "subin", NULL, true, on_load, &steps[24]),
                      0);
+    assert_int_equal(
+        storage_user_load(run.st, "nobody", NULL, NULL, false, on_load_missing, &steps[25]), 0);
     assert_int_equal(storage_user_load(run.st, "juliet", "BAD KIND", NULL, false, on_load, NULL),
                      -EINVAL);
     /* Nothing runs inside the submitting call. */
@@ -354,6 +777,201 @@ static void test_async_front(void **state)
     for (int i = 0; i < 26; i++)
         assert_int_equal(run.order[i], i);
     assert_true(run.on_loop_thread);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+static void on_load_kinds(void *arg, int status, const storage_user_data_t *d)
+{
+    step_t *s = arg;
+    assert_int_equal(status, 0);
+    assert_int_equal(d->roster->count, 0);
+    assert_int_equal(d->doc_keys->count, 0);
+    assert_int_equal(d->offline->count, 0);
+    /* One entry per kind asked for, in that order, keys sorted, values beside them. */
+    assert_int_equal(d->ndocs, 3);
+    assert_int_equal(d->docs[0].keys.count, 2);
+    assert_int_equal(d->docs[0].values.count, 2);
+    assert_string_equal(d->docs[0].keys.items[0].data, "a:ns");
+    assert_string_equal(d->docs[0].values.items[0].data, "<a/>");
+    assert_string_equal(d->docs[0].keys.items[1].data, "z:ns");
+    assert_int_equal(d->docs[0].values.items[1].len, 3);
+    assert_memory_equal(d->docs[0].values.items[1].data, "z\0z", 3);
+    assert_int_equal(d->docs[1].keys.count, 0);
+    assert_int_equal(d->docs[1].values.count, 0);
+    assert_int_equal(d->docs[2].keys.count, 1);
+    assert_string_equal(d->docs[2].keys.items[0].data, "current");
+    assert_string_equal(d->docs[2].values.items[0].data, "<vCard/>");
+    s->run->order[s->run->n++] = s->index;
+}
+
+static void test_user_load_kinds(void **state)
+{
+    fixture_t *f = *state;
+    storage_db_t *db = open_db(f);
+    assert_int_equal(storage_db_user_create(db, "juliet", "c"), 0);
+    assert_int_equal(storage_db_doc_put(db, "juliet", "private", "z:ns", "z\0z", 3), 0);
+    assert_int_equal(storage_db_doc_put(db, "juliet", "private", "a:ns", "<a/>", 4), 0);
+    assert_int_equal(storage_db_doc_put(db, "juliet", "vcard", "current", "<vCard/>", 8), 0);
+    storage_db_close(db);
+
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    async_run_t run = {.loop_thread = uv_thread_self(), .on_loop_thread = true};
+    assert_int_equal(storage_open(&loop, &f->cfg, &run.st), 0);
+    step_t steps[2] = {{.run = &run, .index = 0}, {.run = &run, .index = 1}};
+    /* The kinds are copied: the caller's array may go away at once. */
+    char **kinds = calloc(4, sizeof(char *));
+    kinds[0] = strdup("private");
+    kinds[1] = strdup("bookmarks");
+    kinds[2] = strdup("vcard");
+    assert_int_equal(storage_user_load(run.st, "juliet", NULL, (const char *const *)kinds, false,
+                                       on_load_kinds, &steps[0]),
+                     0);
+    for (int i = 0; i < 3; i++)
+        free(kinds[i]);
+    free(kinds);
+    const char *bad[] = {"vcard", "Not A Kind", NULL};
+    assert_int_equal(storage_user_load(run.st, "juliet", NULL, bad, false, on_load_kinds, NULL),
+                     -EINVAL);
+    const char *many[STORAGE_LOAD_KINDS_MAX + 2];
+    for (int i = 0; i <= STORAGE_LOAD_KINDS_MAX; i++)
+        many[i] = "vcard";
+    many[STORAGE_LOAD_KINDS_MAX + 1] = NULL;
+    assert_int_equal(storage_user_load(run.st, "juliet", NULL, many, false, on_load_kinds, NULL),
+                     -EINVAL);
+    assert_int_equal(
+        storage_user_load(run.st, "nobody", NULL, many + 1, false, on_load_missing, &steps[1]), 0);
+    storage_close(run.st, on_closed, &run);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(run.closed, 1);
+    assert_int_equal(run.n, 2);
+    assert_int_equal(uv_loop_close(&loop), 0);
+}
+
+typedef struct archive_step {
+    async_run_t *run;
+    int index;
+    int status;
+    char ids[256]; /* the items' ids, space-separated */
+    size_t total;
+    size_t first_index;
+    bool complete;
+    char data[64]; /* the first item's bytes */
+} archive_step_t;
+
+static void on_archive_status(void *arg, int status)
+{
+    archive_step_t *s = arg;
+    s->status = status;
+    s->run->order[s->run->n++] = s->index;
+}
+
+static void on_archive(void *arg, int status, const storage_archive_result_t *r)
+{
+    archive_step_t *s = arg;
+    s->status = status;
+    s->run->order[s->run->n++] = s->index;
+    if (status < 0) {
+        assert_null(r);
+        return;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < r->count; i++)
+        n += (size_t)snprintf(s->ids + n, sizeof(s->ids) - n, "%s%s", i > 0 ? " " : "",
+                              r->items[i].id);
+    s->total = r->total;
+    s->first_index = r->first_index;
+    s->complete = r->complete;
+    if (r->count > 0)
+        snprintf(s->data, sizeof(s->data), "%s", r->items[0].data.data);
+}
+
+static void test_archive_async(void **state)
+{
+    fixture_t *f = *state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    async_run_t run = {.loop_thread = uv_thread_self(), .on_loop_thread = true};
+    assert_int_equal(storage_open(&loop, &f->cfg, &run.st), 0);
+    archive_step_t steps[8];
+    memset(steps, 0, sizeof(steps));
+    for (int i = 0; i < 8; i++)
+        steps[i] = (archive_step_t){.run = &run, .index = i, .status = 1};
+    assert_int_equal(storage_user_create(run.st, "juliet", "c", on_archive_status, &steps[0]), 0);
+
+    /* The batch is copied at submission: every byte of it is overwritten right after. */
+    storage_archive_entry_t *batch = calloc(12, sizeof(*batch));
+    char(*text)[4][40] = calloc(12, sizeof(*text));
+    for (int i = 0; i < 12; i++) {
+        snprintf(text[i][0], 40, "%s", i == 11 ? "nobody" : "juliet");
+        snprintf(text[i][1], 40, "m%02d", i);
+        snprintf(text[i][2], 40, "%s",
+                 i % 3 == 0 ? "romeo@montague.example/r" : "nurse@capulet.example");
+        snprintf(text[i][3], 40, "<message n='%d'/>", i);
+        batch[i] = entry(text[i][0], text[i][1], 100 * i, text[i][2], text[i][3]);
+    }
+    assert_int_equal(storage_archive_append(run.st, batch, 12, on_archive_status, &steps[1]), 0);
+    memset(text, 'x', 12 * sizeof(*text));
+    memset(batch, 0xff, 12 * sizeof(*batch));
+    free(text);
+    free(batch);
+
+    /* So is the query, ids included. */
+    storage_archive_query_t *q = calloc(1, sizeof(*q));
+    char *with = strdup("romeo@montague.example");
+    char *after = strdup("m00");
+    char **ids = calloc(3, sizeof(char *));
+    ids[0] = strdup("m09");
+    ids[1] = strdup("m03");
+    ids[2] = strdup("m06");
+    *q = (storage_archive_query_t){
+        .with = with, .after_id = after, .ids = (const char *const *)ids, .nids = 3, .max = 2};
+    assert_int_equal(storage_archive_query(run.st, "juliet", q, on_archive, &steps[2]), 0);
+    free(with);
+    free(after);
+    for (int i = 0; i < 3; i++)
+        free(ids[i]);
+    free(ids);
+    memset(q, 0, sizeof(*q));
+    q->max = 100;
+    q->from_end = true;
+    assert_int_equal(storage_archive_query(run.st, "juliet", q, on_archive, &steps[3]), 0);
+    assert_int_equal(storage_archive_expire(run.st, "juliet", 500, on_archive_status, &steps[4]),
+                     0);
+    assert_int_equal(storage_archive_query(run.st, "juliet", q, on_archive, &steps[5]), 0);
+    q->after_id = "gone";
+    assert_int_equal(storage_archive_query(run.st, "juliet", q, on_archive, &steps[6]), 0);
+    assert_int_equal(storage_archive_expire(run.st, "nobody", 0, on_archive_status, &steps[7]), 0);
+    /* Malformed arguments are refused at submission, and nothing runs. */
+    q->after_id = "no way";
+    assert_int_equal(storage_archive_query(run.st, "juliet", q, on_archive, NULL), -EINVAL);
+    storage_archive_entry_t bad = entry("juliet", "", 1, "x@y", "<m/>");
+    assert_int_equal(storage_archive_append(run.st, &bad, 1, on_archive_status, NULL), -EINVAL);
+    assert_int_equal(storage_archive_expire(run.st, "a@b", 0, on_archive_status, NULL), -EINVAL);
+    free(q);
+    assert_int_equal(run.n, 0);
+
+    storage_close(run.st, on_closed, &run);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(run.closed, 1);
+    assert_int_equal(run.n, 8);
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(run.order[i], i);
+    assert_int_equal(steps[0].status, 0);
+    assert_int_equal(steps[1].status, 0); /* nobody's entry skipped, the rest written */
+    assert_int_equal(steps[2].status, 0);
+    assert_string_equal(steps[2].ids, "m03 m06");
+    assert_int_equal(steps[2].total, 3);
+    assert_int_equal(steps[2].first_index, 0);
+    assert_false(steps[2].complete);
+    assert_string_equal(steps[2].data, "<message n='3'/>");
+    assert_string_equal(steps[3].ids, "m00 m01 m02 m03 m04 m05 m06 m07 m08 m09 m10");
+    assert_int_equal(steps[3].total, 11);
+    assert_true(steps[3].complete);
+    assert_int_equal(steps[4].status, 0);
+    assert_string_equal(steps[5].ids, "m05 m06 m07 m08 m09 m10");
+    assert_int_equal(steps[6].status, -ENOMSG);
+    assert_int_equal(steps[7].status, -ENOENT);
     assert_int_equal(uv_loop_close(&loop), 0);
 }
 
@@ -372,6 +990,20 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_handles, setup_files, teardown),
         cmocka_unit_test_setup_teardown(test_async_front, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(test_async_front, setup_files, teardown),
+        cmocka_unit_test_setup_teardown(test_archive, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_archive, setup_files, teardown),
+        cmocka_unit_test_setup_teardown(test_archive_paging, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_archive_paging, setup_files, teardown),
+        cmocka_unit_test_setup_teardown(test_archive_file, setup_files, teardown),
+        cmocka_unit_test_setup_teardown(test_archive_two_handles, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_archive_two_handles, setup_files, teardown),
+        cmocka_unit_test_setup_teardown(test_archive_async, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_archive_async, setup_files, teardown),
+        cmocka_unit_test_setup_teardown(test_migration, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_doc_get_all, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_doc_get_all, setup_files, teardown),
+        cmocka_unit_test_setup_teardown(test_user_load_kinds, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_user_load_kinds, setup_files, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -386,7 +386,10 @@ static void test_copy(void **state)
     xml_stanza_ref(st); /* shared */
     xml_stanza_t *c = xml_stanza_copy(st);
     assert_int_equal(c->refs, 1);
-    assert_null(c->bytes);
+    /* The same tree, so the same bytes: kept, until the copy changes. */
+    assert_non_null(c->bytes);
+    assert_int_equal(c->bytes_len, st->bytes_len);
+    assert_memory_equal(c->bytes, st->bytes, st->bytes_len);
     char *d1 = dump(st->root), *d2 = dump(c->root);
     assert_string_equal(d1, d2);
     core_free(d2);
@@ -536,6 +539,54 @@ static void test_set_root_attr(void **state)
     xml_stanza_unref(st);
 }
 
+/* The bytes append_copy splices must be what serialising the changed tree writes. */
+static void check_append(const char *in, const char *expect)
+{
+    const char *sid = "<stanza-id xmlns='urn:xmpp:sid:0' by='a@b' id='x&lt;1'/>";
+    xml_stanza_t *tmpl = parse_one(XMLS_NS_CLIENT, sid, strlen(sid));
+    xml_stanza_t *st = parse_one(XMLS_NS_CLIENT, in, strlen(in));
+    xml_stanza_t *c = xml_stanza_copy(st);
+    xml_node_t *added = xml_stanza_append_copy(c, tmpl->root);
+    assert_true(xml_node_is(added, "urn:xmpp:sid:0", "stanza-id"));
+    assert_ptr_equal(added->parent, c->root);
+    assert_non_null(c->bytes);
+    char *got = core_strndup(c->bytes, c->bytes_len);
+    assert_string_equal(got, expect);
+    /* The spliced bytes parse back to the same tree. */
+    xml_stanza_t *back = parse_one(XMLS_NS_CLIENT, c->bytes, c->bytes_len);
+    char *d1 = dump(back->root), *d2 = dump(c->root);
+    assert_string_equal(d1, d2);
+    core_free(d1);
+    core_free(d2);
+    core_free(got);
+    xml_stanza_unref(back);
+    xml_stanza_unref(c);
+    xml_stanza_unref(st);
+    xml_stanza_unref(tmpl);
+}
+
+static void test_append_copy(void **state)
+{
+    (void)state;
+    check_append("<message to='a'><body>hi</body></message>",
+                 "<message to='a'><body>hi</body><stanza-id xmlns=\"urn:xmpp:sid:0\" "
+                 "by=\"a@b\" id=\"x&lt;1\"/></message>");
+    check_append("<message to='a'/>",
+                 "<message to='a'><stanza-id xmlns=\"urn:xmpp:sid:0\" "
+                 "by=\"a@b\" id=\"x&lt;1\"/></message>");
+    /* No cached bytes: appended to the tree, serialised later. */
+    xml_stanza_t *st = xml_stanza_new(XMLS_NS_CONTENT, "message");
+    xml_stanza_t *tmpl = xml_stanza_new("urn:x", "x");
+    xml_stanza_append_copy(st, tmpl->root);
+    size_t len;
+    const char *b = xml_stanza_bytes(st, &len);
+    char *got = core_strndup(b, len);
+    assert_string_equal(got, "<message><x xmlns=\"urn:x\"/></message>");
+    core_free(got);
+    xml_stanza_unref(st);
+    xml_stanza_unref(tmpl);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -551,6 +602,7 @@ int main(void)
         cmocka_unit_test(test_kind),
         cmocka_unit_test(test_envelope),
         cmocka_unit_test(test_set_root_attr),
+        cmocka_unit_test(test_append_copy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
