@@ -124,10 +124,10 @@ def settle_caps(c):
     """Gives the server time to learn c's caps: its disco#info query (if it asks), answered
     by slixmpp, then a moment for the answer to be processed."""
     try:
-        c.recv(match("iq", type="get", child=q(NS_DISCO_INFO, "query")), timeout=1.5)
+        c.recv(match("iq", type="get", child=q(NS_DISCO_INFO, "query")), timeout=1.0)
     except AssertionError:
         pass
-    c.pool.settle(0.3)
+    c.pool.settle(0.5)
 
 
 @pytest.fixture
