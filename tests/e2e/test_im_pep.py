@@ -367,6 +367,32 @@ def test_last_item_at_login(pool):
     a2.expect_silence(0.1, notification(TUNE))
 
 
+def pep_client_fresh(pool, user, resource, notify):
+    """A pep_client whose caps the server cannot know yet: it must ask (and does)."""
+    c = pep_client(pool, user, resource=resource, notify=notify, available=False)
+    c.xmpp.send_presence()
+    c.recv(match("presence", type="", frm=c.jid))
+    c.recv(match("iq", type="get", child=q(NS_DISCO_INFO, "query")), timeout=3.0)
+    return c
+
+
+def test_last_item_when_caps_become_known(pool):
+    """§4.3.4 with caps the server had to ask about (XEP-0115 §5.4): the last item follows
+    the verified answer, for the owner's new resource and for a contact's."""
+    a = pep_client(pool, "alice", notify=[TUNE])
+    b = pep_client(pool, "bob")
+    subscribe_both(a, b)
+    ok(publish(a, TUNE, tune("known later"), item_id="k"))
+    a2 = pep_client_fresh(pool, "alice", "fresh", [TUNE, "urn:example:only-alice-fresh"])
+    m = a2.recv(notification(TUNE))
+    assert event_of(m).find(q(PSE, "items")).find(q(PSE, "item")).get("id") == "k", dump(m)
+    b2 = pep_client_fresh(pool, "bob", "fresh", [TUNE, "urn:example:only-bob-fresh"])
+    m = b2.recv(notification(TUNE))
+    assert m.get("to") == b2.jid, dump(m)
+    b2.expect_silence(0.5, notification(TUNE))
+    b.expect_silence(0.1, notification(TUNE))
+
+
 def test_last_item_on_subscription_approval(pool):
     """XEP-0060 §6.1.7 with XEP-0163's implicit subscriptions: when the account approves a
     contact's subscription, the contact's known resources that want the node get the last
