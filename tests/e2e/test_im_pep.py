@@ -492,6 +492,25 @@ def test_slixmpp_pep_publish_and_items(pool):
     assert [i["id"] for i in got["pubsub"]["items"]] == ["sx"]
 
 
+def test_slixmpp_xep0223_private_storage(pool):
+    """XEP-0223 through slixmpp's xep_0223 (its own publish-options: persist_items, whitelist):
+    stored, read back, private to a contact, and stored again (the options now met)."""
+    a = pep_client(pool, "alice")
+    b = pep_client(pool, "bob")
+    subscribe_both(a, b)
+    for p in ("xep_0223", "xep_0049", "xep_0048"):
+        a.xmpp.register_plugin(p)
+    from slixmpp.plugins.xep_0048 import Bookmarks
+    bm = Bookmarks()
+    bm.add_conference("theplay@conference.shakespeare.lit", "JC", name="The Play")
+    a.pool.run(a.xmpp["xep_0223"].store(bm, node="storage:bookmarks", id="current"))
+    got = a.pool.run(a.xmpp["xep_0223"].retrieve("storage:bookmarks"))
+    its = list(got["pubsub"]["items"])
+    assert [i["id"] for i in its] == ["current"]
+    assert pubsub_error(items(b, "storage:bookmarks")) == ("not-allowed", "closed-node")
+    a.pool.run(a.xmpp["xep_0223"].store(bm, node="storage:bookmarks", id="current"))
+
+
 # ---------------------------------------------------------------------------
 # Persistence and the module switched off
 
