@@ -184,6 +184,19 @@ typedef struct sm_module {
      * full JID as 'from'. For what follows presence: caps (XEP-0115), last activity.
      */
     void (*on_presence)(sm_t *sm, void *data, sm_sess_t *sess, const xml_stanza_t *st);
+    /* XEP-0030 identities the module adds, "category/type" each (NULL-terminated): to the
+     * server's disco#info and to an account's (PEP's pubsub/pep, XEP-0163 §9.1). */
+    const char *const *identities;
+    const char *const *account_identities;
+    /*
+     * XEP-0030 queries to an account's bare JID that mod_disco lets through (pkt->user the
+     * account; items: disco#items, else disco#info). node NULL: adds what the module has to
+     * the account's own answer (disco#items: its items); returns nothing of interest. A node:
+     * answers for it (filling query) and returns true if the module serves it; a node that no
+     * module serves is item-not-found.
+     */
+    bool (*disco_account)(sm_t *sm, void *data, const sm_pkt_t *pkt, const char *node, bool items,
+                          xml_stanza_t *r, xml_node_t *query);
 } sm_module_t;
 
 struct sm_mod {
@@ -249,6 +262,15 @@ void sm_features_each(const sm_t *sm, bool account, void (*fn)(void *ud, const c
  * the server's caps hash covers (XEP-0115 §5.1).
  */
 void sm_info_fill(const sm_t *sm, bool account, xml_stanza_t *st, xml_node_t *query);
+
+/* Calls fn for each identity ("category/type") of the enabled modules (account: an
+ * account's, else the server's). */
+void sm_identities_each(const sm_t *sm, bool account, void (*fn)(void *ud, const char *id),
+                        void *ud);
+/* Offers an account's disco query to each module's disco_account (see there); true when
+ * node is not NULL and a module answered for it. */
+bool sm_disco_account_run(sm_t *sm, const sm_pkt_t *pkt, const char *node, bool items,
+                          xml_stanza_t *r, xml_node_t *query);
 
 /* mod_caps.c: entity capabilities (XEP-0115) of the JIDs whose presence the sm has seen. */
 /* True when full_jid's current caps are known and list feature (e.g.

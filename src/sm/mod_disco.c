@@ -14,19 +14,37 @@ static void info_reply(sm_t *sm, sm_pkt_t *pkt, bool account, const char *node)
     if (node != NULL)
         xml_node_set_attr(r, q, NULL, "node", node);
     sm_info_fill(sm, account, r, q);
+    if (account)
+        sm_disco_account_run(sm, pkt, NULL, false, r, q);
     sm_route(sm, r);
     xml_stanza_unref(r);
 }
 
-static void items_reply(sm_t *sm, sm_pkt_t *pkt)
+static void items_reply(sm_t *sm, sm_pkt_t *pkt, bool account)
 {
     xml_stanza_t *r = sm_iq_result(pkt->st);
-    xml_node_add_element(r, r->root, SM_NS_DISCO_ITEMS, "query");
+    xml_node_t *q = xml_node_add_element(r, r->root, SM_NS_DISCO_ITEMS, "query");
+    if (account)
+        sm_disco_account_run(sm, pkt, NULL, true, r, q);
     sm_route(sm, r);
     xml_stanza_unref(r);
 }
 
-/* Nodes are not served here yet: a query naming one gets item-not-found (XEP-0030 §3.1). */
+/* A query naming a node of an account: the module serving it answers (XEP-0030 §3.2). */
+static void account_node(sm_t *sm, sm_pkt_t *pkt, const char *node, bool items)
+{
+    xml_stanza_t *r = sm_iq_result(pkt->st);
+    const char *ns = items ? SM_NS_DISCO_ITEMS : SM_NS_DISCO_INFO;
+    xml_node_t *q = xml_node_add_element(r, r->root, ns, "query");
+    xml_node_set_attr(r, q, NULL, "node", node);
+    if (sm_disco_account_run(sm, pkt, node, items, r, q))
+        sm_route(sm, r);
+    else
+        sm_reply_error(sm, pkt->st, CORE_STANZA_ERR_ITEM_NOT_FOUND);
+    xml_stanza_unref(r);
+}
+
+/* The server has no nodes: a query naming one gets item-not-found (XEP-0030 §3.1). */
 static bool has_node(sm_t *sm, sm_pkt_t *pkt)
 {
     if (xml_node_attr(pkt->payload, "node") == NULL)
@@ -54,7 +72,7 @@ static xml_handler_result_t server_items(sm_t *sm, void *data, sm_pkt_t *pkt)
     if (jid_has_resource(&pkt->to))
         return XMLS_PASS;
     if (!has_node(sm, pkt))
-        items_reply(sm, pkt);
+        items_reply(sm, pkt, false);
     return XMLS_HANDLED;
 }
 
@@ -82,12 +100,14 @@ static xml_handler_result_t account_query(sm_t *sm, void *data, sm_pkt_t *pkt)
         sm_reply_error(sm, pkt->st, CORE_STANZA_ERR_SERVICE_UNAVAILABLE);
         return XMLS_HANDLED;
     }
-    if (has_node(sm, pkt))
-        return XMLS_HANDLED;
-    if (xml_node_is(pkt->payload, SM_NS_DISCO_INFO, "query"))
-        info_reply(sm, pkt, true, NULL);
+    bool items = xml_node_is(pkt->payload, SM_NS_DISCO_ITEMS, "query");
+    const char *node = xml_node_attr(pkt->payload, "node");
+    if (node != NULL)
+        account_node(sm, pkt, node, items);
+    else if (items)
+        items_reply(sm, pkt, true);
     else
-        items_reply(sm, pkt);
+        info_reply(sm, pkt, true, NULL);
     return XMLS_HANDLED;
 }
 

@@ -152,6 +152,29 @@ void sm_features_each(const sm_t *sm, bool account, void (*fn)(void *ud, const c
     }
 }
 
+void sm_identities_each(const sm_t *sm, bool account, void (*fn)(void *ud, const char *id),
+                        void *ud)
+{
+    for (size_t i = 0; i < sm->nmods; i++) {
+        const char *const *f =
+            account ? sm->mods[i].def->account_identities : sm->mods[i].def->identities;
+        for (; f != NULL && *f != NULL; f++)
+            fn(ud, *f);
+    }
+}
+
+bool sm_disco_account_run(sm_t *sm, const sm_pkt_t *pkt, const char *node, bool items,
+                          xml_stanza_t *r, xml_node_t *query)
+{
+    for (size_t i = 0; i < sm->nmods; i++) {
+        const sm_module_t *def = sm->mods[i].def;
+        if (def->disco_account != NULL &&
+            def->disco_account(sm, sm->mods[i].data, pkt, node, items, r, query) && node != NULL)
+            return true;
+    }
+    return false;
+}
+
 void sm_delivered_fire(sm_t *sm, const sm_pkt_t *pkt, sm_sess_t *const *to, size_t n)
 {
     for (size_t i = 0; i < sm->nmods && n > 0; i++) {
@@ -204,6 +227,20 @@ static void add_feature(void *ud, const char *var)
     xml_node_set_attr(f->st, n, NULL, "var", var);
 }
 
+/* A module's identity, "category/type". */
+static void add_identity(void *ud, const char *cat_type)
+{
+    feature_ctx_t *f = ud;
+    const char *slash = strchr(cat_type, '/');
+    if (slash == NULL)
+        return;
+    char *cat = core_strndup(cat_type, (size_t)(slash - cat_type));
+    xml_node_t *n = xml_node_add_element(f->st, f->query, SM_NS_DISCO_INFO, "identity");
+    xml_node_set_attr(f->st, n, NULL, "category", cat);
+    xml_node_set_attr(f->st, n, NULL, "type", slash + 1);
+    core_free(cat);
+}
+
 void sm_info_fill(const sm_t *sm, bool account, xml_stanza_t *st, xml_node_t *query)
 {
     xml_node_t *id = xml_node_add_element(st, query, SM_NS_DISCO_INFO, "identity");
@@ -212,5 +249,6 @@ void sm_info_fill(const sm_t *sm, bool account, xml_stanza_t *st, xml_node_t *qu
     if (!account)
         xml_node_set_attr(st, id, NULL, "name", "Parley");
     feature_ctx_t f = {.st = st, .query = query};
+    sm_identities_each(sm, account, add_identity, &f);
     sm_features_each(sm, account, add_feature, &f);
 }
