@@ -164,10 +164,17 @@ static void to_local_user(sm_t *sm, sm_pkt_t *pkt)
     }
     /* Held across the delivery: what it sends may come back to this same user. */
     u->busy++;
+    /*
+     * The addressee's chain: the sender's session is not its business, nor the id of the
+     * message in the sender's archive (it would end up in the addressee's received carbons).
+     */
     sm_sess_t *sess = pkt->sess;
-    pkt->sess = NULL; /* the addressee's chain: the sender's session is not its business */
+    char *stanza_id = pkt->stanza_id;
+    pkt->sess = NULL;
+    pkt->stanza_id = NULL;
     deliver_to_user(sm, u, pkt);
     pkt->sess = sess;
+    pkt->stanza_id = stanza_id;
     u->busy--;
     sm_user_release(sm, u);
 }
