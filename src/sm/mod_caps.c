@@ -3,6 +3,7 @@
 #include "sm/internal.h"
 
 #include "core/alloc.h"
+#include "sm/subscription.h"
 
 #include <errno.h>
 #include <openssl/evp.h>
@@ -683,16 +684,30 @@ static void on_presence(sm_t *sm, void *data, sm_sess_t *sess, const xml_stanza_
     seen(sm, data, sess->jid.full, st);
 }
 
+/* A JID in u's roster whose presence u receives (RFC 6121 §3: subscription 'to' or 'both'). */
+static bool followed(sm_user_t *u, const jid_t *j)
+{
+    char *bare = core_strndup(j->full, j->bare_len);
+    const storage_roster_item_t *it = sm_roster_find(u, bare);
+    core_free(bare);
+    return it != NULL && sm_sub_has_to(it->subscription);
+}
+
 /*
- * Presence from elsewhere for a user's bare JID: a contact's broadcast, probe answer or
- * directed presence (local sessions are followed through on_presence). Presence for a full
- * JID (a chat room's occupants) is left alone: asking every occupant would be the
- * "disco flood" §1.1 warns of.
+ * Presence from elsewhere for a user's bare JID: a contact's broadcast or probe answer
+ * (local sessions are followed through on_presence). Only from contacts the user receives
+ * presence from: anyone may send directed presence, and following every JID that does would
+ * let a stranger fill the table (CAPS_JIDS_MAX, shared by all users) and the queries out.
+ * Presence for a full JID (a chat room's occupants) is left alone: asking every occupant
+ * would be the "disco flood" §1.1 warns of.
  */
 static xml_handler_result_t on_contact(sm_t *sm, void *data, sm_pkt_t *pkt)
 {
     if (jid_has_resource(&pkt->to) || !jid_has_resource(&pkt->from) ||
         (jid_has_node(&pkt->from) && sm_is_local(sm, &pkt->from)))
+        return XMLS_PASS;
+    /* Unavailable always passes: what was followed is forgotten. */
+    if (pkt->type == XMLS_TYPE_AVAILABLE && !followed(pkt->user, &pkt->from))
         return XMLS_PASS;
     seen(sm, data, pkt->from.full, pkt->st);
     return XMLS_PASS;
