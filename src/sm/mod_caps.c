@@ -66,6 +66,7 @@ struct caps_mod {
     cache_ent_t *newest, *oldest;
     core_map_t jids; /* full JID -> jid_ent_t */
     core_map_t pending; /* key -> pend_t (not per_jid ones) */
+    size_t nper_jid; /* per_jid queries out: they count against CAPS_PENDING_MAX too */
     listener_t listeners[CAPS_LISTENERS_MAX];
     size_t nlisteners;
     char *server_node; /* CAPS_NODE#ver, made at first use (after every module started) */
@@ -459,7 +460,9 @@ static int ask(sm_t *sm, pend_t *p, const char *node)
 
 static void pend_free(caps_mod_t *cm, pend_t *p)
 {
-    if (!p->per_jid && !p->orphan)
+    if (p->per_jid)
+        cm->nper_jid--;
+    else if (!p->orphan)
         core_map_del(&cm->pending, p->key, strlen(p->key));
     core_free(p->key);
     core_free(p->asked);
@@ -473,7 +476,9 @@ static pend_t *pend_new(caps_mod_t *cm, const jid_ent_t *e, bool per_jid)
     p->key = core_strdup(e->key);
     p->asked = core_strdup(e->jid);
     p->per_jid = per_jid;
-    if (!per_jid)
+    if (per_jid)
+        cm->nper_jid++;
+    else
         core_map_put(&cm->pending, p->key, strlen(p->key), p);
     return p;
 }
@@ -666,7 +671,9 @@ static void seen(sm_t *sm, caps_mod_t *cm, const char *jid, const xml_stanza_t *
     }
     if (ours && core_map_get(&cm->pending, key, strlen(key)) != NULL)
         return; /* another entity is being asked about the same ver */
-    if (ours && cm->pending.count >= CAPS_PENDING_MAX)
+    /* Per-JID queries too: a contact naming a hash we lack from many resources would
+     * otherwise take every IQ slot the sm has (SM_IQ_MAX) for SM_IQ_TIMEOUT_MS. */
+    if (cm->pending.count + cm->nper_jid >= CAPS_PENDING_MAX)
         return;
     pend_t *p = pend_new(cm, e, !ours);
     e->asking = !ours;

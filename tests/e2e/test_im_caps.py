@@ -334,6 +334,25 @@ def test_caps_of_strangers_are_not_followed(make_im):
         pool.close()
 
 
+def test_queries_for_unverifiable_hashes_are_bounded(make_im):
+    """A hash the server cannot verify is asked about per JID (§5.4 step 2); those queries
+    count against the same limit as the others (256 out at once), so that a contact naming
+    one from many resources cannot take every slot the sm has for its own IQs."""
+    srv = make_im(components=[REMOTE])
+    pool = im.IMPool(srv)
+    comp = remote_server(srv)
+    try:
+        a = pool.client("alice", available=True)
+        remote_contact(a, comp, f"romeo@{REMOTE}")
+        for i in range(300):
+            comp.send(caps_presence(f"romeo@{REMOTE}/r{i}", "urn:example:md5", "eA==", "md5"))
+        got = remote_queries(comp, 4.0)
+        assert len(got) == 256, len(got)
+    finally:
+        comp.close()
+        pool.close()
+
+
 # ---------------------------------------------------------------------------
 # slixmpp's xep_0115
 
