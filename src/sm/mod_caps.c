@@ -35,8 +35,9 @@ typedef struct cache_ent {
     capset_t *set; /* a reference */
 } cache_ent_t;
 
-/* A full JID whose presence named caps. */
+/* A full JID whose presence named caps, in the order of its last presence. */
 typedef struct jid_ent {
+    struct jid_ent *prev, *next;
     char *jid;
     char *key; /* "<hash> <ver>" of its last caps */
     char *node; /* "<node>#<ver>", the disco node to ask it */
@@ -65,6 +66,7 @@ struct caps_mod {
     core_map_t cache; /* key -> cache_ent_t */
     cache_ent_t *newest, *oldest;
     core_map_t jids; /* full JID -> jid_ent_t */
+    jid_ent_t *latest, *stalest; /* by last presence: the stalest makes room when it is full */
     core_map_t pending; /* key -> pend_t (not per_jid ones) */
     size_t nper_jid; /* per_jid queries out: they count against CAPS_PENDING_MAX too */
     listener_t listeners[CAPS_LISTENERS_MAX];
@@ -537,6 +539,19 @@ static void failed(sm_t *sm, caps_mod_t *cm, pend_t *p)
         pend_free(cm, p);
 }
 
+static void jid_unlink(caps_mod_t *cm, jid_ent_t *e)
+{
+    if (e->prev != NULL)
+        e->prev->next = e->next;
+    else
+        cm->latest = e->next;
+    if (e->next != NULL)
+        e->next->prev = e->prev;
+    else
+        cm->stalest = e->prev;
+    e->prev = e->next = NULL;
+}
+
 /* A JID whose presence is gone; if the query about its ver was out to it, another JID that
  * names the same ver is asked at once instead of after SM_IQ_TIMEOUT_MS. */
 static void forget(sm_t *sm, caps_mod_t *cm, const char *jid)
@@ -544,6 +559,7 @@ static void forget(sm_t *sm, caps_mod_t *cm, const char *jid)
     jid_ent_t *e = core_map_del(&cm->jids, jid, strlen(jid));
     if (e == NULL)
         return;
+    jid_unlink(cm, e);
     pend_t *p = e->key != NULL ? core_map_get(&cm->pending, e->key, strlen(e->key)) : NULL;
     if (p != NULL && strcmp(p->asked, jid) == 0) {
         core_map_del(&cm->pending, p->key, strlen(p->key));
@@ -611,15 +627,29 @@ static void on_info(sm_t *sm, void *arg, const xml_stanza_t *reply)
     set_unref(set);
 }
 
-/* The entry for jid, made if there is room; NULL if not. */
-static jid_ent_t *entry(caps_mod_t *cm, const char *jid)
+/*
+ * The entry for jid, now the latest. When the table is full the stalest entry goes: an
+ * unavailable presence that never came (a contact's server that went away) must not leave
+ * the table full for good, with nobody new followed, local sessions included.
+ */
+static jid_ent_t *entry(sm_t *sm, caps_mod_t *cm, const char *jid)
 {
     jid_ent_t *e = core_map_get(&cm->jids, jid, strlen(jid));
-    if (e != NULL || cm->jids.count >= CAPS_JIDS_MAX)
-        return e;
-    e = core_calloc(1, sizeof(*e));
-    e->jid = core_strdup(jid);
-    core_map_put(&cm->jids, e->jid, strlen(e->jid), e);
+    if (e != NULL) {
+        jid_unlink(cm, e);
+    } else {
+        if (cm->jids.count >= CAPS_JIDS_MAX)
+            forget(sm, cm, cm->stalest->jid);
+        e = core_calloc(1, sizeof(*e));
+        e->jid = core_strdup(jid);
+        core_map_put(&cm->jids, e->jid, strlen(e->jid), e);
+    }
+    e->next = cm->latest;
+    if (cm->latest != NULL)
+        cm->latest->prev = e;
+    cm->latest = e;
+    if (cm->stalest == NULL)
+        cm->stalest = e;
     return e;
 }
 
@@ -645,10 +675,9 @@ static void seen(sm_t *sm, caps_mod_t *cm, const char *jid, const xml_stanza_t *
     memcpy(key, hash, hl);
     key[hl] = ' ';
     memcpy(key + hl + 1, ver, vl + 1);
-    jid_ent_t *e = entry(cm, jid);
-    if (e == NULL ||
-        (e->key != NULL && strcmp(e->key, key) == 0 &&
-         (e->set != NULL || e->asking || core_map_get(&cm->pending, key, strlen(key)) != NULL))) {
+    jid_ent_t *e = entry(sm, cm, jid);
+    if (e->key != NULL && strcmp(e->key, key) == 0 &&
+        (e->set != NULL || e->asking || core_map_get(&cm->pending, key, strlen(key)) != NULL)) {
         core_free(key);
         return; /* the same caps again: known, or being asked about */
     }
