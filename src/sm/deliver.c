@@ -164,10 +164,17 @@ static void to_local_user(sm_t *sm, sm_pkt_t *pkt)
     }
     /* Held across the delivery: what it sends may come back to this same user. */
     u->busy++;
+    /*
+     * The addressee's chain: the sender's session is not its business, nor the id of the
+     * message in the sender's archive (it would end up in the addressee's received carbons).
+     */
     sm_sess_t *sess = pkt->sess;
-    pkt->sess = NULL; /* the addressee's chain: the sender's session is not its business */
+    char *stanza_id = pkt->stanza_id;
+    pkt->sess = NULL;
+    pkt->stanza_id = NULL;
     deliver_to_user(sm, u, pkt);
     pkt->sess = sess;
+    pkt->stanza_id = stanza_id;
     u->busy--;
     sm_user_release(sm, u);
 }
@@ -470,6 +477,20 @@ void sm_deliver_returned(sm_t *sm, xml_stanza_t *st, const char *stamp, const ch
         return;
     }
     bool ours = jid_has_node(&j) && sm_is_local(sm, &j);
+    /*
+     * A message from the account's own bare JID to one of its resources was made by the sm
+     * for that one session (a carbon, XEP-0280 §7 and §8; later an archive result or a PEP
+     * notification): the other resources have their own copy or did not ask for one (a client
+     * without carbons must not get them, §2), so it is not delivered again, nor kept offline.
+     */
+    const char *from = xml_stanza_from(st);
+    if (ours && kind == XMLS_KIND_MESSAGE && from != NULL && strlen(from) == j.bare_len &&
+        memcmp(from, j.full, j.bare_len) == 0) {
+        core_log(sm->log, CORE_LOG_DEBUG, 0, "%s: a returned message of the sm's own dropped",
+                 from);
+        jid_clear(&j);
+        return;
+    }
     sm_user_t *u = ours ? sm_user_get(sm, &j, false) : NULL;
     jid_clear(&j);
     if (u == NULL)

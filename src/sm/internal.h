@@ -115,7 +115,7 @@ typedef struct sm_pkt {
     /*
      * IN_SESS: the XEP-0359 id under which the sender's own archive keeps this message (set
      * by the archive module, owned by the packet), for the sent carbon (XEP-0313 §5.1.3);
-     * NULL when it is not archived.
+     * NULL when it is not archived, and while a local addressee's chain runs.
      */
     char *stanza_id;
 } sm_pkt_t;

@@ -3,6 +3,7 @@
 #include "sm/internal.h"
 
 #include "core/alloc.h"
+#include "sm/subscription.h"
 
 #include <errno.h>
 #include <openssl/evp.h>
@@ -34,8 +35,9 @@ typedef struct cache_ent {
     capset_t *set; /* a reference */
 } cache_ent_t;
 
-/* A full JID whose presence named caps. */
+/* A full JID whose presence named caps, in the order of its last presence. */
 typedef struct jid_ent {
+    struct jid_ent *prev, *next;
     char *jid;
     char *key; /* "<hash> <ver>" of its last caps */
     char *node; /* "<node>#<ver>", the disco node to ask it */
@@ -64,7 +66,9 @@ struct caps_mod {
     core_map_t cache; /* key -> cache_ent_t */
     cache_ent_t *newest, *oldest;
     core_map_t jids; /* full JID -> jid_ent_t */
+    jid_ent_t *latest, *stalest; /* by last presence: the stalest makes room when it is full */
     core_map_t pending; /* key -> pend_t (not per_jid ones) */
+    size_t nper_jid; /* per_jid queries out: they count against CAPS_PENDING_MAX too */
     listener_t listeners[CAPS_LISTENERS_MAX];
     size_t nlisteners;
     char *server_node; /* CAPS_NODE#ver, made at first use (after every module started) */
@@ -458,7 +462,9 @@ static int ask(sm_t *sm, pend_t *p, const char *node)
 
 static void pend_free(caps_mod_t *cm, pend_t *p)
 {
-    if (!p->per_jid && !p->orphan)
+    if (p->per_jid)
+        cm->nper_jid--;
+    else if (!p->orphan)
         core_map_del(&cm->pending, p->key, strlen(p->key));
     core_free(p->key);
     core_free(p->asked);
@@ -472,7 +478,9 @@ static pend_t *pend_new(caps_mod_t *cm, const jid_ent_t *e, bool per_jid)
     p->key = core_strdup(e->key);
     p->asked = core_strdup(e->jid);
     p->per_jid = per_jid;
-    if (!per_jid)
+    if (per_jid)
+        cm->nper_jid++;
+    else
         core_map_put(&cm->pending, p->key, strlen(p->key), p);
     return p;
 }
@@ -531,6 +539,19 @@ static void failed(sm_t *sm, caps_mod_t *cm, pend_t *p)
         pend_free(cm, p);
 }
 
+static void jid_unlink(caps_mod_t *cm, jid_ent_t *e)
+{
+    if (e->prev != NULL)
+        e->prev->next = e->next;
+    else
+        cm->latest = e->next;
+    if (e->next != NULL)
+        e->next->prev = e->prev;
+    else
+        cm->stalest = e->prev;
+    e->prev = e->next = NULL;
+}
+
 /* A JID whose presence is gone; if the query about its ver was out to it, another JID that
  * names the same ver is asked at once instead of after SM_IQ_TIMEOUT_MS. */
 static void forget(sm_t *sm, caps_mod_t *cm, const char *jid)
@@ -538,6 +559,7 @@ static void forget(sm_t *sm, caps_mod_t *cm, const char *jid)
     jid_ent_t *e = core_map_del(&cm->jids, jid, strlen(jid));
     if (e == NULL)
         return;
+    jid_unlink(cm, e);
     pend_t *p = e->key != NULL ? core_map_get(&cm->pending, e->key, strlen(e->key)) : NULL;
     if (p != NULL && strcmp(p->asked, jid) == 0) {
         core_map_del(&cm->pending, p->key, strlen(p->key));
@@ -605,15 +627,29 @@ static void on_info(sm_t *sm, void *arg, const xml_stanza_t *reply)
     set_unref(set);
 }
 
-/* The entry for jid, made if there is room; NULL if not. */
-static jid_ent_t *entry(caps_mod_t *cm, const char *jid)
+/*
+ * The entry for jid, now the latest. When the table is full the stalest entry goes: an
+ * unavailable presence that never came (a contact's server that went away) must not leave
+ * the table full for good, with nobody new followed, local sessions included.
+ */
+static jid_ent_t *entry(sm_t *sm, caps_mod_t *cm, const char *jid)
 {
     jid_ent_t *e = core_map_get(&cm->jids, jid, strlen(jid));
-    if (e != NULL || cm->jids.count >= CAPS_JIDS_MAX)
-        return e;
-    e = core_calloc(1, sizeof(*e));
-    e->jid = core_strdup(jid);
-    core_map_put(&cm->jids, e->jid, strlen(e->jid), e);
+    if (e != NULL) {
+        jid_unlink(cm, e);
+    } else {
+        if (cm->jids.count >= CAPS_JIDS_MAX)
+            forget(sm, cm, cm->stalest->jid);
+        e = core_calloc(1, sizeof(*e));
+        e->jid = core_strdup(jid);
+        core_map_put(&cm->jids, e->jid, strlen(e->jid), e);
+    }
+    e->next = cm->latest;
+    if (cm->latest != NULL)
+        cm->latest->prev = e;
+    cm->latest = e;
+    if (cm->stalest == NULL)
+        cm->stalest = e;
     return e;
 }
 
@@ -639,10 +675,9 @@ static void seen(sm_t *sm, caps_mod_t *cm, const char *jid, const xml_stanza_t *
     memcpy(key, hash, hl);
     key[hl] = ' ';
     memcpy(key + hl + 1, ver, vl + 1);
-    jid_ent_t *e = entry(cm, jid);
-    if (e == NULL ||
-        (e->key != NULL && strcmp(e->key, key) == 0 &&
-         (e->set != NULL || e->asking || core_map_get(&cm->pending, key, strlen(key)) != NULL))) {
+    jid_ent_t *e = entry(sm, cm, jid);
+    if (e->key != NULL && strcmp(e->key, key) == 0 &&
+        (e->set != NULL || e->asking || core_map_get(&cm->pending, key, strlen(key)) != NULL)) {
         core_free(key);
         return; /* the same caps again: known, or being asked about */
     }
@@ -665,7 +700,9 @@ static void seen(sm_t *sm, caps_mod_t *cm, const char *jid, const xml_stanza_t *
     }
     if (ours && core_map_get(&cm->pending, key, strlen(key)) != NULL)
         return; /* another entity is being asked about the same ver */
-    if (ours && cm->pending.count >= CAPS_PENDING_MAX)
+    /* Per-JID queries too: a contact naming a hash we lack from many resources would
+     * otherwise take every IQ slot the sm has (SM_IQ_MAX) for SM_IQ_TIMEOUT_MS. */
+    if (cm->pending.count + cm->nper_jid >= CAPS_PENDING_MAX)
         return;
     pend_t *p = pend_new(cm, e, !ours);
     e->asking = !ours;
@@ -683,16 +720,30 @@ static void on_presence(sm_t *sm, void *data, sm_sess_t *sess, const xml_stanza_
     seen(sm, data, sess->jid.full, st);
 }
 
+/* A JID in u's roster whose presence u receives (RFC 6121 §3: subscription 'to' or 'both'). */
+static bool followed(sm_user_t *u, const jid_t *j)
+{
+    char *bare = core_strndup(j->full, j->bare_len);
+    const storage_roster_item_t *it = sm_roster_find(u, bare);
+    core_free(bare);
+    return it != NULL && sm_sub_has_to(it->subscription);
+}
+
 /*
- * Presence from elsewhere for a user's bare JID: a contact's broadcast, probe answer or
- * directed presence (local sessions are followed through on_presence). Presence for a full
- * JID (a chat room's occupants) is left alone: asking every occupant would be the
- * "disco flood" §1.1 warns of.
+ * Presence from elsewhere for a user's bare JID: a contact's broadcast or probe answer
+ * (local sessions are followed through on_presence). Only from contacts the user receives
+ * presence from: anyone may send directed presence, and following every JID that does would
+ * let a stranger fill the table (CAPS_JIDS_MAX, shared by all users) and the queries out.
+ * Presence for a full JID (a chat room's occupants) is left alone: asking every occupant
+ * would be the "disco flood" §1.1 warns of.
  */
 static xml_handler_result_t on_contact(sm_t *sm, void *data, sm_pkt_t *pkt)
 {
     if (jid_has_resource(&pkt->to) || !jid_has_resource(&pkt->from) ||
         (jid_has_node(&pkt->from) && sm_is_local(sm, &pkt->from)))
+        return XMLS_PASS;
+    /* Unavailable always passes: what was followed is forgotten. */
+    if (pkt->type == XMLS_TYPE_AVAILABLE && !followed(pkt->user, &pkt->from))
         return XMLS_PASS;
     seen(sm, data, pkt->from.full, pkt->st);
     return XMLS_PASS;

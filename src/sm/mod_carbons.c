@@ -172,7 +172,7 @@ static xml_stanza_t *carbon_new(const sm_user_t *u, const sm_pkt_t *pkt, const c
     xml_node_t *w = xml_node_add_element(c, c->root, NS_CARBONS, which);
     xml_node_t *f = xml_node_add_element(c, w, NS_FORWARD, "forwarded");
     xml_node_t *m = xml_node_add_copy(c, f, pkt->st->root);
-    if (pkt->stanza_id != NULL) {
+    if (pkt->stanza_id != NULL && strcmp(which, "sent") == 0) {
         xml_node_t *sid = xml_node_add_element(c, m, NS_SID, "stanza-id");
         xml_node_set_attr(c, sid, NULL, "by", bare);
         xml_node_set_attr(c, sid, NULL, "id", pkt->stanza_id);

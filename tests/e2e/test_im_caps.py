@@ -7,11 +7,13 @@ does: whom it asks, and when it does not ask again."""
 
 import base64
 import hashlib
+import time
 
 import pytest
 
 import im
-from harness import dump
+import harness
+from harness import dump, local
 from im import DOMAIN, NS_DISCO_INFO, error_of, match, q, skip_prosody
 
 pytestmark = [pytest.mark.slixmpp, skip_prosody("Parley's caps module")]
@@ -267,6 +269,88 @@ def test_asked_entity_leaving_passes_the_question_on(raw_client):
     r3 = raw_login(raw_client, "carol", "three")
     send_caps(r3, node, ver)
     expect_no_query(r3)
+
+
+# ---------------------------------------------------------------------------
+# Contacts on another server (a component stands in for it)
+
+REMOTE = "remote.example"
+A = f"alice@{DOMAIN}"
+
+
+def remote_server(srv):
+    comp = harness.RawComponent(srv.router_port, name="remote")
+    return comp.login(REMOTE, srv.component_secret(REMOTE))
+
+
+def caps_presence(frm, node, ver, hash_name="sha-1"):
+    return (f"<presence from='{frm}' to='{A}'><c xmlns='{NS_CAPS}' hash='{hash_name}' "
+            f"node='{node}' ver='{ver}'/></presence>")
+
+
+def remote_queries(comp, timeout):
+    """The server's disco#info queries that reach the remote server within timeout."""
+    got, deadline = [], time.monotonic() + timeout
+    while True:
+        try:
+            el = comp.recv(max(0.0, deadline - time.monotonic()))
+        except TimeoutError:
+            return got
+        if (local(el.tag) == "iq" and el.get("type") == "get" and el.get("from") == DOMAIN and
+                el.find(q(NS_DISCO_INFO, "query")) is not None):
+            got.append(el)
+
+
+def remote_contact(a, comp, contact):
+    """alice subscribes to contact (at the remote server), which approves."""
+    a.roster_get()
+    a.presence(type="subscribe", to=contact)
+    comp.recv_until(lambda el: local(el.tag) == "presence" and el.get("type") == "subscribe")
+    comp.send(f"<presence type='subscribed' from='{contact}' to='{A}'/>")
+    a.recv(lambda el: local(el.tag) == "iq" and el.find(
+        f"{q(im.NS_ROSTER, 'query')}/{q(im.NS_ROSTER, 'item')}[@subscription='to']") is not None)
+
+
+def test_caps_of_strangers_are_not_followed(make_im):
+    """Only the caps of contacts whose presence the user receives are followed: presence
+    with caps from anyone else (directed presence to the bare JID) does not make the server
+    ask, nor take room among the JIDs it follows."""
+    srv = make_im(components=[REMOTE])
+    pool = im.IMPool(srv)
+    comp = remote_server(srv)
+    try:
+        a = pool.client("alice", available=True)
+        node, ver, inner = EXODUS
+        comp.send(caps_presence(f"eve@{REMOTE}/x", node, ver))
+        a.recv(match("presence", frm=f"eve@{REMOTE}/x"))
+        assert remote_queries(comp, 1.0) == []
+        remote_contact(a, comp, f"romeo@{REMOTE}")
+        comp.send(caps_presence(f"romeo@{REMOTE}/orchard", node, ver))
+        got = remote_queries(comp, 3.0)
+        assert [el.get("to") for el in got] == [f"romeo@{REMOTE}/orchard"], \
+            [dump(el) for el in got]
+    finally:
+        comp.close()
+        pool.close()
+
+
+def test_queries_for_unverifiable_hashes_are_bounded(make_im):
+    """A hash the server cannot verify is asked about per JID (§5.4 step 2); those queries
+    count against the same limit as the others (256 out at once), so that a contact naming
+    one from many resources cannot take every slot the sm has for its own IQs."""
+    srv = make_im(components=[REMOTE])
+    pool = im.IMPool(srv)
+    comp = remote_server(srv)
+    try:
+        a = pool.client("alice", available=True)
+        remote_contact(a, comp, f"romeo@{REMOTE}")
+        for i in range(300):
+            comp.send(caps_presence(f"romeo@{REMOTE}/r{i}", "urn:example:md5", "eA==", "md5"))
+        got = remote_queries(comp, 4.0)
+        assert len(got) == 256, len(got)
+    finally:
+        comp.close()
+        pool.close()
 
 
 # ---------------------------------------------------------------------------

@@ -18,6 +18,7 @@ NS_CARBONS = "urn:xmpp:carbons:2"
 NS_FORWARD = "urn:xmpp:forward:0"
 NS_HINTS = "urn:xmpp:hints"
 NS_MUC_USER = "http://jabber.org/protocol/muc#user"
+NS_SM = "urn:xmpp:sm:3"
 ERROR = ("<error type='cancel'><service-unavailable "
          "xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error>")
 
@@ -277,6 +278,64 @@ def test_carbons_are_never_carboned(trio):
     b.recv(match("message", id="c2"))
     for c in (a1, a2, a3):
         no_carbon(c, 0.5)
+
+
+def raw_with_carbons(srv, resource):
+    """A raw alice/resource with stream management (XEP-0198, no acks sent) and carbons on,
+    available; it never acknowledges what it gets."""
+    r = im.RawClient(srv, name=f"raw-{resource}")
+    r.login("alice", resource=resource)
+    r.send(f"<enable xmlns='{NS_SM}'/>")
+    assert r.recv().tag == q(NS_SM, "enabled")
+    r.send(f"<iq type='set' id='cb-1'><enable xmlns='{NS_CARBONS}'/></iq>")
+    assert r.recv_until(lambda x: x.get("id") == "cb-1").get("type") == "result"
+    r.send("<presence/>")
+    return r
+
+
+def close_unacked(r):
+    """Ends r's stream cleanly without acknowledging anything: c2s hands back the rest."""
+    r.send("</stream:stream>")
+    try:
+        while r.next_event(5.0)[0] != "eof":
+            pass
+    finally:
+        r.close()
+
+
+def test_returned_carbon_goes_nowhere(make_im):
+    """A carbon is for the one session it was made for (§7, §8). Handed back by c2s (the
+    session ended without acknowledging it, XEP-0198), it is neither delivered again to the
+    other resources, where a client without carbons would get protocol it did not ask for
+    (§2), nor kept offline for the next login."""
+    srv = make_im()
+    pool = im.IMPool(srv)
+    try:
+        plain = pool.client("alice", resource="plain", available=True)
+        sender = pool.client("alice", resource="sender", available=True)
+        b = pool.client("bob", resource="b", available=True)
+        r = raw_with_carbons(srv, "desk")
+        sender.message(b.jid, "copied to desk", id="rc1")
+        b.recv(match("message", id="rc1"))
+        r.recv_until(lambda x: x.find(q(NS_CARBONS, "sent")) is not None)
+        close_unacked(r)
+        for c in (plain, sender):
+            c.expect_silence(1.0, is_carbon)
+        # With no other resource available, it would go to offline storage.
+        plain.disconnect()
+        sender.disconnect()
+        low = pool.client("alice", resource="low", available=True, priority=-1)
+        r = raw_with_carbons(srv, "desk2")
+        b.message(low.jid, "to the low one", id="rc2")
+        low.recv(match("message", id="rc2"))
+        r.recv_until(lambda x: x.find(q(NS_CARBONS, "received")) is not None)
+        close_unacked(r)
+        pool.settle(0.5)
+        later = pool.client("alice", resource="later", available=True)
+        later.expect_silence(1.0, match("message"))
+        low.expect_silence(0.1, is_carbon)
+    finally:
+        pool.close()
 
 
 # ---------------------------------------------------------------------------
