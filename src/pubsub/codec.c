@@ -169,31 +169,6 @@ static void config_decode(const xml_node_t *c, pubsub_config_t *cfg)
     }
 }
 
-/* The stored element as a tree (one reference), or NULL when the bytes do not parse. */
-static xml_stanza_t *parse(const char *data, size_t len)
-{
-    static const char open[] = "<s>";
-    xml_limits_t lim = xml_limits_default;
-    lim.max_stanza_bytes = len + 64;
-    xml_parser_t *p = xml_parser_new(&lim);
-    xml_stanza_t *st = NULL;
-    xml_event_t ev = {0};
-    xml_parser_feed(p, open, sizeof(open) - 1);
-    xml_parser_feed(p, data, len);
-    if (xml_parser_next(p, &ev) == 0) {
-        bool opened = ev.kind == XMLS_EV_STREAM_OPEN;
-        xml_stanza_unref(ev.stanza);
-        if (opened && xml_parser_next(p, &ev) == 0) {
-            if (ev.kind == XMLS_EV_ELEMENT)
-                st = ev.stanza;
-            else
-                xml_stanza_unref(ev.stanza);
-        }
-    }
-    xml_parser_free(p);
-    return st;
-}
-
 static void entity_decode(pubsub_service_t *svc, pubsub_node_t *node, const xml_node_t *n)
 {
     const char *jid = xml_node_attr(n, "jid");
@@ -226,7 +201,7 @@ static void item_decode(pubsub_node_t *node, const xml_node_t *n)
 
 int pubsub_node_load(pubsub_service_t *svc, const char *data, size_t len, pubsub_node_t **out)
 {
-    xml_stanza_t *st = parse(data, len);
+    xml_stanza_t *st = xml_stanza_parse(data, len);
     const char *id = st != NULL ? xml_node_attr(st->root, "id") : NULL;
     int rc = 0;
     if (st == NULL || !xml_node_is(st->root, NS_STORE, "node") || id == NULL || id[0] == '\0')

@@ -124,6 +124,16 @@ xml_stanza_t *sm_pkt_writable(sm_pkt_t *pkt)
     return pkt->st;
 }
 
+bool sm_pkt_to_home(const sm_t *sm, const sm_pkt_t *pkt)
+{
+    const jid_t *to = &pkt->to;
+    if (to->full == NULL)
+        return true;
+    if (jid_has_resource(to))
+        return false;
+    return jid_has_node(to) ? jid_bare_equal(to, &pkt->user->jid) : sm_is_local(sm, to);
+}
+
 static bool answerable_iq(const sm_pkt_t *pkt)
 {
     return pkt->kind == XMLS_KIND_IQ && (pkt->type & (XMLS_TYPE_GET | XMLS_TYPE_SET));

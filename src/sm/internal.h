@@ -324,8 +324,6 @@ bool sm_user_pending_in(const sm_user_t *u, const char *jid);
 /* Keeps (with the request's bytes) or forgets a pending inbound subscription request. */
 void sm_user_set_pending_in(sm_t *sm, sm_user_t *u, const char *jid, xml_stanza_t *request);
 void sm_user_clear_pending_in(sm_t *sm, sm_user_t *u, const char *jid);
-/* A stanza from stored bytes (as written by xml_stanza_bytes), or NULL if they do not parse. */
-xml_stanza_t *sm_stanza_parse(const char *data, size_t len);
 /* Presents the stored pending requests to a session that just became available. */
 void sm_user_replay_pending_in(sm_t *sm, sm_sess_t *sess);
 
@@ -391,6 +389,11 @@ xml_stanza_t *sm_iq_result(const xml_stanza_t *st);
 /* RFC 6121 §8.5.2.1: the sessions a bare-JID message goes to (priority rules); returns the
  * count, writing at most max into out. */
 size_t sm_bare_targets(sm_user_t *u, sm_sess_t **out, size_t max);
+/*
+ * An IN_SESS request meant for the user's home server rather than for someone else: no 'to'
+ * (RFC 6120 §10.3.3), the user's own bare JID, or the domain (carbons toggles, XEP-0077).
+ */
+bool sm_pkt_to_home(const sm_t *sm, const sm_pkt_t *pkt);
 /* True if jid's domain is served here. */
 bool sm_is_local(const sm_t *sm, const jid_t *jid);
 

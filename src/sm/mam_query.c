@@ -440,7 +440,7 @@ static void send_item(query_ctx_t *c, sm_sess_t *sess, const char *bare,
     char stamp[48];
     mam_stamp_format(it->stamp_us, stamp, sizeof stamp);
     xml_node_set_attr(msg, delay, NULL, "stamp", stamp);
-    xml_stanza_t *orig = sm_stanza_parse(it->data.data, it->data.len);
+    xml_stanza_t *orig = xml_stanza_parse(it->data.data, it->data.len);
     if (orig != NULL)
         xml_node_add_copy(msg, fwd, orig->root);
     else

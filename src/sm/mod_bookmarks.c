@@ -278,7 +278,7 @@ typedef struct migrate_ctx {
 /* Fills a missing node from the stored private XML (XEP-0411 §4: a copy, made once). */
 static void migrate(sm_t *sm, sm_user_t *u, const char *data, size_t len)
 {
-    xml_stanza_t *doc = sm_stanza_parse(data, len);
+    xml_stanza_t *doc = xml_stanza_parse(data, len);
     const xml_node_t *storage = doc != NULL && xml_node_is(doc->root, NS_PRIVATE, "query")
         ? xml_node_child(doc->root, NS_BM1, "storage")
         : NULL;

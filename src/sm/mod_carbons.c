@@ -252,21 +252,10 @@ static void on_delivered(sm_t *sm, void *data, const sm_pkt_t *pkt, sm_sess_t *c
 
 /* ---- enable and disable (§4, §5) ---- */
 
-/* For the server: no 'to' (§4's example), the user's own bare JID, or the domain. */
-static bool for_server(const sm_t *sm, const sm_pkt_t *pkt)
-{
-    const jid_t *to = &pkt->to;
-    if (to->full == NULL)
-        return true;
-    if (jid_has_resource(to))
-        return false;
-    return jid_has_node(to) ? jid_bare_equal(to, &pkt->user->jid) : sm_is_local(sm, to);
-}
-
 static xml_handler_result_t on_toggle(sm_t *sm, void *data, sm_pkt_t *pkt)
 {
     const sm_mod_t *mod = data;
-    if (!for_server(sm, pkt))
+    if (!sm_pkt_to_home(sm, pkt))
         return XMLS_PASS;
     const char *name = pkt->payload->name;
     /* §10.1: enabling or disabling again is no error. */

@@ -567,7 +567,7 @@ static void on_user_load(sm_t *sm, void *data, sm_user_t *u, const storage_docs_
         if (strcmp(docs->keys.items[i].data, PREFS_KEY) != 0)
             continue;
         const storage_blob_t *v = &docs->values.items[i];
-        xml_stanza_t *st = sm_stanza_parse(v->data, v->len);
+        xml_stanza_t *st = xml_stanza_parse(v->data, v->len);
         mam_prefs_t p;
         if (st == NULL || !xml_node_is(st->root, MAM_NS, "prefs") ||
             prefs_parse(sm, st->root, &p) < 0) {

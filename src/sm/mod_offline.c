@@ -108,7 +108,7 @@ static void deliver_list(fetch_ctx_t *c, sm_sess_t *sess, const storage_list_t *
     sm_user_t *u = c->u;
     sm_t *sm = u->sm;
     for (size_t i = 0; i < list->count; i++) {
-        xml_stanza_t *st = sm_stanza_parse(list->items[i].data, list->items[i].len);
+        xml_stanza_t *st = xml_stanza_parse(list->items[i].data, list->items[i].len);
         if (st == NULL) {
             core_log(sm->log, CORE_LOG_WARN, 0, "%s: an offline message does not parse",
                      u->jid.full);

@@ -48,7 +48,7 @@ static void on_got(void *arg, int status, const char *data, size_t len)
     sm_user_t *u = c->u;
     sm_t *sm = u->sm;
     u->busy--;
-    xml_stanza_t *doc = status == 0 ? sm_stanza_parse(data, len) : NULL;
+    xml_stanza_t *doc = status == 0 ? xml_stanza_parse(data, len) : NULL;
     if (status == 0 && (doc == NULL || !xml_node_is(doc->root, NS_PRIVATE, "query")))
         core_log(sm->log, CORE_LOG_WARN, 0, "%s: a stored private document does not parse",
                  u->jid.full);

@@ -271,21 +271,10 @@ static void remove_account(sm_t *sm, const sm_mod_t *mod, sm_pkt_t *pkt)
 
 /* ---- the handler ---- */
 
-/* §3.2: with the home server the request has no 'to', or the server's, or the account's. */
-static bool to_home(sm_t *sm, const sm_pkt_t *pkt)
-{
-    const jid_t *to = &pkt->to;
-    if (to->full == NULL)
-        return true;
-    if (jid_has_resource(to))
-        return false;
-    return jid_has_node(to) ? jid_bare_equal(to, &pkt->user->jid) : sm_is_local(sm, to);
-}
-
 static xml_handler_result_t on_register(sm_t *sm, void *data, sm_pkt_t *pkt)
 {
     const sm_mod_t *mod = data;
-    if (!to_home(sm, pkt))
+    if (!sm_pkt_to_home(sm, pkt))
         return XMLS_PASS; /* another service's registration (a gateway, say): routed on */
     if (pkt->type == XMLS_TYPE_GET) {
         send_registered(sm, pkt);

@@ -59,7 +59,7 @@ static void on_got(void *arg, int status, const char *data, size_t len)
 {
     vcard_req_t *c = arg;
     sm_t *sm = c->u->sm;
-    xml_stanza_t *card = status == 0 ? sm_stanza_parse(data, len) : NULL;
+    xml_stanza_t *card = status == 0 ? xml_stanza_parse(data, len) : NULL;
     if (card != NULL && xml_node_is(card->root, NS_VCARD, "vCard")) {
         xml_stanza_t *r = sm_iq_result(c->st);
         xml_node_add_copy(r, r->root, card->root);

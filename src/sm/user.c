@@ -214,27 +214,6 @@ void sm_user_clear_pending_in(sm_t *sm, sm_user_t *u, const char *jid)
     }
 }
 
-xml_stanza_t *sm_stanza_parse(const char *data, size_t len)
-{
-    static const char open[] = "<stream xmlns='jabber:client'>";
-    xml_parser_t *p = xml_parser_new(NULL);
-    xml_stanza_t *st = NULL;
-    xml_event_t ev;
-    xml_parser_feed(p, open, sizeof(open) - 1);
-    xml_parser_feed(p, data, len);
-    if (xml_parser_next(p, &ev) == 0) {
-        xml_stanza_unref(ev.stanza);
-        if (xml_parser_next(p, &ev) == 0) {
-            if (ev.kind == XMLS_EV_ELEMENT)
-                st = ev.stanza;
-            else
-                xml_stanza_unref(ev.stanza);
-        }
-    }
-    xml_parser_free(p);
-    return st;
-}
-
 /* ---- presenting stored requests again (RFC 6121 §3.1.3: at the user's next login) ---- */
 
 typedef struct replay {
@@ -250,7 +229,7 @@ static void on_request_bytes(void *arg, int status, const char *data, size_t len
     u->busy--;
     sm_sess_t *sess = sm_session_by_resource(u, r->full);
     if (status == 0 && sess != NULL && sess->available) {
-        xml_stanza_t *st = sm_stanza_parse(data, len);
+        xml_stanza_t *st = xml_stanza_parse(data, len);
         if (st != NULL) {
             sm_sess_send(sm, sess, st);
             xml_stanza_unref(st);

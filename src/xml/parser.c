@@ -1018,3 +1018,29 @@ unsigned long xml_parser_parse_calls(const xml_parser_t *p)
 {
     return p->parse_calls;
 }
+
+xml_stanza_t *xml_stanza_parse(const char *data, size_t len)
+{
+    static const char open[] = "<stream xmlns='jabber:client'>";
+    xml_limits_t lim = xml_limits_default;
+    /* Stored elements were checked when they arrived; a document may be bigger than one. */
+    if (len + 64 > lim.max_stanza_bytes)
+        lim.max_stanza_bytes = len + 64;
+    xml_parser_t *p = xml_parser_new(&lim);
+    xml_stanza_t *st = NULL;
+    xml_event_t ev = {0};
+    xml_parser_feed(p, open, sizeof(open) - 1);
+    xml_parser_feed(p, data, len);
+    if (xml_parser_next(p, &ev) == 0) {
+        bool opened = ev.kind == XMLS_EV_STREAM_OPEN;
+        xml_stanza_unref(ev.stanza);
+        if (opened && xml_parser_next(p, &ev) == 0) {
+            if (ev.kind == XMLS_EV_ELEMENT)
+                st = ev.stanza;
+            else
+                xml_stanza_unref(ev.stanza);
+        }
+    }
+    xml_parser_free(p);
+    return st;
+}

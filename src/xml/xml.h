@@ -187,6 +187,13 @@ const char *xml_stanza_from(const xml_stanza_t *st);
 const char *xml_stanza_type(const xml_stanza_t *st);
 const char *xml_stanza_id(const xml_stanza_t *st);
 
+/*
+ * One element from bytes written by xml_stanza_bytes (a stored stanza or document), parsed as
+ * at the top level of a jabber:client stream: a new stanza (one reference), or NULL when the
+ * bytes do not start with a well-formed element. No size limit beyond len itself.
+ */
+xml_stanza_t *xml_stanza_parse(const char *data, size_t len);
+
 /* ---- serialising ---- */
 
 /*

@@ -114,7 +114,7 @@ static void presence_of(fixture_t *f, const char *full, const char *ver)
              "<presence from='%s'><c xmlns='%s' hash='sha-1' node='urn:example' ver='%s'/>"
              "</presence>",
              full, NS_CAPS, ver);
-    xml_stanza_t *st = sm_stanza_parse(text, strlen(text));
+    xml_stanza_t *st = xml_stanza_parse(text, strlen(text));
     sm_sess_t s = {0};
     assert_int_equal(jid_parse(f->sm.jids, full, strlen(full), &s.jid), 0);
     f->sm.mods[0].def->on_presence(&f->sm, f->sm.mods[0].data, &s, st);

@@ -96,7 +96,7 @@ static sm_sess_t *sess_add(fixture_t *f, sm_user_t *u, const char *res, bool car
         char iq[160];
         snprintf(iq, sizeof iq, "<iq type='set' id='c' from='%s'><enable xmlns='%s'/></iq>", full,
                  NS_CARBONS);
-        xml_stanza_t *st = sm_stanza_parse(iq, strlen(iq));
+        xml_stanza_t *st = xml_stanza_parse(iq, strlen(iq));
         sm_deliver_from_session(&f->sm, s, st);
         xml_stanza_unref(st);
     }
@@ -194,7 +194,7 @@ static void test_archive_id_only_in_sent_copies(void **state)
     out_clear(f);
     static const char m[] = "<message from='alice@localhost/one' to='bob@localhost/one' "
                             "type='chat' id='m1'><body>hi</body></message>";
-    xml_stanza_t *st = sm_stanza_parse(m, sizeof m - 1);
+    xml_stanza_t *st = xml_stanza_parse(m, sizeof m - 1);
     sm_deliver_from_session(&f->sm, a1, st);
     xml_stanza_unref(st);
     flush(f);

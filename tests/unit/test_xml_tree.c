@@ -587,6 +587,34 @@ static void test_append_copy(void **state)
     xml_stanza_unref(tmpl);
 }
 
+static void test_stanza_parse(void **state)
+{
+    (void)state;
+    const char *in = "<message to='a'><body>x</body><x xmlns='urn:x'/></message>";
+    xml_stanza_t *st = xml_stanza_parse(in, strlen(in));
+    assert_non_null(st);
+    assert_int_equal(xml_stanza_kind(st), XMLS_KIND_MESSAGE);
+    assert_ptr_equal(st->root->ns, XMLS_NS_CONTENT);
+    xml_stanza_unref(st);
+    assert_null(xml_stanza_parse("<message>", 9));
+    assert_null(xml_stanza_parse("", 0));
+    /* A stored document may be bigger than a stanza off the network may be. */
+    size_t n = xml_limits_default.max_stanza_bytes * 2;
+    char *big = core_malloc(n + 64);
+    size_t len = (size_t)snprintf(big, 64, "<doc xmlns='urn:d'>");
+    memset(big + len, 'a', n);
+    len += n;
+    memcpy(big + len, "</doc>", 6);
+    len += 6;
+    st = xml_stanza_parse(big, len);
+    assert_non_null(st);
+    size_t tlen;
+    xml_node_text(st->root, &tlen);
+    assert_int_equal(tlen, n);
+    xml_stanza_unref(st);
+    core_free(big);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -603,6 +631,7 @@ int main(void)
         cmocka_unit_test(test_envelope),
         cmocka_unit_test(test_set_root_attr),
         cmocka_unit_test(test_append_copy),
+        cmocka_unit_test(test_stanza_parse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
