@@ -305,7 +305,8 @@ static void on_private_read(void *arg, int status, const char *data, size_t len)
     migrate_ctx_t *c = arg;
     sm_user_t *u = c->u;
     sm_t *sm = u->sm;
-    u->busy--;
+    /* The user stays held until the end: the answer goes to the session's full JID, and if
+     * that session is gone, routing it would release (and free) the user under us. */
     if (u->state == SM_USER_READY) {
         if (status == 0)
             migrate(sm, u, data, len);
@@ -324,6 +325,7 @@ static void on_private_read(void *arg, int status, const char *data, size_t len)
     }
     xml_stanza_unref(c->st);
     core_free(c);
+    u->busy--;
     sm_user_release(sm, u);
 }
 

@@ -289,3 +289,23 @@ def test_module_disabled_then_enabled(make_im):
         assert c.get("name") == "Old" and c.get("autojoin") == "true", dump(c)
     finally:
         pool.close()
+
+
+def test_legacy_get_from_a_session_that_leaves(make_im):
+    """The first legacy read waits for the store (a look for older private XML bookmarks);
+    the session that asked may be gone when it answers, and with it the last thing holding the
+    user in memory: answering it must not free the user under the module (ASan checks at
+    teardown). Last activity is off: its write at the end of the session would hold the user."""
+    im_server = make_im(sm_disable=("last",))
+    for i in range(5):
+        r = im.RawClient(im_server, name=f"leaver-{i}")
+        r.login("alice", resource=f"r{i}")
+        r.send(f"<iq type='get' id='bm{i}'><query xmlns='{PRIV}'><storage xmlns='{BM1}'/>"
+               f"</query></iq></stream:stream>")
+        r.close()
+    pool = im.IMPool(im_server)
+    try:
+        a = pep_client(pool, "alice")
+        assert legacy_conferences(legacy_get(a)) == {}
+    finally:
+        pool.close()
