@@ -508,7 +508,8 @@ static void on_prefs_stored(void *arg, int status)
 {
     prefs_op_t *op = arg;
     sm_user_t *u = op->u;
-    u->busy--;
+    /* Held until the end: the answer goes to the session's full JID, and if that session is
+     * gone, routing it would release (and free) the user under us. */
     if (status < 0 && status != -ENOENT) {
         core_log(op->m->sm->log, CORE_LOG_WARN, 0, "%s: archive preferences not stored: %s",
                  u->jid.full, strerror(-status));
@@ -520,6 +521,7 @@ static void on_prefs_stored(void *arg, int status)
     }
     xml_stanza_unref(op->reply);
     core_free(op);
+    u->busy--;
     sm_user_release(u->sm, u);
 }
 

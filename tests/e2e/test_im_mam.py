@@ -679,6 +679,27 @@ def test_prefs_roster(clients):
     assert archive(a).bodies() == ["to a contact", "from a contact"]
 
 
+def test_prefs_set_from_a_session_that_leaves(make_im):
+    """The prefs set is answered once stored; the session that asked may be gone by then, and
+    with it the last thing holding the user in memory: answering it must not free the user
+    under the module (ASan checks at teardown). Last activity is off: its write at the end of
+    the session would hold the user. The prefs were stored all the same."""
+    srv = make_im(sm_disable=("last",))
+    for i in range(5):
+        r = im.RawClient(srv, name=f"leaver-{i}")
+        r.login("alice", resource=f"r{i}")
+        r.send(f"<iq type='set' id='p{i}'><prefs xmlns='{NS_MAM}' default='roster'><always/>"
+               f"<never><jid>n{i}@example.org</jid></never></prefs></iq></stream:stream>")
+        r.close()
+    pool = im.IMPool(srv)
+    try:
+        a = pool.client("alice")
+        assert prefs_of(a.iq("get", f"<prefs xmlns='{NS_MAM}'/>")) == \
+            ("roster", [], ["n4@example.org"])
+    finally:
+        pool.close()
+
+
 def test_archive_default_config(make_im):
     """[sm] archive_default = never: nothing is kept until a user says otherwise."""
     srv = make_im(sm_extra={"archive_default": "never"})
