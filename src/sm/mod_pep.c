@@ -4,6 +4,7 @@
 
 #include "core/alloc.h"
 #include "sm/pep.h"
+#include "sm/subscription.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -510,11 +511,22 @@ static void contact_drop(pep_user_t *pu, pep_contact_t *c)
     *c = pu->contacts[--pu->ncontacts];
 }
 
+/* A JID in u's roster whose presence u receives (RFC 6121 §3: subscription 'to' or 'both'). */
+static bool presence_from_contact(sm_user_t *u, const jid_t *j)
+{
+    char *bare = bare_of(j);
+    const storage_roster_item_t *it = sm_roster_find(u, bare);
+    core_free(bare);
+    return it != NULL && sm_sub_has_to(it->subscription);
+}
+
 /*
- * Presence for the account's bare JID from someone else's resource (a contact's broadcast or
- * probe answer): remembered, and on the initial one the last items go to it (§4.3.4; later
+ * Presence for the account's bare JID from a contact's resource (its broadcast or probe
+ * answer): remembered, and on the initial one the last items go to it (§4.3.4; later
  * available presence does not send them again). Presence for one of the account's resources
- * (a chat room's occupants) is not a contact sharing presence with the account.
+ * (a chat room's occupants) is not a contact sharing presence with the account. Nor is a
+ * stranger's directed presence (XEP-0163 discourages it for implicit subscriptions): anyone
+ * may send it, from any number of resources, which would take the room of real contacts.
  */
 static xml_handler_result_t on_presence_in(sm_t *sm, void *data, sm_pkt_t *pkt)
 {
@@ -529,7 +541,8 @@ static xml_handler_result_t on_presence_in(sm_t *sm, void *data, sm_pkt_t *pkt)
             contact_drop(pu, c);
         return XMLS_PASS;
     }
-    if (pkt->type != XMLS_TYPE_AVAILABLE || c != NULL || pu->ncontacts >= PEP_CONTACTS_MAX)
+    if (pkt->type != XMLS_TYPE_AVAILABLE || c != NULL || pu->ncontacts >= PEP_CONTACTS_MAX ||
+        !presence_from_contact(pkt->user, &pkt->from))
         return XMLS_PASS;
     pu->contacts = core_realloc(pu->contacts, (pu->ncontacts + 1) * sizeof(*pu->contacts));
     c = &pu->contacts[pu->ncontacts++];

@@ -410,6 +410,33 @@ def test_last_item_on_subscription_approval(pool):
     assert event_of(m).find(q(PSE, "items")).find(q(PSE, "item")).get("id") == "x", dump(m)
 
 
+def test_strangers_presence_does_not_crowd_out_contacts(make_im):
+    """Only contacts whose presence the account receives (subscription 'to' or 'both') are
+    remembered for notifications: anyone may send directed presence to the bare JID, and a
+    stranger that did so from thousands of resources must not take the room (4096 resources
+    per account) that a contact arriving later needs to hear of the account's events."""
+    remote = "remote.example"
+    srv = make_im(components=[remote])
+    pool = im.IMPool(srv)
+    comp = harness.RawComponent(srv.router_port, name="remote").login(
+        remote, srv.component_secret(remote))
+    try:
+        a = pep_client(pool, "alice", notify=[TUNE])
+        flood = "".join(f"<presence from='eve@{remote}/r{i}' to='{A}'/>" for i in range(4200))
+        comp.send(flood + f"<message from='eve@{remote}/r0' to='{A}' id='end'><body>.</body>"
+                          f"</message>")
+        a.recv(match("message", id="end"), timeout=20.0)
+        b = pep_client(pool, "bob", notify=[TUNE])
+        subscribe_both(a, b)
+        b.drain(0.3)
+        ok(publish(a, TUNE, tune("heard"), item_id="t"))
+        m = b.recv(notification(TUNE))
+        assert m.get("to") == b.jid, dump(m)
+    finally:
+        comp.close()
+        pool.close()
+
+
 # ---------------------------------------------------------------------------
 # Access models and configuration
 
