@@ -396,14 +396,18 @@ static int parse_query(query_ctx_t *c, sm_t *sm, const xml_node_t *query)
     c->queryid = qid != NULL ? core_strdup(qid) : NULL;
     c->q.max = MAM_PAGE_DEFAULT;
     int e = PARSE_OK;
+    bool form = false;
     for (const xml_node_t *n = xml_node_first_element(query); n != NULL && e == PARSE_OK;
          n = xml_node_next_element(n)) {
-        if (xml_node_is(n, MAM_NS_DATA, "x"))
-            e = parse_form(c, sm, n);
-        else if (xml_node_is(n, MAM_NS_RSM, "set"))
+        if (xml_node_is(n, MAM_NS_DATA, "x")) {
+            /* §4.1: the query's one form; a second would set its fields again. */
+            e = form ? CORE_STANZA_ERR_BAD_REQUEST : parse_form(c, sm, n);
+            form = true;
+        } else if (xml_node_is(n, MAM_NS_RSM, "set")) {
             e = parse_rsm(c, n);
-        else if (xml_node_is(n, MAM_NS, "flip-page"))
+        } else if (xml_node_is(n, MAM_NS, "flip-page")) {
             c->flip = true; /* §4.3.4 */
+        }
     }
     if (e != PARSE_OK)
         return e;

@@ -557,6 +557,9 @@ def test_query_errors(clients):
         (dict(fields={"start": "yesterday"}), "bad-request"),
         (dict(fields={"end": "2024-02-30T00:00:00Z"}), "bad-request"),
         (dict(fields={"with": "a@b@c"}), "bad-request"),
+        # One form per query (§4.1): a second one is refused, not merged into the first.
+        (dict(fields={"with": C, "after-id": "a1"}, extra=form_xml({"with": B, "after-id": "a2"})),
+         "bad-request"),
         (dict(rsm=rsm_xml(max="ten")), "bad-request"),
         (dict(rsm=rsm_xml(max="-1")), "bad-request"),
         (dict(rsm=rsm_xml(index=2)), "feature-not-implemented"),  # XEP-0059 §2.6
