@@ -518,40 +518,93 @@ static int do_delete(req_ctx_t *c, const xml_node_t *op, bool purge)
     return 0;
 }
 
-/* §8.9.2: every change is checked before any is made. */
-static int affiliations_set(req_ctx_t *c, const xml_node_t *op, pubsub_node_t *node)
+static void changes_free(pubsub_entity_t *ch, size_t n)
 {
-    size_t n = 0;
-    for (const xml_node_t *e = xml_node_first_element(op); e != NULL;
-         e = xml_node_next_element(e), n++) {
-        const char *jid = xml_node_attr(e, "jid");
-        pubsub_aff_t a;
-        jid_t j;
-        if (!xml_node_is(e, PUBSUB_NS_OWNER, "affiliation") || jid == NULL ||
-            pubsub_aff_parse(xml_node_attr(e, "affiliation"), &a) < 0 ||
-            jid_parse(NULL, jid, strlen(jid), &j) < 0)
-            return fail(c, -EINVAL, CORE_STANZA_ERR_NOT_ACCEPTABLE, NULL);
-        bool bare = !jid_has_resource(&j);
-        jid_clear(&j);
-        if (!bare)
-            return fail(c, -EINVAL, CORE_STANZA_ERR_NOT_ACCEPTABLE, NULL);
-    }
-    /* Counted as if each were new, so that no change can fail half-way. */
-    if (node->naffs + n > c->svc->limits.max_subs)
-        return fail(c, -ENOSPC, CORE_STANZA_ERR_POLICY_VIOLATION, NULL);
+    for (size_t i = 0; i < n; i++)
+        core_free(ch[i].jid);
+    core_free(ch);
+}
+
+/*
+ * §8.9.2: the changes a request asks for (prepared bare JIDs, owned), all checked before any
+ * is made: a JID named twice is bad-request; an element without 'affiliation' changes nothing
+ * (its JID keeps what it has).
+ */
+static int affiliations_parse(req_ctx_t *c, const xml_node_t *op, pubsub_entity_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
     for (const xml_node_t *e = xml_node_first_element(op); e != NULL;
          e = xml_node_next_element(e)) {
-        jid_t j;
-        pubsub_aff_t a = PUBSUB_AFF_NONE;
         const char *jid = xml_node_attr(e, "jid");
-        pubsub_aff_parse(xml_node_attr(e, "affiliation"), &a);
-        if (jid_parse(NULL, jid, strlen(jid), &j) == 0) {
-            pubsub_node_set_aff(c->svc, node, j.full, a);
+        const char *name = xml_node_attr(e, "affiliation");
+        pubsub_aff_t a = PUBSUB_AFF_NONE;
+        jid_t j;
+        int rc = 0;
+        if (!xml_node_is(e, PUBSUB_NS_OWNER, "affiliation") || jid == NULL ||
+            (name != NULL && pubsub_aff_parse(name, &a) < 0) ||
+            jid_parse(NULL, jid, strlen(jid), &j) < 0) {
+            rc = fail(c, -EINVAL, CORE_STANZA_ERR_NOT_ACCEPTABLE, NULL);
+        } else {
+            bool named = false;
+            for (size_t i = 0; i < *n && !named; i++)
+                named = strcmp((*out)[i].jid, j.full) == 0;
+            if (jid_has_resource(&j))
+                rc = fail(c, -EINVAL, CORE_STANZA_ERR_NOT_ACCEPTABLE, NULL);
+            else if (named)
+                rc = fail(c, -EINVAL, CORE_STANZA_ERR_BAD_REQUEST, NULL);
+            else if (name != NULL) {
+                *out = core_realloc(*out, (*n + 1) * sizeof(**out));
+                (*out)[(*n)++] = (pubsub_entity_t){.jid = core_strdup(j.full), .aff = a};
+            }
             jid_clear(&j);
         }
+        if (rc < 0) {
+            changes_free(*out, *n);
+            *out = NULL;
+            *n = 0;
+            return rc;
+        }
     }
-    pubsub_node_saved(c->svc, node);
     return 0;
+}
+
+/* The node's explicit owners once the changes are made. */
+static size_t owners_after(const pubsub_node_t *node, const pubsub_entity_t *ch, size_t n)
+{
+    size_t owners = 0;
+    for (size_t i = 0; i < node->naffs; i++)
+        owners += node->affs[i].aff == PUBSUB_AFF_OWNER;
+    for (size_t i = 0; i < n; i++) {
+        bool was = pubsub_node_aff(node, ch[i].jid) == PUBSUB_AFF_OWNER;
+        bool is = ch[i].aff == PUBSUB_AFF_OWNER;
+        owners = owners + is - was;
+    }
+    return owners;
+}
+
+static int affiliations_set(req_ctx_t *c, const xml_node_t *op, pubsub_node_t *node)
+{
+    pubsub_entity_t *ch;
+    size_t n;
+    int rc = affiliations_parse(c, op, &ch, &n);
+    if (rc < 0)
+        return rc;
+    /*
+     * Counted as if each were new, so that no change can fail half-way. And §8.9.2: the only
+     * owner may not become something else. Where ops->is_owner names an owner (PEP: the
+     * account) the node always has one; otherwise its affiliations are all there is.
+     */
+    if (node->naffs + n > c->svc->limits.max_subs)
+        rc = fail(c, -ENOSPC, CORE_STANZA_ERR_POLICY_VIOLATION, NULL);
+    else if (c->svc->ops->is_owner == NULL && owners_after(node, ch, n) == 0)
+        rc = fail(c, -EINVAL, CORE_STANZA_ERR_NOT_ACCEPTABLE, NULL);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        pubsub_node_set_aff(c->svc, node, ch[i].jid, ch[i].aff);
+    if (rc == 0)
+        pubsub_node_saved(c->svc, node);
+    changes_free(ch, n);
+    return rc;
 }
 
 static int do_affiliations(req_ctx_t *c, const xml_node_t *op)

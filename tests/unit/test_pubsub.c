@@ -686,6 +686,55 @@ static void disco_answers(void **state)
     pubsub_service_free(svc);
 }
 
+/*
+ * XEP-0060 §8.9.2: the same JID twice is bad-request and changes nothing; an <affiliation/>
+ * without 'affiliation' leaves that JID's as it is; and where owners are only what the
+ * affiliations say (no ops->is_owner, as in a pubsub component), the only owner may not make
+ * itself something else, unless the same request names another owner.
+ */
+static void affiliation_changes_checked(void **state)
+{
+    pubsub_service_t *svc = service();
+    assert_int_equal(user(svc, OWNER, true, PUBLISH("n", "<item id='1'>" TUNE "</item>")).rc, 0);
+    pubsub_node_t *node = pubsub_node_find(svc, "n");
+    outcome_t o = owner(svc, true,
+                        "<affiliations node='n'><affiliation jid='" FRIEND
+                        "' affiliation='member'/><affiliation jid='" FRIEND
+                        "' affiliation='outcast'/></affiliations>");
+    expect_error(&o, CORE_STANZA_ERR_BAD_REQUEST, NULL);
+    assert_int_equal(pubsub_node_aff(node, FRIEND), PUBSUB_AFF_NONE);
+    o = owner(svc, true,
+              "<affiliations node='n'><affiliation jid='" FRIEND
+              "' affiliation='publisher'/><affiliation jid='" STRANGER "'/></affiliations>");
+    assert_int_equal(o.rc, 0);
+    assert_int_equal(pubsub_node_aff(node, FRIEND), PUBSUB_AFF_PUBLISHER);
+    assert_int_equal(pubsub_node_aff(node, STRANGER), PUBSUB_AFF_NONE);
+    pubsub_service_free(svc);
+
+    static const pubsub_ops_t by_affiliation = {.node_save = node_save, .notify = notify};
+    pubsub_config_t d;
+    pubsub_config_generic_defaults(&d);
+    svc = pubsub_service_new(&limits, &d, &by_affiliation, NULL);
+    pubsub_config_clear(&d);
+    jid_t j;
+    assert_int_equal(jid_parse(NULL, OWNER, strlen(OWNER), &j), 0);
+    assert_int_equal(pubsub_node_create(svc, "n", NULL, &j, &node), 0);
+    jid_clear(&j);
+    o = owner(svc, true,
+              "<affiliations node='n'><affiliation jid='" OWNER
+              "' affiliation='none'/></affiliations>");
+    expect_error(&o, CORE_STANZA_ERR_NOT_ACCEPTABLE, NULL);
+    assert_int_equal(pubsub_node_aff(node, OWNER), PUBSUB_AFF_OWNER);
+    o = owner(svc, true,
+              "<affiliations node='n'><affiliation jid='" OWNER
+              "' affiliation='publisher'/><affiliation jid='" FRIEND
+              "' affiliation='owner'/></affiliations>");
+    assert_int_equal(o.rc, 0);
+    assert_int_equal(pubsub_node_aff(node, OWNER), PUBSUB_AFF_PUBLISHER);
+    assert_int_equal(pubsub_node_aff(node, FRIEND), PUBSUB_AFF_OWNER);
+    pubsub_service_free(svc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -701,6 +750,7 @@ int main(void)
         cmocka_unit_test(subscribe_gets_last_item),
         cmocka_unit_test(stored_form_round_trip),
         cmocka_unit_test(disco_answers),
+        cmocka_unit_test(affiliation_changes_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
