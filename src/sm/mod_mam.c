@@ -15,11 +15,16 @@
 #define PREFS_KIND "mamprefs"
 #define PREFS_KEY "prefs"
 
-/* A batch goes to the store at the end of the loop iteration, or sooner when it grows this big. */
-#define MAM_BATCH_MAX 1024
-#define MAM_BATCH_BYTES (4u * 1024u * 1024u)
-/* Batches the store may hold unanswered; beyond, messages are delivered but not archived. */
-#define MAM_INFLIGHT_MAX 64
+/*
+ * Group commit: the entries of a loop iteration go to the store at its end when the store has
+ * no batch of ours in hand; otherwise they wait and go together when it answers. A busy
+ * server so writes few, large transactions (one fsync each) instead of one per iteration,
+ * and the batch grows just as far as the store is slow.
+ */
+/* Entries and bytes that may wait for the store; beyond, messages are delivered but not
+ * archived (logged). A few seconds of the busiest load measured here (bench/README.md). */
+#define MAM_PENDING_MAX 262144u
+#define MAM_PENDING_BYTES (64u * 1024u * 1024u)
 
 static int64_t now_us(void)
 {
@@ -91,6 +96,9 @@ static void on_appended(void *arg, int status)
         m->failing = false;
         core_log(m->sm->log, CORE_LOG_INFO, 0, "mam: archiving works again");
     }
+    /* What waited while the store wrote goes now, as one batch. */
+    if (m->inflight == 0 && !m->sm->stopping)
+        mam_flush(m);
 }
 
 void mam_flush(mam_t *m)
@@ -115,7 +123,8 @@ void mam_flush(mam_t *m)
     core_free(e);
     m->npending = 0;
     core_buf_consume(&m->buf, m->buf.len);
-    if (m->buf.cap > MAM_BATCH_BYTES)
+    /* A large batch's buffer is not kept for the quiet times after it. */
+    if (m->buf.cap > 1024u * 1024u)
         core_buf_release(&m->buf);
 }
 
@@ -124,14 +133,16 @@ static void on_check_closed(uv_handle_t *h)
     core_free(h);
 }
 
-/* The end of the loop iteration that archived something: its batch goes to the store. */
+/* The end of the loop iteration that archived something: its batch goes to the store,
+ * unless a batch is being written (then it goes when that one is answered). */
 static void on_check(uv_check_t *h)
 {
     mam_t *m = h->data;
     m->check = NULL;
     uv_close((uv_handle_t *)h, on_check_closed);
     if (!m->sm->stopping) {
-        mam_flush(m);
+        if (m->inflight == 0)
+            mam_flush(m);
     } else if (m->npending > 0) {
         /* The store is closing (parleyd closes it right after stopping the sm). */
         core_log(m->sm->log, CORE_LOG_WARN, 0, "mam: %zu messages not archived at shutdown",
@@ -160,7 +171,7 @@ static bool queue_entry(mam_t *m, sm_user_t *u, const jid_t *with, xml_stanza_t 
 {
     if (m->sm->stopping)
         return false;
-    if (m->inflight >= MAM_INFLIGHT_MAX) {
+    if (m->npending >= MAM_PENDING_MAX || m->buf.len >= MAM_PENDING_BYTES) {
         note_failure(m, "the store is behind, messages are not archived", 0);
         return false;
     }
@@ -180,9 +191,7 @@ static bool queue_entry(mam_t *m, sm_user_t *u, const jid_t *with, xml_stanza_t 
     p->with = put_str(m, with->full, with->full_len);
     p->data = put_str(m, bytes, len);
     p->data_len = len;
-    if (m->npending >= MAM_BATCH_MAX || m->buf.len >= MAM_BATCH_BYTES) {
-        mam_flush(m);
-    } else if (m->check == NULL) {
+    if (m->check == NULL && m->inflight == 0) {
         uv_check_t *h = core_malloc(sizeof(*h));
         uv_check_init(m->sm->loop, h);
         h->data = m;

@@ -386,8 +386,8 @@ int storage_doc_list(storage_t *st, const char *user, const char *kind, storage_
 /*
  * The archive (see above). append copies the batch; cb gets 0 when it was written (entries
  * of missing users are skipped) or the error when nothing was. Callers batch: the sm sends
- * what one loop iteration archived as one request, so a busy server writes one
- * transaction per iteration, not one per message.
+ * what was archived while its previous batch was being written as one request (group
+ * commit), so a busy server writes few large transactions, not one per message.
  */
 typedef void (*storage_archive_cb)(void *arg, int status, const storage_archive_result_t *res);
 int storage_archive_append(storage_t *st, const storage_archive_entry_t *entries, size_t n,
