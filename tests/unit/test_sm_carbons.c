@@ -4,8 +4,7 @@
  * sessions' c2s behind a stand-in router: the XEP-0359 id of the sender's archive goes into
  * the sender's sent copies only, never into what the addressee's sessions get.
  */
-#include "core/alloc.h"
-#include "sm/internal.h"
+#include "sm_fixture.h"
 
 #include <errno.h>
 #include <setjmp.h>
@@ -19,43 +18,8 @@
 #define NS_CARBONS "urn:xmpp:carbons:2"
 #define NS_FORWARD "urn:xmpp:forward:0"
 #define NS_SID "urn:xmpp:sid:0"
-#define OUT_MAX 64
 
 extern const sm_module_t sm_module_carbons;
-
-typedef struct fixture {
-    uv_loop_t loop;
-    core_log_t log;
-    sm_config_t cfg;
-    sm_t sm;
-    link_hub_t hub;
-    xml_stanza_t *out[OUT_MAX]; /* what the sm sent to the router (references) */
-    size_t nout;
-} fixture_t;
-
-static void hub_input(void *ctx, link_t *l, xml_stanza_t *st)
-{
-    fixture_t *f = ctx;
-    assert_true(f->nout < OUT_MAX);
-    f->out[f->nout++] = xml_stanza_ref(st);
-}
-
-static int hub_bind(void *ctx, link_t *l, const char *name, bool def, bool trusted)
-{
-    return 0;
-}
-
-static void hub_unbind(void *ctx, link_t *l, const char *name)
-{
-}
-
-static void hub_gone(void *ctx, link_t *l)
-{
-}
-
-static void on_nothing(void *ud, xml_stanza_t *st)
-{
-}
 
 /* What the archive does on IN_SESS (XEP-0313 §5.1.3): the id the sender's archive keeps. */
 static xml_handler_result_t fake_archive(sm_t *sm, void *data, sm_pkt_t *pkt)
@@ -64,7 +28,7 @@ static xml_handler_result_t fake_archive(sm_t *sm, void *data, sm_pkt_t *pkt)
     return XMLS_PASS;
 }
 
-static sm_user_t *user_add(fixture_t *f, const char *bare)
+static sm_user_t *user_add(sm_fixture_t *f, const char *bare)
 {
     sm_user_t *u = core_calloc(1, sizeof(*u));
     u->sm = &f->sm;
@@ -76,7 +40,7 @@ static sm_user_t *user_add(fixture_t *f, const char *bare)
 }
 
 /* A started, available session; carbons enabled through the module's own command. */
-static sm_sess_t *sess_add(fixture_t *f, sm_user_t *u, const char *res, bool carbons)
+static sm_sess_t *sess_add(sm_fixture_t *f, sm_user_t *u, const char *res, bool carbons)
 {
     sm_sess_t *s = core_calloc(1, sizeof(*s));
     char full[128];
@@ -103,21 +67,8 @@ static sm_sess_t *sess_add(fixture_t *f, sm_user_t *u, const char *res, bool car
     return s;
 }
 
-static void flush(fixture_t *f)
-{
-    for (int i = 0; i < 8; i++)
-        uv_run(&f->loop, UV_RUN_NOWAIT);
-}
-
-static void out_clear(fixture_t *f)
-{
-    for (size_t i = 0; i < f->nout; i++)
-        xml_stanza_unref(f->out[i]);
-    f->nout = 0;
-}
-
 /* The forwarded message of the carbon (which: "sent"/"received") sent to session sid. */
-static const xml_node_t *carbon_to(fixture_t *f, const char *sid, const char *which)
+static const xml_node_t *carbon_to(sm_fixture_t *f, const char *sid, const char *which)
 {
     for (size_t i = 0; i < f->nout; i++) {
         const char *s = xml_node_attr(f->out[i]->root, "sid");
@@ -134,70 +85,37 @@ static const xml_node_t *carbon_to(fixture_t *f, const char *sid, const char *wh
 
 static int setup(void **state)
 {
-    fixture_t *f = core_calloc(1, sizeof(*f));
-    assert_int_equal(uv_loop_init(&f->loop), 0);
-    f->log = (core_log_t){.level = CORE_LOG_ERROR, .component = "test"};
-    f->cfg.domain = "localhost";
-    f->sm.loop = &f->loop;
-    f->sm.log = &f->log;
-    f->sm.cfg = &f->cfg;
-    f->sm.jids = jid_cache_new(1024);
-    core_map_init(&f->sm.users);
-    core_map_init(&f->sm.sessions);
-    f->hub = (link_hub_t){
-        .ctx = f, .input = hub_input, .bind = hub_bind, .unbind = hub_unbind, .gone = hub_gone};
-    static const link_endpoint_ops_t ops = {.on_stanza = on_nothing};
-    link_options_t opt = {.name = "localhost"};
-    f->sm.link = link_inproc_open(&f->loop, &f->hub, &opt, &ops, f, &f->log);
-    assert_non_null(f->sm.link);
-    flush(f);
+    sm_fixture_t *f = sm_fixture_new(true);
     const xml_match_t msg = {.kind = XMLS_KIND_MESSAGE};
     assert_int_equal(sm_handler_add(&f->sm, SM_CHAIN_IN_SESS, &msg, fake_archive, NULL), 0);
-    sm_mod_t *m = &f->sm.mods[f->sm.nmods++];
-    *m = (sm_mod_t){.def = &sm_module_carbons, .index = 0};
-    assert_int_equal(m->def->init(&f->sm, m), 0);
+    sm_fixture_module(f, &sm_module_carbons);
     *state = f;
     return 0;
 }
 
-static void user_free_cb(void *ud, const char *key, void *v)
-{
-    sm_user_free(ud, v);
-}
-
 static int teardown(void **state)
 {
-    fixture_t *f = *state;
-    out_clear(f);
-    link_endpoint_close(f->sm.link);
-    core_map_each(&f->sm.users, user_free_cb, &f->sm);
-    core_map_free(&f->sm.users);
-    core_map_free(&f->sm.sessions);
-    sm_modules_fini(&f->sm);
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&f->loop), 0);
-    jid_cache_free(f->sm.jids);
-    core_free(f);
+    sm_fixture_free(*state);
     return 0;
 }
 
 static void test_archive_id_only_in_sent_copies(void **state)
 {
-    fixture_t *f = *state;
+    sm_fixture_t *f = *state;
     sm_user_t *alice = user_add(f, "alice@localhost");
     sm_user_t *bob = user_add(f, "bob@localhost");
     sm_sess_t *a1 = sess_add(f, alice, "one", false);
     sess_add(f, alice, "two", true);
     sess_add(f, bob, "one", false);
     sess_add(f, bob, "two", true);
-    flush(f);
-    out_clear(f);
+    sm_fixture_flush(f);
+    sm_fixture_out_clear(f);
     static const char m[] = "<message from='alice@localhost/one' to='bob@localhost/one' "
                             "type='chat' id='m1'><body>hi</body></message>";
     xml_stanza_t *st = xml_stanza_parse(m, sizeof m - 1);
     sm_deliver_from_session(&f->sm, a1, st);
     xml_stanza_unref(st);
-    flush(f);
+    sm_fixture_flush(f);
     /* XEP-0313 §5.1.3: alice's other session learns the id of alice's archive. */
     const xml_node_t *sent = carbon_to(f, "alice@localhost/two", "sent");
     assert_non_null(sent);

@@ -4,8 +4,7 @@
  * callback once, an answer from anyone else does not, an answer made while sending waits for
  * the next turn of the loop, a timeout and a stop answer NULL, and the loop closes clean.
  */
-#include "core/alloc.h"
-#include "sm/internal.h"
+#include "sm_fixture.h"
 
 #include <errno.h>
 #include <setjmp.h>
@@ -15,13 +14,6 @@
 #include <string.h>
 
 #include <cmocka.h>
-
-typedef struct fixture {
-    uv_loop_t loop;
-    core_log_t log;
-    sm_config_t cfg;
-    sm_t sm;
-} fixture_t;
 
 typedef struct answer {
     int calls;
@@ -44,30 +36,13 @@ static void on_answer(sm_t *sm, void *arg, const xml_stanza_t *reply)
 
 static int setup(void **state)
 {
-    fixture_t *f = core_calloc(1, sizeof(*f));
-    assert_int_equal(uv_loop_init(&f->loop), 0);
-    f->log = (core_log_t){.level = CORE_LOG_ERROR, .component = "test"};
-    f->cfg.domain = "localhost";
-    f->sm.loop = &f->loop;
-    f->sm.log = &f->log;
-    f->sm.cfg = &f->cfg;
-    f->sm.jids = jid_cache_new(1024);
-    core_map_init(&f->sm.users);
-    core_map_init(&f->sm.sessions);
-    *state = f;
+    *state = sm_fixture_new(false);
     return 0;
 }
 
 static int teardown(void **state)
 {
-    fixture_t *f = *state;
-    sm_iq_stop(&f->sm);
-    uv_run(&f->loop, UV_RUN_DEFAULT);
-    assert_int_equal(uv_loop_close(&f->loop), 0);
-    core_map_free(&f->sm.users);
-    core_map_free(&f->sm.sessions);
-    jid_cache_free(f->sm.jids);
-    core_free(f);
+    sm_fixture_free(*state);
     return 0;
 }
 
@@ -80,7 +55,7 @@ static xml_stanza_t *query_to(const char *to)
     return iq;
 }
 
-static int send_to(fixture_t *f, const char *to, answer_t *a, char *id, size_t idlen)
+static int send_to(sm_fixture_t *f, const char *to, answer_t *a, char *id, size_t idlen)
 {
     xml_stanza_t *iq = query_to(to);
     sending = true;
@@ -95,7 +70,7 @@ static int send_to(fixture_t *f, const char *to, answer_t *a, char *id, size_t i
 }
 
 /* What the router would hand the sm: an answer addressed to the domain. */
-static void deliver(fixture_t *f, const char *type, const char *from, const char *id)
+static void deliver(sm_fixture_t *f, const char *type, const char *from, const char *id)
 {
     xml_stanza_t *r = xml_stanza_new(XMLS_NS_CONTENT, "iq");
     xml_node_set_attr(r, r->root, NULL, "type", type);
@@ -108,7 +83,7 @@ static void deliver(fixture_t *f, const char *type, const char *from, const char
 
 static void test_answer_from_the_jid_asked(void **state)
 {
-    fixture_t *f = *state;
+    sm_fixture_t *f = *state;
     answer_t a = {0};
     char id[64];
     assert_int_equal(send_to(f, "Romeo@Montague.example/orchard", &a, id, sizeof id), 0);
@@ -128,7 +103,7 @@ static void test_answer_from_the_jid_asked(void **state)
 
 static void test_answer_made_while_sending_waits(void **state)
 {
-    fixture_t *f = *state;
+    sm_fixture_t *f = *state;
     answer_t a = {0};
     char id[64];
     /* To the domain itself: no module takes it, so the sm answers service-unavailable at
@@ -143,7 +118,7 @@ static void test_answer_made_while_sending_waits(void **state)
 
 static void test_timeout_answers_null(void **state)
 {
-    fixture_t *f = *state;
+    sm_fixture_t *f = *state;
     f->sm.iq_timeout_ms = 50;
     answer_t a = {0}, b = {0};
     char id[64], id2[64];
@@ -161,7 +136,7 @@ static void test_timeout_answers_null(void **state)
 
 static void test_stop_answers_null_and_refuses(void **state)
 {
-    fixture_t *f = *state;
+    sm_fixture_t *f = *state;
     answer_t a = {0}, b = {0};
     char id[64];
     assert_int_equal(send_to(f, "juliet@capulet.example/balcony", &a, id, sizeof id), 0);
@@ -175,7 +150,7 @@ static void test_stop_answers_null_and_refuses(void **state)
 
 static void test_refuses_what_is_not_a_request(void **state)
 {
-    fixture_t *f = *state;
+    sm_fixture_t *f = *state;
     answer_t a = {0};
     xml_stanza_t *iq = query_to("juliet@capulet.example");
     xml_node_set_attr(iq, iq->root, NULL, "type", "result");
