@@ -319,7 +319,9 @@ const char *xml_stanza_bytes(xml_stanza_t *st, size_t *len)
             size_t n = xml_stanza_pieces(st, v), total = 0;
             for (size_t i = 0; i < n; i++)
                 total += v[i].len;
-            core_buf_reserve(&b, total + 1);
+            /* Exactly as long as it is: a payload of 4 KiB must not cost 8 per recipient. */
+            b.data = core_malloc(total + 1);
+            b.cap = total + 1;
             for (size_t i = 0; i < n; i++)
                 core_buf_append(&b, v[i].data, v[i].len);
         } else {
