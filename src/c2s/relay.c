@@ -98,7 +98,7 @@ void c2s_relay_client(c2s_conn_t *c, xml_stanza_t *st)
     const char *from = xml_stanza_from(st);
     xml_stanza_t *own = st;
     if (from == NULL || strcmp(from, c->jid.full) != 0) {
-        if (st->refs != 1)
+        if (xml_stanza_is_shared(st))
             own = xml_stanza_copy(st);
         xml_stanza_set_root_attr(own, "from", c->jid.full);
     }

@@ -28,8 +28,7 @@ void c2s_smq_push(c2s_smq_t *q, xml_stanza_t *st, uint64_t at, bool sent)
     assert(!sent || q->unsent == 0);
     if (q->len == q->cap)
         grow(q);
-    size_t len = 0;
-    xml_stanza_bytes(st, &len);
+    size_t len = xml_stanza_size(st);
     q->v[(q->head + q->len) % q->cap] = (c2s_unacked_t){.st = xml_stanza_ref(st), .at = at};
     q->len++;
     q->bytes += len;
@@ -56,9 +55,7 @@ xml_stanza_t *c2s_smq_shift(c2s_smq_t *q, uint64_t *at)
     xml_stanza_t *st = e->st;
     if (at != NULL)
         *at = e->at;
-    size_t len = 0;
-    xml_stanza_bytes(st, &len);
-    q->bytes -= len;
+    q->bytes -= xml_stanza_size(st);
     q->head = (q->head + 1) % q->cap;
     q->len--;
     if (q->unsent > q->len)

@@ -301,10 +301,13 @@ static void flush_all(uv_prepare_t *h)
     uv_unref((uv_handle_t *)&ctx->flush);
 }
 
-static int write_limited(net_conn_t *c, const char *data, size_t len, size_t limit)
+static int write_limited(net_conn_t *c, const core_span_t *v, size_t n, size_t limit)
 {
     if (c->closing)
         return -EPIPE;
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += v[i].len;
     /*
      * Output is batched until the loop's flush, so one iteration can queue more than the
      * mark for a peer that reads everything (a burst of stanzas for it). What the kernel
@@ -317,23 +320,32 @@ static int write_limited(net_conn_t *c, const char *data, size_t len, size_t lim
             return -EPIPE;
     }
     if (c->tls != NULL)
-        return net_tls_write(c, data, len, limit);
+        return net_tls_write(c, v, n, len, limit);
     if (c->out.len + c->in_flight + len > limit)
         return -ENOBUFS;
     buf_borrow(c);
-    core_buf_append(&c->out, data, len);
+    core_buf_reserve(&c->out, len);
+    for (size_t i = 0; i < n; i++)
+        core_buf_append(&c->out, v[i].data, v[i].len);
     pending_add(c);
     return 0;
 }
 
 int net_conn_write(net_conn_t *c, const char *data, size_t len)
 {
-    return write_limited(c, data, len, c->out_limit);
+    core_span_t v = {data, len};
+    return write_limited(c, &v, 1, c->out_limit);
+}
+
+int net_conn_writev(net_conn_t *c, const core_span_t *v, size_t n)
+{
+    return write_limited(c, v, n, c->out_limit);
 }
 
 int net_conn_write_last(net_conn_t *c, const char *data, size_t len)
 {
-    return write_limited(c, data, len, SIZE_MAX);
+    core_span_t v = {data, len};
+    return write_limited(c, &v, 1, SIZE_MAX);
 }
 
 char *net_conn_out_reserve(net_conn_t *c, size_t n)

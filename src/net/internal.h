@@ -48,9 +48,10 @@ void net_throttle_forget(net_conn_t *c);
 
 /* Ciphertext arrived (borrowed): drives the handshake, hands plaintext to ops->on_read. */
 void net_tls_feed(net_conn_t *c, const char *data, size_t len);
-/* Encrypts plaintext into the output queue; same results as net_conn_write, with limit as
- * the high-water mark (c->out_limit, or SIZE_MAX for net_conn_write_last). */
-int net_tls_write(net_conn_t *c, const char *data, size_t len, size_t limit);
+/* Queues plaintext to encrypt at the next flush: the n pieces of v, len bytes in all; same
+ * results as net_conn_writev, with limit as the high-water mark (c->out_limit, or SIZE_MAX
+ * for net_conn_write_last). */
+int net_tls_write(net_conn_t *c, const core_span_t *v, size_t n, size_t len, size_t limit);
 /* The peer closed TCP: logs a handshake cut short and returns the on_close status. */
 int net_tls_eof_status(net_conn_t *c);
 /* Queues our close_notify once, if the handshake completed. */

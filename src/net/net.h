@@ -123,6 +123,12 @@ void net_ctx_close(net_ctx_t *ctx);
  */
 int net_conn_write(net_conn_t *c, const char *data, size_t len);
 
+/*
+ * The same for one message in n pieces (borrowed, copied into the queue one after the other,
+ * so a stanza shared by many connections is not joined first): all are queued, or none.
+ */
+int net_conn_writev(net_conn_t *c, const core_span_t *v, size_t n);
+
 /* Bytes queued for this connection that the kernel has not taken yet. */
 static inline size_t net_conn_queued(const net_conn_t *c)
 {

@@ -516,7 +516,7 @@ void net_tls_feed(net_conn_t *c, const char *data, size_t len)
         read_plain(c);
 }
 
-int net_tls_write(net_conn_t *c, const char *data, size_t len, size_t limit)
+int net_tls_write(net_conn_t *c, const core_span_t *v, size_t n, size_t len, size_t limit)
 {
     net_tls_conn_t *tls = c->tls;
     if (tls->failed)
@@ -525,11 +525,11 @@ int net_tls_write(net_conn_t *c, const char *data, size_t len, size_t limit)
         return 0;
     if (net_conn_queued(c) + tls->early.len + len > limit)
         return -ENOBUFS;
-    if (!tls->ready) {
-        core_buf_append(&tls->early, data, len);
+    core_buf_t *to = tls->ready ? &tls->plain : &tls->early;
+    for (size_t i = 0; i < n; i++)
+        core_buf_append(to, v[i].data, v[i].len);
+    if (!tls->ready)
         return 0;
-    }
-    core_buf_append(&tls->plain, data, len);
     c->tls_plain = tls->plain.len;
     net_conn_want_flush(c);
     return 0;

@@ -119,7 +119,7 @@ void sm_pkt_set_stanza(sm_pkt_t *pkt, xml_stanza_t *st)
 
 xml_stanza_t *sm_pkt_writable(sm_pkt_t *pkt)
 {
-    if (pkt->owned == NULL || pkt->owned->refs > 1)
+    if (pkt->owned == NULL || xml_stanza_is_shared(pkt->owned))
         sm_pkt_set_stanza(pkt, xml_stanza_copy(pkt->st));
     return pkt->st;
 }

@@ -204,8 +204,8 @@ static void fan_out(sm_t *sm, const sm_mod_t *mod, sm_user_t *u, const sm_pkt_t 
             continue;
         if (tmpl == NULL)
             tmpl = carbon_new(u, pkt, which);
-        xml_stanza_t *c = xml_stanza_copy(tmpl);
-        xml_node_set_attr(c, c->root, NULL, "to", s->jid.full);
+        /* Shared, not copied: the forwarded message is serialised once for all sessions. */
+        xml_stanza_t *c = xml_stanza_readdress(tmpl, xml_stanza_from(tmpl), s->jid.full);
         sm_sess_send(sm, s, c);
         xml_stanza_unref(c);
     }

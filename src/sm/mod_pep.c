@@ -130,7 +130,7 @@ static void deliver(pep_user_t *pu, xml_stanza_t *m)
 }
 
 /* XEP-0163 §4.3.1: the message carrying an event, from the account's bare JID; each
- * recipient gets a copy with its own 'to' and id. */
+ * recipient gets it readdressed, with its own 'to' and id. */
 static xml_stanza_t *message_of(pep_user_t *pu, const pubsub_node_t *node, const xml_node_t *event)
 {
     char *bare = bare_of(&pu->u->jid);
@@ -157,13 +157,13 @@ static void stamp_last(sm_t *sm, xml_stanza_t *tmpl, const pubsub_item_t *it)
     sm_delay_add(sm, tmpl, stamp, NULL);
 }
 
-static void send_to(pep_user_t *pu, const xml_stanza_t *tmpl, const char *to)
+static void send_to(pep_user_t *pu, xml_stanza_t *tmpl, const char *to)
 {
     char id[40];
     snprintf(id, sizeof id, "pep%" PRIu64, ++pu->pm->sm->next_id);
-    xml_stanza_t *m = xml_stanza_copy(tmpl);
-    xml_node_set_attr(m, m->root, NULL, "to", to);
-    xml_node_set_attr(m, m->root, NULL, "id", id);
+    /* Shared, not copied: the event is serialised once for every recipient (tmpl is read-only
+     * from here on). */
+    xml_stanza_t *m = xml_stanza_readdress_id(tmpl, xml_stanza_from(tmpl), to, id);
     deliver(pu, m);
     xml_stanza_unref(m);
 }

@@ -13,13 +13,13 @@ static char *bare_of(const jid_t *j)
     return core_strndup(j->full, j->bare_len);
 }
 
-/* A copy of st with new addresses (either may be NULL to remove it). */
-static xml_stanza_t *readdress(const xml_stanza_t *st, const char *from, const char *to)
+/*
+ * st with new addresses (either may be NULL to remove it): shared, not copied (its payload is
+ * serialised once for a whole broadcast), and read-only like st from then on.
+ */
+static xml_stanza_t *readdress(xml_stanza_t *st, const char *from, const char *to)
 {
-    xml_stanza_t *c = xml_stanza_copy(st);
-    xml_node_set_attr(c, c->root, NULL, "from", from);
-    xml_node_set_attr(c, c->root, NULL, "to", to);
-    return c;
+    return xml_stanza_readdress(st, from, to);
 }
 
 static xml_stanza_t *presence_new(const char *type, const char *from, const char *to)
@@ -76,8 +76,7 @@ static void directed_drop(sm_sess_t *s, const char *jid)
  * subscription from the user, to the user's available resources (sess itself included), and,
  * for unavailable, to everyone it sent directed presence.
  */
-static void broadcast(sm_t *sm, sm_sess_t *sess, const xml_stanza_t *st, bool unavailable,
-                      bool echo)
+static void broadcast(sm_t *sm, sm_sess_t *sess, xml_stanza_t *st, bool unavailable, bool echo)
 {
     sm_user_t *u = sess->user;
     for (size_t i = 0; i < u->roster.count; i++) {
@@ -144,7 +143,7 @@ static void available(sm_t *sm, sm_sess_t *sess, xml_stanza_t *st)
     }
 }
 
-static void unavailable(sm_t *sm, sm_sess_t *sess, const xml_stanza_t *st, bool echo)
+static void unavailable(sm_t *sm, sm_sess_t *sess, xml_stanza_t *st, bool echo)
 {
     if (!sess->available && sess->ndirected == 0)
         return;

@@ -56,11 +56,11 @@ uint64_t stream_conn_id(const stream_t *s)
     return s->conn != NULL ? s->conn->id : 0;
 }
 
-static int write_bytes(stream_t *s, const char *data, size_t len)
+static int write_pieces(stream_t *s, const core_span_t *v, size_t n)
 {
     if (s->conn == NULL)
         return -EPIPE;
-    int err = net_conn_write(s->conn, data, len);
+    int err = net_conn_writev(s->conn, v, n);
     /*
      * The peer does not read what we send: rather than queue without bound, the stream
      * ends. RFC 6120 §4.9.3.14 <policy-violation/> ("some local service policy"): the
@@ -71,6 +71,12 @@ static int write_bytes(stream_t *s, const char *data, size_t len)
     if (err == -ENOBUFS)
         stream_error(s, CORE_STREAM_ERR_POLICY_VIOLATION, "output queue over its limit");
     return err;
+}
+
+static int write_bytes(stream_t *s, const char *data, size_t len)
+{
+    core_span_t v = {data, len};
+    return write_pieces(s, &v, 1);
 }
 
 /* Our last words on a stream (its error and end) go out even past the output limit. */
@@ -120,9 +126,10 @@ int stream_send(stream_t *s, xml_stanza_t *st)
 {
     if (s->closing || s->conn == NULL)
         return -EPIPE;
-    size_t len;
-    const char *bytes = xml_stanza_bytes(st, &len);
-    return write_bytes(s, bytes, len);
+    /* In pieces: a readdressed stanza's shared content is written from its one buffer. */
+    core_span_t v[XMLS_PIECES_MAX];
+    size_t n = xml_stanza_pieces(st, v);
+    return write_pieces(s, v, n);
 }
 
 void stream_error(stream_t *s, core_stream_err_t cond, const char *text)
