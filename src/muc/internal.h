@@ -395,6 +395,8 @@ void muc_disco_items(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const jid_t
 void muc_owner_iq(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const jid_t *from);
 /* muc#admin get/set on a room (XEP-0045 §8, §9: roles and affiliations). admin.c */
 void muc_admin_iq(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const jid_t *from);
+/* §10.9: an owner destroys the room (destroy: the <destroy/> element). admin.c */
+void muc_owner_destroy(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const xml_node_t *destroy);
 
 /* ---- persistence (roomstore.c) ---- */
 
