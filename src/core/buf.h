@@ -5,6 +5,12 @@
 
 #include <stddef.h>
 
+/* A view of bytes someone else owns (borrowed): one piece of a message written in parts. */
+typedef struct core_span {
+    const char *data;
+    size_t len;
+} core_span_t;
+
 typedef struct core_buf {
     char *data; /* owned; NULL until the first append */
     size_t len;

@@ -4,6 +4,7 @@
 
 #include "core/alloc.h"
 
+#include <assert.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -160,8 +161,7 @@ static bool xml_prefixed(const xml_node_t *n)
     return n->ns != NULL && n->ns != XMLS_NS_CONTENT && is_xml_ns(n->ns);
 }
 
-/* Writes the start tag of n; returns the default namespace in effect inside it. */
-static const char *put_start(core_buf_t *out, const xml_node_t *n, const char *ctx, bool open)
+const char *xml_serialize_start(core_buf_t *out, const xml_node_t *n, const char *ctx, bool open)
 {
     bool decl = false;
     const char *inner = ctx;
@@ -185,7 +185,7 @@ static const char *put_start(core_buf_t *out, const xml_node_t *n, const char *c
     return inner;
 }
 
-static void put_end(core_buf_t *out, const xml_node_t *n)
+void xml_serialize_end(core_buf_t *out, const xml_node_t *n)
 {
     put(out, "</", 2);
     if (xml_prefixed(n))
@@ -194,76 +194,137 @@ static void put_end(core_buf_t *out, const xml_node_t *n)
     put(out, ">", 1);
 }
 
-void xml_node_serialize(const xml_node_t *n, core_buf_t *out)
+void xml_serialize_in(core_buf_t *out, const xml_node_t *n, const char *ctx0)
 {
     if (n->name == NULL) {
         xml_escape(out, n->text, n->text_len, false);
         return;
     }
-    /* Iterative, with a stack of the default namespace in effect at each open element. */
+    /*
+     * Iterative, with a stack of the default namespace in effect at each open element:
+     * ctx[level - 1] is the one c is written in. The walk counts levels instead of comparing
+     * parents with n: a readdressed root's children have another root as their parent.
+     */
     const char *local[32];
     const char **ctx = local;
     size_t cap = sizeof(local) / sizeof(local[0]);
-    size_t depth = 0;
-    ctx[0] = put_start(out, n, XMLS_NS_CONTENT, false);
-    const xml_node_t *c = n;
-    for (;;) {
-        if (c->name != NULL && c->first != NULL) {
-            c = c->first;
-        } else {
-            while (c != n && c->next == NULL) {
-                c = c->parent;
-                put_end(out, c);
-                depth--;
-            }
-            if (c == n)
-                break;
-            c = c->next;
-        }
+    ctx[0] = xml_serialize_start(out, n, ctx0, false);
+    const xml_node_t *c = n->first;
+    size_t level = 1;
+    while (c != NULL) {
         if (c->name == NULL) {
             xml_escape(out, c->text, c->text_len, false);
-            continue;
-        }
-        const char *inner = put_start(out, c, ctx[depth], false);
-        if (c->first == NULL)
-            continue;
-        if (++depth == cap) {
-            cap *= 2;
-            if (ctx == local) {
-                ctx = core_malloc(cap * sizeof(*ctx));
-                memcpy(ctx, local, sizeof(local));
-            } else {
-                ctx = core_realloc(ctx, cap * sizeof(*ctx));
+        } else {
+            const char *inner = xml_serialize_start(out, c, ctx[level - 1], false);
+            if (c->first != NULL) {
+                if (level == cap) {
+                    cap *= 2;
+                    if (ctx == local) {
+                        ctx = core_malloc(cap * sizeof(*ctx));
+                        memcpy(ctx, local, sizeof(local));
+                    } else {
+                        ctx = core_realloc(ctx, cap * sizeof(*ctx));
+                    }
+                }
+                ctx[level++] = inner;
+                c = c->first;
+                continue;
             }
         }
-        ctx[depth] = inner;
+        while (c->next == NULL && --level > 0) {
+            c = c->parent;
+            xml_serialize_end(out, c);
+        }
+        if (level == 0) {
+            xml_serialize_end(out, n);
+            break;
+        }
+        c = c->next;
     }
     if (ctx != local)
         core_free(ctx);
 }
 
-/* <env attrs>, the carried stanza's bytes (serialised once, kept on it), the env's own
- * children, </env>. The stanza is at the top of the content namespace, like the env. */
-static void envelope_serialize(xml_stanza_t *st, core_buf_t *out)
+void xml_node_serialize(const xml_node_t *n, core_buf_t *out)
 {
+    xml_serialize_in(out, n, XMLS_NS_CONTENT);
+}
+
+/* The envelope's own bytes: <env attrs> (own_split bytes), then its own children and </env>.
+ * The carried stanza goes between the two; it is at the top of the content namespace. */
+static void envelope_own(xml_stanza_t *st)
+{
+    xml_stanza_box_t *box = xml_stanza_box(st);
     const xml_node_t *r = st->root;
-    put_start(out, r, XMLS_NS_CONTENT, true);
-    size_t len;
-    const char *inner = xml_stanza_bytes(st->inner, &len);
-    put(out, inner, len);
+    core_buf_t b = {0};
+    const char *inner = xml_serialize_start(&b, r, XMLS_NS_CONTENT, true);
+    box->own_split = b.len;
     for (const xml_node_t *c = r->first; c != NULL; c = c->next)
-        xml_node_serialize(c, out);
-    put_end(out, r);
+        xml_serialize_in(&b, c, inner);
+    xml_serialize_end(&b, r);
+    box->own = core_buf_steal(&b, &box->own_len);
+}
+
+size_t xml_stanza_pieces(xml_stanza_t *st, core_span_t out[XMLS_PIECES_MAX])
+{
+    xml_stanza_box_t *box = xml_stanza_box(st);
+    if (st->bytes != NULL) {
+        out[0] = (core_span_t){st->bytes, st->bytes_len};
+        return 1;
+    }
+    if (box->base != NULL)
+        return xml_readdressed_pieces(st, out);
+    if (st->inner == NULL) {
+        size_t len;
+        const char *b = xml_stanza_bytes(st, &len);
+        out[0] = (core_span_t){b, len};
+        return 1;
+    }
+    if (box->own == NULL)
+        envelope_own(st);
+    size_t n = 0;
+    out[n++] = (core_span_t){box->own, box->own_split};
+    /* A stanza of two pieces at most (plain or readdressed); an envelope in an envelope, which
+     * nothing sends, is written whole. */
+    if (st->inner->inner == NULL) {
+        core_span_t v[XMLS_PIECES_MAX];
+        size_t k = xml_stanza_pieces(st->inner, v);
+        assert(k <= 2);
+        for (size_t i = 0; i < k; i++)
+            out[n++] = v[i];
+    } else {
+        size_t len;
+        const char *b = xml_stanza_bytes(st->inner, &len);
+        out[n++] = (core_span_t){b, len};
+    }
+    out[n++] = (core_span_t){box->own + box->own_split, box->own_len - box->own_split};
+    return n;
+}
+
+size_t xml_stanza_size(xml_stanza_t *st)
+{
+    core_span_t v[XMLS_PIECES_MAX];
+    size_t n = xml_stanza_pieces(st, v), len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += v[i].len;
+    return len;
 }
 
 const char *xml_stanza_bytes(xml_stanza_t *st, size_t *len)
 {
     if (st->bytes == NULL) {
         core_buf_t b = {0};
-        if (st->inner != NULL)
-            envelope_serialize(st, &b);
-        else
+        if (st->inner != NULL || xml_stanza_box(st)->base != NULL) {
+            core_span_t v[XMLS_PIECES_MAX];
+            size_t n = xml_stanza_pieces(st, v), total = 0;
+            for (size_t i = 0; i < n; i++)
+                total += v[i].len;
+            core_buf_reserve(&b, total + 1);
+            for (size_t i = 0; i < n; i++)
+                core_buf_append(&b, v[i].data, v[i].len);
+        } else {
             xml_node_serialize(st->root, &b);
+        }
         st->bytes = core_buf_steal(&b, &st->bytes_len);
         xml_stanza_box(st)->bytes_heap = true;
     }

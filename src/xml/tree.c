@@ -37,6 +37,9 @@ void xml_stanza_drop_bytes(xml_stanza_t *st)
     box->bytes_heap = false;
     st->bytes = NULL;
     st->bytes_len = 0;
+    core_free(box->own);
+    box->own = NULL;
+    box->own_len = box->own_split = 0;
 }
 
 /* An element namespace stored for st: sentinels as they are, URIs copied or shared. */
@@ -90,16 +93,25 @@ void xml_stanza_unref(xml_stanza_t *st)
     assert(st->refs > 0);
     if (--st->refs > 0)
         return;
+    xml_stanza_box_t *box = xml_stanza_box(st);
     xml_stanza_drop_bytes(st);
+    core_free(box->content_heap);
     xml_stanza_unref(st->inner);
+    xml_stanza_unref(box->base);
     /* The arena struct sits in its own first block: free through a copy. */
     core_arena_t a = st->arena;
     core_arena_free(&a);
 }
 
+bool xml_stanza_is_shared(const xml_stanza_t *st)
+{
+    const xml_stanza_box_t *box = (const xml_stanza_box_t *)st;
+    return st->refs != 1 || box->frozen || box->base != NULL;
+}
+
 static void writable(xml_stanza_t *st)
 {
-    assert(st->refs == 1);
+    assert(!xml_stanza_is_shared(st));
     if (st->bytes != NULL)
         xml_stanza_drop_bytes(st);
 }
@@ -161,33 +173,40 @@ static xml_node_t *copy_one(xml_stanza_t *st, xml_node_t *dparent, const xml_nod
     return d;
 }
 
-/* Copies src and its subtree under dparent, without recursion (trees can be deep). */
+/*
+ * Copies src and its subtree under dparent, without recursion (trees can be deep). The walk
+ * counts levels instead of comparing parents with src: a readdressed root's children have
+ * another root as their parent.
+ */
 static xml_node_t *copy_tree(xml_stanza_t *st, xml_node_t *dparent, const xml_node_t *src,
                              const char *content_uri)
 {
     xml_node_t *top = copy_one(st, dparent, src, content_uri);
-    const xml_node_t *s = src;
-    xml_node_t *d = top;
-    for (;;) {
+    const xml_node_t *s = src->first;
+    xml_node_t *d = top; /* the copy's parent of s */
+    size_t level = 1;
+    while (s != NULL) {
+        xml_node_t *c = copy_one(st, d, s, content_uri);
         if (s->first != NULL) {
             s = s->first;
-            d = copy_one(st, d, s, content_uri);
+            d = c;
+            level++;
             continue;
         }
-        while (s != src && s->next == NULL) {
+        while (s->next == NULL && --level > 0) {
             s = s->parent;
             d = d->parent;
         }
-        if (s == src)
+        if (level == 0)
             break;
         s = s->next;
-        d = copy_one(st, d->parent, s, content_uri);
     }
     return top;
 }
 
 xml_stanza_t *xml_stanza_copy(const xml_stanza_t *st)
 {
+    const xml_stanza_box_t *box = (const xml_stanza_box_t *)st;
     xml_stanza_t *c =
         xml_stanza_alloc(st->bytes_len > 0 ? st->bytes_len * 2 + 256 : STANZA_FIRST_BLOCK);
     c->root = copy_tree(c, NULL, st->root, NULL);
@@ -200,6 +219,16 @@ xml_stanza_t *xml_stanza_copy(const xml_stanza_t *st)
         memcpy(c->bytes, st->bytes, st->bytes_len);
         c->bytes[st->bytes_len] = '\0';
         c->bytes_len = st->bytes_len;
+        xml_stanza_box(c)->bytes_heap = true;
+    } else if (box->base != NULL) {
+        /* A readdressed stanza's bytes: its start tag, then the content it shares. */
+        core_buf_t b = {0};
+        xml_serialize_start(&b, st->root, XMLS_NS_CONTENT, false);
+        if (st->root->first != NULL) {
+            core_span_t content = xml_frozen_content(box->content_of);
+            core_buf_append(&b, content.data, content.len);
+        }
+        c->bytes = core_buf_steal(&b, &c->bytes_len);
         xml_stanza_box(c)->bytes_heap = true;
     }
     return c;
@@ -519,7 +548,7 @@ static long root_end(const xml_stanza_t *st, bool *empty)
 
 xml_node_t *xml_stanza_append_copy(xml_stanza_t *st, const xml_node_t *child)
 {
-    assert(st->refs == 1 && st->inner == NULL);
+    assert(!xml_stanza_is_shared(st) && st->inner == NULL);
     bool empty = false;
     long at = st->bytes != NULL ? root_end(st, &empty) : -1;
     core_buf_t b = {0};

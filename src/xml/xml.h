@@ -99,8 +99,34 @@ xml_stanza_t *xml_stanza_copy(const xml_stanza_t *st);
 xml_stanza_t *xml_stanza_from_node(const xml_node_t *n);
 
 /*
- * The functions below that change a tree require an unshared stanza (refs == 1; asserted)
- * and clear its cached bytes. Strings are copied into the stanza's arena.
+ * Fan-out (ARCHITECTURE.md: shared, not copied).
+ *
+ * A stanza like src but with its own 'from' and 'to' (either NULL: removed); every other
+ * root attribute and all children are src's, shared, not copied: the result holds a
+ * reference to src, and src must not be changed any more (it is frozen; writers copy with
+ * xml_stanza_copy, which must then give a plain independent stanza). Its bytes are its own
+ * start tag followed by src's serialised content, which is serialised once for all such
+ * stanzas.
+ *
+ * A new reference. Readers see the tree as on a copy (root attributes in the order a copy
+ * changed with xml_node_set_attr would have them), except that the root's children have
+ * src's root (or the root src shares) as their parent. The result is read-only for good
+ * (xml_stanza_is_shared). src may itself be readdressed; not an envelope.
+ */
+xml_stanza_t *xml_stanza_readdress(xml_stanza_t *src, const char *from, const char *to);
+/* The same, with the root's 'id' set too (NULL: removed): PEP gives each notification its
+ * own id. */
+xml_stanza_t *xml_stanza_readdress_id(xml_stanza_t *src, const char *from, const char *to,
+                                      const char *id);
+/*
+ * True when st may not be changed: another reference holds it, it was readdressed from
+ * (frozen), or it is readdressed (shares another's tree). Copy it first (xml_stanza_copy).
+ */
+bool xml_stanza_is_shared(const xml_stanza_t *st);
+
+/*
+ * The functions below that change a tree require a stanza that is not shared (xml_stanza_is_shared
+ * false; asserted) and clear its cached bytes. Strings are copied into the stanza's arena.
  */
 xml_node_t *xml_node_add_element(xml_stanza_t *st, xml_node_t *parent, const char *ns,
                                  const char *name);
@@ -207,9 +233,23 @@ void xml_node_serialize(const xml_node_t *n, core_buf_t *out);
 /*
  * The stanza's bytes for writing at the top level of any stream (borrowed, valid until the
  * tree changes or is freed). Serialised once and cached; a stanza the parser read whose bytes
- * mean the same on any stream is never serialised at all.
+ * mean the same on any stream is never serialised at all. For a readdressed stanza or an
+ * envelope this joins the pieces (a copy of the shared content): writers that can take
+ * pieces use xml_stanza_pieces instead.
  */
 const char *xml_stanza_bytes(xml_stanza_t *st, size_t *len);
+
+/*
+ * The stanza's bytes for writing at the top level of any stream, as pieces to write one after
+ * the other without joining them (borrowed, valid as xml_stanza_bytes's): one for a stanza
+ * serialised whole; a readdressed stanza's own start tag and the content it shares (the same
+ * buffer for every stanza readdressed from one source); an envelope's start tag, its stanza's
+ * pieces, then its end. Returns how many (1 to XMLS_PIECES_MAX).
+ */
+#define XMLS_PIECES_MAX 4
+size_t xml_stanza_pieces(xml_stanza_t *st, core_span_t out[XMLS_PIECES_MAX]);
+/* The length of the stanza's bytes (the sum of its pieces), without joining them. */
+size_t xml_stanza_size(xml_stanza_t *st);
 
 /* Appends s[0..len) to out, escaped for text (attr false) or an attribute value (attr true). */
 void xml_escape(core_buf_t *out, const char *s, size_t len, bool attr);
