@@ -31,6 +31,10 @@ enum req_op {
     OP_ARCHIVE_APPEND,
     OP_ARCHIVE_QUERY,
     OP_ARCHIVE_EXPIRE,
+    OP_SVC_GET,
+    OP_SVC_PUT,
+    OP_SVC_DELETE,
+    OP_SVC_GET_ALL,
 };
 
 /*
@@ -41,7 +45,7 @@ enum req_op {
 typedef struct storage_req {
     struct storage_req *next;
     enum req_op op;
-    char *user;
+    char *user; /* a user, or for OP_SVC_* the service */
     char *text; /* creds, jid or kind */
     char *key;
     char *data; /* an offline stanza or a document */
@@ -67,6 +71,7 @@ typedef struct storage_req {
         storage_item_cb item;
         storage_user_load_cb load;
         storage_archive_cb archive;
+        storage_docs_cb docs;
     } cb;
     void *arg;
 
@@ -77,6 +82,7 @@ typedef struct storage_req {
     storage_list_t list2; /* user load: the offline queue */
     char **kinds; /* user load: the content kinds (owned, nkinds of them) */
     storage_docs_t *docs; /* user load: their documents, one per kind */
+    storage_docs_t svc_docs; /* svc get_all */
     size_t nkinds;
     storage_roster_t roster;
     storage_roster_item_t out_item;
@@ -148,6 +154,7 @@ static void req_free(storage_req_t *rq)
     core_free(rq->query_ids);
     core_free(rq->pool);
     storage_archive_result_clear(&rq->archive);
+    storage_docs_clear(&rq->svc_docs);
     core_free(rq);
 }
 
@@ -230,6 +237,19 @@ static void req_run(storage_db_t *db, storage_req_t *rq)
     case OP_ARCHIVE_EXPIRE:
         rq->status = storage_db_archive_expire(db, rq->user, rq->stamp);
         break;
+    case OP_SVC_GET:
+        rq->status =
+            storage_db_svc_get(db, rq->user, rq->text, rq->key, &rq->blob.data, &rq->blob.len);
+        break;
+    case OP_SVC_PUT:
+        rq->status = storage_db_svc_put(db, rq->user, rq->text, rq->key, rq->data, rq->len);
+        break;
+    case OP_SVC_DELETE:
+        rq->status = storage_db_svc_delete(db, rq->user, rq->text, rq->key);
+        break;
+    case OP_SVC_GET_ALL:
+        rq->status = storage_db_svc_get_all(db, rq->user, rq->text, &rq->svc_docs);
+        break;
     }
 }
 
@@ -283,10 +303,13 @@ static void req_deliver(storage_req_t *rq)
     case OP_DOC_DELETE:
     case OP_ARCHIVE_APPEND:
     case OP_ARCHIVE_EXPIRE:
+    case OP_SVC_PUT:
+    case OP_SVC_DELETE:
         rq->cb.status(rq->arg, rq->status);
         break;
     case OP_CREDS_GET:
     case OP_DOC_GET:
+    case OP_SVC_GET:
         rq->cb.bytes(rq->arg, rq->status, ok ? rq->blob.data : NULL, ok ? rq->blob.len : 0);
         break;
     case OP_ROSTER_PUT:
@@ -315,6 +338,9 @@ static void req_deliver(storage_req_t *rq)
     }
     case OP_ARCHIVE_QUERY:
         rq->cb.archive(rq->arg, rq->status, ok ? &rq->archive : NULL);
+        break;
+    case OP_SVC_GET_ALL:
+        rq->cb.docs(rq->arg, rq->status, ok ? &rq->svc_docs : NULL);
         break;
     }
 }
@@ -574,7 +600,7 @@ int storage_offline_delete(storage_t *st, const char *user, size_t count, storag
     return submit_status(st, rq, cb);
 }
 
-/* A request naming a document (key NULL for a listing). */
+/* A request naming a document of a user or a service (key NULL for a listing). */
 static storage_req_t *doc_req(enum req_op op, const char *user, const char *kind, const char *key,
                               void *arg)
 {
@@ -652,6 +678,48 @@ int storage_user_load(storage_t *st, const char *user, const char *doc_kind,
     }
     rq->num = with_offline ? 1 : 0;
     rq->cb.load = cb;
+    return submit(st, rq);
+}
+
+/* ---- documents of services ---- */
+
+int storage_svc_put(storage_t *st, const char *service, const char *kind, const char *key,
+                    const char *data, size_t len, storage_status_cb cb, void *arg)
+{
+    if (cb == NULL || key == NULL || storage_check_svc_doc(service, kind, key) < 0 ||
+        storage_check_svc_value(data, len) < 0)
+        return -EINVAL;
+    storage_req_t *rq = doc_req(OP_SVC_PUT, service, kind, key, arg);
+    rq->data = core_strndup(data != NULL ? data : "", len);
+    rq->len = len;
+    return submit_status(st, rq, cb);
+}
+
+int storage_svc_get(storage_t *st, const char *service, const char *kind, const char *key,
+                    storage_bytes_cb cb, void *arg)
+{
+    if (cb == NULL || key == NULL || storage_check_svc_doc(service, kind, key) < 0)
+        return -EINVAL;
+    storage_req_t *rq = doc_req(OP_SVC_GET, service, kind, key, arg);
+    rq->cb.bytes = cb;
+    return submit(st, rq);
+}
+
+int storage_svc_delete(storage_t *st, const char *service, const char *kind, const char *key,
+                       storage_status_cb cb, void *arg)
+{
+    if (cb == NULL || key == NULL || storage_check_svc_doc(service, kind, key) < 0)
+        return -EINVAL;
+    return submit_status(st, doc_req(OP_SVC_DELETE, service, kind, key, arg), cb);
+}
+
+int storage_svc_get_all(storage_t *st, const char *service, const char *kind, storage_docs_cb cb,
+                        void *arg)
+{
+    if (cb == NULL || storage_check_svc_doc(service, kind, NULL) < 0)
+        return -EINVAL;
+    storage_req_t *rq = doc_req(OP_SVC_GET_ALL, service, kind, NULL, arg);
+    rq->cb.docs = cb;
     return submit(st, rq);
 }
 

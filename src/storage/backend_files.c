@@ -50,8 +50,8 @@ int storage_files_sync(const storage_files_db_t *f, int fd)
 
 /* ---- whole files ---- */
 
-/* Reads a regular file into a new NUL-terminated buffer. -ENOENT when absent. */
-static int read_file(int dir, const char *name, char **data, size_t *len)
+/* See internal.h. */
+int storage_files_read(int dir, const char *name, char **data, size_t *len)
 {
     int fd = openat(dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
@@ -312,7 +312,7 @@ static int account_read(int dir, account_t *a)
 {
     char *data = NULL;
     size_t len = 0;
-    int rc = read_file(dir, "account", &data, &len);
+    int rc = storage_files_read(dir, "account", &data, &len);
     if (rc < 0)
         return rc;
     rc = account_parse(data, len, a);
@@ -414,9 +414,9 @@ static int fi_user_delete(storage_db_t *db, const char *user)
     return rc;
 }
 
-/* Appends to out the decoded names in dir that pass keep() (which may be NULL). */
-static int list_dir(int dir, const char *name, int (*keep)(int dir, const char *enc),
-                    storage_list_t *out)
+/* See internal.h. */
+int storage_files_list_dir(int dir, const char *name, int (*keep)(int dir, const char *enc),
+                           storage_list_t *out)
 {
     int fd = openat(dir, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0)
@@ -454,7 +454,7 @@ static int is_user_dir(int root, const char *enc)
 
 static int fi_user_list(storage_db_t *db, storage_list_t *out)
 {
-    return list_dir(from_db(db)->root, ".", is_user_dir, out);
+    return storage_files_list_dir(from_db(db)->root, ".", is_user_dir, out);
 }
 
 static int fi_creds_get(storage_db_t *db, const char *user, char **out)
@@ -619,7 +619,7 @@ static int roster_load(int dir, storage_roster_t *r, uint64_t *version)
 {
     char *data = NULL;
     size_t len = 0;
-    int rc = read_file(dir, "roster", &data, &len);
+    int rc = storage_files_read(dir, "roster", &data, &len);
     if (rc == -ENOENT) {
         account_t a = {0};
         rc = account_read(dir, &a);
@@ -774,7 +774,7 @@ static int fi_offline_push(storage_db_t *db, const char *user, const char *data,
     int rc = storage_files_user_open(f, user, true, true, &u);
     if (rc < 0)
         return rc;
-    rc = read_file(u.dir, "offline", &old, &old_len);
+    rc = storage_files_read(u.dir, "offline", &old, &old_len);
     if (rc == 0) {
         rc = offline_parse(old, old_len, NULL, &count);
         if (rc < 0)
@@ -810,7 +810,7 @@ static int fi_offline_get(storage_db_t *db, const char *user, storage_list_t *ou
     size_t len = 0, count;
     int rc = storage_files_user_open(from_db(db), user, false, true, &u);
     if (rc == 0)
-        rc = read_file(u.dir, "offline", &data, &len);
+        rc = storage_files_read(u.dir, "offline", &data, &len);
     if (rc == 0)
         rc = offline_parse(data, len, out, &count);
     else if (rc == -ENOENT && u.dir >= 0)
@@ -831,7 +831,7 @@ static int fi_offline_delete(storage_db_t *db, const char *user, size_t count)
     int rc = storage_files_user_open(f, user, true, true, &u);
     if (rc < 0)
         return rc;
-    rc = read_file(u.dir, "offline", &data, &len);
+    rc = storage_files_read(u.dir, "offline", &data, &len);
     if (rc == -ENOENT) {
         rc = 0;
         goto out;
@@ -907,7 +907,7 @@ static int fi_doc_get(storage_db_t *db, const char *user, const char *kind, cons
     if (rc == 0)
         rc = kind_open(f, u.dir, kind, false, &kd);
     if (rc == 0)
-        rc = read_file(kd, enc, &out->data, &out->len);
+        rc = storage_files_read(kd, enc, &out->data, &out->len);
     if (kd >= 0)
         close(kd);
     storage_files_user_close(&u);
@@ -968,7 +968,7 @@ static int fi_doc_list(storage_db_t *db, const char *user, const char *kind, sto
     if (rc == 0) {
         rc = kind_open(f, u.dir, kind, false, &kd);
         if (rc == 0)
-            rc = list_dir(kd, ".", NULL, out);
+            rc = storage_files_list_dir(kd, ".", NULL, out);
         else if (rc == -ENOENT)
             rc = 0; /* no document of this kind yet */
     }
@@ -1008,6 +1008,10 @@ static const storage_backend_ops_t files_ops = {
     .doc_put = fi_doc_put,
     .doc_delete = fi_doc_delete,
     .doc_list = fi_doc_list,
+    .svc_get = storage_files_svc_get,
+    .svc_put = storage_files_svc_put,
+    .svc_delete = storage_files_svc_delete,
+    .svc_get_all = storage_files_svc_get_all,
     .archive_append = storage_files_archive_append,
     .archive_query = storage_files_archive_query,
     .archive_expire = storage_files_archive_expire,

@@ -77,6 +77,19 @@ static const char *const migrations[] = {
     "CREATE INDEX archive_user_seq ON archive(user_id, seq, stamp);"
     "CREATE UNIQUE INDEX archive_user_id ON archive(user_id, archive_id);"
     "CREATE INDEX archive_user_with ON archive(user_id, with_bare, seq, stamp);",
+    /*
+     * 5: documents of a service (a MUC room, later a pubsub node), owned by no user. An
+     * ordinary rowid table, unlike documents: a room's document may be megabytes, and
+     * sqlite's withoutrowid.html (§4) keeps WITHOUT ROWID for rows well under a page. The
+     * primary key's index orders a kind's keys for get_all.
+     */
+    "CREATE TABLE service_documents ("
+    "  service TEXT NOT NULL,"
+    "  kind TEXT NOT NULL,"
+    "  key TEXT NOT NULL,"
+    "  data BLOB NOT NULL,"
+    "  PRIMARY KEY (service, kind, key)"
+    ");",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -110,6 +123,10 @@ enum stmt_id {
     ST_DOC_PUT,
     ST_DOC_DELETE,
     ST_DOC_LIST,
+    ST_SVC_GET,
+    ST_SVC_PUT,
+    ST_SVC_DELETE,
+    ST_SVC_ALL,
     ST_ARCHIVE_INSERT,
     ST_ARCHIVE_SEQ,
     ST_ARCHIVE_EXPIRE,
@@ -159,6 +176,16 @@ static const char *const stmt_sql[ST_COUNT] = {
                    " ON CONFLICT (user_id, kind, key) DO UPDATE SET data = excluded.data",
     [ST_DOC_DELETE] = "DELETE FROM documents WHERE user_id = ?1 AND kind = ?2 AND key = ?3",
     [ST_DOC_LIST] = "SELECT key FROM documents WHERE user_id = ?1 AND kind = ?2 ORDER BY key",
+    [ST_SVC_GET] = "SELECT data FROM service_documents WHERE service = ?1 AND kind = ?2"
+                   " AND key = ?3",
+    [ST_SVC_PUT] = "INSERT INTO service_documents (service, kind, key, data)"
+                   " VALUES (?1, ?2, ?3, ?4) ON CONFLICT (service, kind, key) DO UPDATE"
+                   " SET data = excluded.data",
+    [ST_SVC_DELETE] = "DELETE FROM service_documents WHERE service = ?1 AND kind = ?2"
+                      " AND key = ?3",
+    /* BINARY collation: keys come in memcmp order, which is bytewise (storage.h). */
+    [ST_SVC_ALL] = "SELECT key, data FROM service_documents WHERE service = ?1 AND kind = ?2"
+                   " ORDER BY key",
     [ST_ARCHIVE_INSERT] =
         "INSERT INTO archive (user_id, archive_id, stamp, with_bare, with_full, data)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (user_id, archive_id) DO NOTHING",
@@ -873,6 +900,100 @@ static int sq_doc_list(storage_db_t *db, const char *user, const char *kind, sto
     return tx_end(d, rc);
 }
 
+/* ---- documents of a service ---- */
+
+/* The statement id bound to (service, kind, key); key may be NULL (then not bound). */
+static sqlite3_stmt *svc_stmt(sqlite_db_t *d, enum stmt_id id, const char *service,
+                              const char *kind, const char *key)
+{
+    sqlite3_stmt *s = stmt_text(d, id, service);
+    if (s == NULL)
+        return NULL;
+    sqlite3_bind_text(s, 2, kind, -1, SQLITE_STATIC);
+    if (key != NULL)
+        sqlite3_bind_text(s, 3, key, -1, SQLITE_STATIC);
+    return s;
+}
+
+static int sq_svc_get(storage_db_t *db, const char *service, const char *kind, const char *key,
+                      storage_blob_t *out)
+{
+    sqlite_db_t *d = from_db(db);
+    int rc = tx_begin(d, false);
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *s = svc_stmt(d, ST_SVC_GET, service, kind, key);
+    if (s == NULL) {
+        rc = prep_err(d);
+        goto out;
+    }
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        out->data = col_dup(s, 0, &out->len);
+        rc = 0;
+    } else {
+        rc = rc == SQLITE_DONE ? -ENOENT : map_err(rc);
+    }
+out:
+    return tx_end(d, rc);
+}
+
+static int sq_svc_put(storage_db_t *db, const char *service, const char *kind, const char *key,
+                      const char *data, size_t len)
+{
+    sqlite_db_t *d = from_db(db);
+    int rc = tx_begin(d, true);
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *s = svc_stmt(d, ST_SVC_PUT, service, kind, key);
+    if (s == NULL) {
+        rc = prep_err(d);
+        goto out;
+    }
+    sqlite3_bind_blob64(s, 4, data, len, SQLITE_STATIC);
+    rc = run(d, s);
+out:
+    return tx_end(d, rc);
+}
+
+static int sq_svc_delete(storage_db_t *db, const char *service, const char *kind, const char *key)
+{
+    sqlite_db_t *d = from_db(db);
+    int rc = tx_begin(d, true);
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *s = svc_stmt(d, ST_SVC_DELETE, service, kind, key);
+    rc = s != NULL ? run(d, s) : prep_err(d);
+    if (rc == 0 && sqlite3_changes(d->h) == 0)
+        rc = -ENOENT;
+    return tx_end(d, rc);
+}
+
+static int sq_svc_get_all(storage_db_t *db, const char *service, const char *kind,
+                          storage_docs_t *out)
+{
+    sqlite_db_t *d = from_db(db);
+    int rc = tx_begin(d, false);
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *s = svc_stmt(d, ST_SVC_ALL, service, kind, NULL);
+    if (s == NULL) {
+        rc = prep_err(d);
+        goto out;
+    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        const void *k = sqlite3_column_blob(s, 0);
+        size_t klen = (size_t)sqlite3_column_bytes(s, 0);
+        const void *v = sqlite3_column_blob(s, 1);
+        size_t vlen = (size_t)sqlite3_column_bytes(s, 1);
+        storage_list_push(&out->keys, k != NULL ? k : "", klen);
+        storage_list_push(&out->values, v != NULL ? v : "", vlen);
+    }
+    rc = rc == SQLITE_DONE ? 0 : map_err(rc);
+out:
+    return tx_end(d, rc);
+}
+
 /* ---- the message archive ---- */
 
 /* Orders a batch by user, keeping each user's entries in batch order. */
@@ -1224,6 +1345,10 @@ static const storage_backend_ops_t sqlite_ops = {
     .doc_put = sq_doc_put,
     .doc_delete = sq_doc_delete,
     .doc_list = sq_doc_list,
+    .svc_get = sq_svc_get,
+    .svc_put = sq_svc_put,
+    .svc_delete = sq_svc_delete,
+    .svc_get_all = sq_svc_get_all,
     .archive_append = sq_archive_append,
     .archive_query = sq_archive_query,
     .archive_expire = sq_archive_expire,

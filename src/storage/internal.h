@@ -50,6 +50,15 @@ typedef struct storage_backend_ops {
     int (*doc_delete)(storage_db_t *db, const char *user, const char *kind, const char *key);
     int (*doc_list)(storage_db_t *db, const char *user, const char *kind, storage_list_t *out);
 
+    /* Documents of a service; data is never NULL. get_all fills out->keys and out->values. */
+    int (*svc_get)(storage_db_t *db, const char *service, const char *kind, const char *key,
+                   storage_blob_t *out);
+    int (*svc_put)(storage_db_t *db, const char *service, const char *kind, const char *key,
+                   const char *data, size_t len);
+    int (*svc_delete)(storage_db_t *db, const char *service, const char *kind, const char *key);
+    int (*svc_get_all)(storage_db_t *db, const char *service, const char *kind,
+                       storage_docs_t *out);
+
     /*
      * n >= 1 checked entries; status has n slots, all 0 on entry: the backend sets those of
      * entries it skips (-ENOENT, -EEXIST). On an error return the wrapper overwrites them all.
@@ -97,6 +106,10 @@ int storage_check_kind(const char *kind);
 int storage_check_key(const char *key);
 int storage_check_creds(const char *creds);
 int storage_check_value(const char *data, size_t len);
+int storage_check_service(const char *service);
+/* A service, kind and key (key NULL: not checked) and a document of at most the svc limit. */
+int storage_check_svc_doc(const char *service, const char *kind, const char *key);
+int storage_check_svc_value(const char *data, size_t len);
 int storage_check_item(const storage_roster_item_t *item);
 int storage_check_archive_id(const char *id);
 int storage_check_archive_entry(const storage_archive_entry_t *e);
@@ -210,6 +223,25 @@ int storage_files_remove(const storage_files_db_t *f, int dir, const char *name)
 int storage_files_user_open(storage_files_db_t *f, const char *user, bool lock, bool must_exist,
                             storage_files_user_t *u);
 void storage_files_user_close(storage_files_user_t *u);
+
+/* Reads a regular file into a new NUL-terminated buffer. -ENOENT when absent. */
+int storage_files_read(int dir, const char *name, char **data, size_t *len);
+/*
+ * Appends to out the decoded names in dir/name that pass keep() (which may be NULL), then
+ * sorts out. Names starting with '.' and names that are not canonical encodings are skipped.
+ */
+int storage_files_list_dir(int dir, const char *name, int (*keep)(int dir, const char *enc),
+                           storage_list_t *out);
+
+/* Documents of services (files_service.c). */
+int storage_files_svc_get(storage_db_t *db, const char *service, const char *kind, const char *key,
+                          storage_blob_t *out);
+int storage_files_svc_put(storage_db_t *db, const char *service, const char *kind, const char *key,
+                          const char *data, size_t len);
+int storage_files_svc_delete(storage_db_t *db, const char *service, const char *kind,
+                             const char *key);
+int storage_files_svc_get_all(storage_db_t *db, const char *service, const char *kind,
+                              storage_docs_t *out);
 
 /* The archive operations (files_archive.c). */
 int storage_files_archive_append(storage_db_t *db, const storage_archive_entry_t *entries, size_t n,

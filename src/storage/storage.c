@@ -297,6 +297,32 @@ int storage_check_value(const char *data, size_t len)
     return 0;
 }
 
+int storage_check_service(const char *service)
+{
+    int r = check_text(service, STORAGE_SERVICE_MAX);
+    if (r < 0)
+        return r;
+    /* RFC 7622 §3.2: a domainpart never holds '@' or '/' (they delimit the other parts). */
+    if (strpbrk(service, "@/") != NULL)
+        return -EINVAL;
+    return 0;
+}
+
+int storage_check_svc_doc(const char *service, const char *kind, const char *key)
+{
+    if (storage_check_service(service) < 0 || storage_check_kind(kind) < 0 ||
+        (key != NULL && storage_check_key(key) < 0))
+        return -EINVAL;
+    return 0;
+}
+
+int storage_check_svc_value(const char *data, size_t len)
+{
+    if ((data == NULL && len != 0) || len > STORAGE_SVC_VALUE_MAX)
+        return -EINVAL;
+    return 0;
+}
+
 int storage_check_item(const storage_roster_item_t *item)
 {
     if (item == NULL || storage_check_jid(item->jid) < 0)
@@ -601,6 +627,55 @@ int storage_db_doc_get_all(storage_db_t *db, const char *user, const char *kind,
         storage_blob_clear(&b);
     }
     d.keys.count = kept;
+    *out = d;
+    return 0;
+}
+
+/* ---- documents of a service ---- */
+
+int storage_db_svc_put(storage_db_t *db, const char *service, const char *kind, const char *key,
+                       const char *data, size_t len)
+{
+    if (key == NULL || storage_check_svc_doc(service, kind, key) < 0 ||
+        storage_check_svc_value(data, len) < 0)
+        return -EINVAL;
+    return db->ops->svc_put(db, service, kind, key, data != NULL ? data : "", len);
+}
+
+int storage_db_svc_get(storage_db_t *db, const char *service, const char *kind, const char *key,
+                       char **data, size_t *len)
+{
+    if (key == NULL || storage_check_svc_doc(service, kind, key) < 0)
+        return -EINVAL;
+    storage_blob_t b = {0};
+    int r = db->ops->svc_get(db, service, kind, key, &b);
+    if (r < 0) {
+        storage_blob_clear(&b);
+        return r;
+    }
+    *data = b.data;
+    *len = b.len;
+    return 0;
+}
+
+int storage_db_svc_delete(storage_db_t *db, const char *service, const char *kind, const char *key)
+{
+    if (key == NULL || storage_check_svc_doc(service, kind, key) < 0)
+        return -EINVAL;
+    return db->ops->svc_delete(db, service, kind, key);
+}
+
+int storage_db_svc_get_all(storage_db_t *db, const char *service, const char *kind,
+                           storage_docs_t *out)
+{
+    if (storage_check_svc_doc(service, kind, NULL) < 0)
+        return -EINVAL;
+    storage_docs_t d = {0};
+    int r = db->ops->svc_get_all(db, service, kind, &d);
+    if (r < 0) {
+        storage_docs_clear(&d);
+        return r;
+    }
     *out = d;
     return 0;
 }

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Persistent per-user data (accounts, rosters, offline messages, documents): one interface. */
+/* Persistent data (accounts, rosters, offline messages, documents, services'): one interface. */
 #ifndef PARLEY_STORAGE_H
 #define PARLEY_STORAGE_H
 
@@ -220,6 +220,41 @@ int storage_db_doc_list(storage_db_t *db, const char *user, const char *kind, st
 int storage_db_doc_get_all(storage_db_t *db, const char *user, const char *kind,
                            storage_docs_t *out);
 
+/* ---- documents of a service ---- */
+
+/*
+ * A service (a component's domain, e.g. "conference.localhost") owns documents by kind
+ * ("room", later "node") and key (e.g. the room's localpart); the data is opaque bytes. They
+ * belong to no account: deleting a user never touches them, and a service needs no creating.
+ * The service is a prepared domainpart (RFC 7622 §3.2): 1..STORAGE_SERVICE_MAX bytes of UTF-8,
+ * no '@' or '/'. Kind and key follow the rules of user documents (see "Names" above). A
+ * document holds at most STORAGE_SVC_VALUE_MAX bytes (a room with ten thousand affiliations
+ * of a hundred bytes each is a quarter of it); a larger one is -EINVAL, as for user documents.
+ * The files backend needs the service and the key to fit in a file name once encoded
+ * (-ENAMETOOLONG otherwise); sqlite takes any valid name.
+ */
+#define STORAGE_SERVICE_MAX 1023
+#define STORAGE_SVC_VALUE_MAX (4u * 1024u * 1024u)
+
+/* Creates or replaces the document. data may be NULL when len is 0. */
+int storage_db_svc_put(storage_db_t *db, const char *service, const char *kind, const char *key,
+                       const char *data, size_t len);
+/*
+ * The document: *data gets a new buffer of *len bytes followed by a NUL (not counted), owned
+ * by the caller (core_free). -ENOENT if there is none.
+ */
+int storage_db_svc_get(storage_db_t *db, const char *service, const char *kind, const char *key,
+                       char **data, size_t *len);
+/* Removes the document; -ENOENT if there is none. */
+int storage_db_svc_delete(storage_db_t *db, const char *service, const char *kind, const char *key);
+/*
+ * Every document of the service of one kind with its data, keys sorted bytewise (none: 0 and
+ * an empty out). sqlite reads them in one transaction; the files backend file by file, so a
+ * document written meanwhile may be seen old or new, each one whole.
+ */
+int storage_db_svc_get_all(storage_db_t *db, const char *service, const char *kind,
+                           storage_docs_t *out);
+
 /* ---- the message archive (XEP-0313) ---- */
 
 /*
@@ -318,7 +353,7 @@ int storage_db_archive_expire(storage_db_t *db, const char *user, int64_t before
 typedef struct storage storage_t;
 
 typedef void (*storage_status_cb)(void *arg, int status);
-/* creds_get and doc_get: len bytes at data, followed by a NUL. */
+/* creds_get, doc_get and svc_get: len bytes at data, followed by a NUL. */
 typedef void (*storage_bytes_cb)(void *arg, int status, const char *data, size_t len);
 /* roster_put and roster_delete: the new roster version. */
 typedef void (*storage_version_cb)(void *arg, int status, const char *version);
@@ -396,6 +431,20 @@ int storage_archive_query(storage_t *st, const char *user, const storage_archive
                           storage_archive_cb cb, void *arg);
 int storage_archive_expire(storage_t *st, const char *user, int64_t before_us, storage_status_cb cb,
                            void *arg);
+
+/*
+ * Documents of a service (see "documents of a service" above). get's callback gets the bytes
+ * followed by a NUL; get_all's the documents, keys sorted bytewise.
+ */
+typedef void (*storage_docs_cb)(void *arg, int status, const storage_docs_t *docs);
+int storage_svc_put(storage_t *st, const char *service, const char *kind, const char *key,
+                    const char *data, size_t len, storage_status_cb cb, void *arg);
+int storage_svc_get(storage_t *st, const char *service, const char *kind, const char *key,
+                    storage_bytes_cb cb, void *arg);
+int storage_svc_delete(storage_t *st, const char *service, const char *kind, const char *key,
+                       storage_status_cb cb, void *arg);
+int storage_svc_get_all(storage_t *st, const char *service, const char *kind, storage_docs_cb cb,
+                        void *arg);
 
 /*
  * The roster, the keys of documents of doc_kind (NULL: none), every document (with its data)
