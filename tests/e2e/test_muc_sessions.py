@@ -115,3 +115,29 @@ def test_muc_process_restart(make_im, im_topology):
         assert item(el)["affiliation"] == "owner", "the persistent room kept its owner"
     finally:
         pool.close()
+
+
+def test_c2s_process_killed(make_im):
+    """A c2s process killed with its clients: the sm learns it when something for them
+    bounces (here the room's next message), ends their sessions and sends unavailable to the
+    occupant JIDs; the room removes them."""
+    srv = make_im(muc=True, c2s2=True)
+    pool = im.IMPool(srv)
+    try:
+        a = pool.client("alice", available=True)
+        c = pool.client("carol", available=True, c2s2=True)
+        r = room_jid("crash")
+        instant_room(a, r, "a")
+        enter(c, r, "c")
+        a.drain(settle=0.2)
+        p = next(x for x in srv.procs if x.name == "parleyd-c2s2")
+        p.proc.kill()
+        p.proc.wait(timeout=10)
+        p.returncode, p.sanitized = 0, False  # killed on purpose
+        c.disconnected = True
+        a.message(r, "anyone there?", type="groupchat", id="probe")
+        a.recv(match("message", id="probe"))
+        el = a.recv(unavailable(f"{r}/c"), timeout=10)
+        assert item(el)["role"] == "none", dump(el)
+    finally:
+        pool.close()
