@@ -383,6 +383,48 @@ int jid_part_prepare(enum jid_part part, const char *in, size_t len, char *out, 
     return -EINVAL;
 }
 
+/* Entries of a libidn table (its end is an all-zero entry); libidn searches by this size. */
+static size_t table_len(const Stringprep_table_element *t)
+{
+    size_t n = 0;
+    while (t[n].start != 0 || t[n].end != 0)
+        n++;
+    return n;
+}
+
+int jid_fold(const char *in, size_t len, char *out, size_t outcap, size_t *out_len)
+{
+    bool ascii = true;
+    for (size_t i = 0; i < len; i++)
+        ascii = ascii && (unsigned char)in[i] < 0x80;
+    if (len == 0 || len > JID_PART_MAX || outcap < 4 * JID_PART_MAX + 1)
+        return -EINVAL;
+    if (ascii) {
+        /* Table B.2 on ASCII is A-Z to a-z, and NFKC leaves ASCII alone. */
+        for (size_t i = 0; i < len; i++)
+            out[i] = in[i] >= 'A' && in[i] <= 'Z' ? (char)(in[i] + 32) : in[i];
+        out[len] = '\0';
+        *out_len = len;
+        return 0;
+    }
+    if (!core_utf8_valid(in, len))
+        return -EINVAL;
+    /* Case folding as nameprep does it, without nameprep's prohibitions (a nick may hold a
+     * space): tables B.1 and B.2, then NFKC. */
+    const Stringprep_profile fold_profile[] = {
+        {STRINGPREP_MAP_TABLE, 0, stringprep_rfc3454_B_1, table_len(stringprep_rfc3454_B_1)},
+        {STRINGPREP_MAP_TABLE, 0, stringprep_rfc3454_B_2, table_len(stringprep_rfc3454_B_2)},
+        {STRINGPREP_NFKC, 0, NULL, 0},
+        {0, 0, NULL, 0},
+    };
+    memcpy(out, in, len);
+    out[len] = '\0';
+    if (stringprep(out, outcap, 0, fold_profile) != STRINGPREP_OK)
+        return -EINVAL;
+    *out_len = strlen(out);
+    return *out_len > 0 ? 0 : -EINVAL;
+}
+
 /* Prepares one part into out (JID_PART_MAX + 1 bytes): fast path, then cache, then libidn. */
 static int prep_part(jid_cache_t *c, enum jid_part part, const char *in, size_t len, char *out,
                      size_t *out_len)

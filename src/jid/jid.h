@@ -79,6 +79,14 @@ static inline bool jid_has_resource(const jid_t *j)
     return j->res_len != 0;
 }
 
+/*
+ * A caseless key for a prepared part (RFC 3454 tables B.1 and B.2, then NFKC): two names that
+ * differ only in case or compatibility form get the same key. For names that must not be
+ * told apart by case, such as room nicks (XEP-0045 §7.2.9 leaves the rule to the service).
+ * out gets the NUL-terminated key; outcap at least 4 * JID_PART_MAX + 1. Returns 0 or -EINVAL.
+ */
+int jid_fold(const char *in, size_t len, char *out, size_t outcap, size_t *out_len);
+
 /* Prepared JIDs compared as bytes; the bare variant ignores resources. */
 bool jid_equal(const jid_t *a, const jid_t *b);
 bool jid_bare_equal(const jid_t *a, const jid_t *b);

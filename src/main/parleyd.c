@@ -6,6 +6,7 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "link/link.h"
+#include "muc/muc.h"
 #include "net/net.h"
 #include "net/tls.h"
 #include "router/router.h"
@@ -31,11 +32,13 @@ typedef struct parleyd {
     core_log_t log_router;
     core_log_t log_c2s;
     core_log_t log_sm;
+    core_log_t log_muc;
     core_cfg_t cfg;
     net_ctx_t net;
     router_t *router;
     c2s_t *c2s;
     sm_t *sm;
+    muc_t *muc;
     storage_t *store;
     auth_source_t *auth;
     link_opener_t opener;
@@ -52,14 +55,20 @@ typedef struct command {
     bool router;
     bool c2s; /* all: only if the configuration has [c2s] */
     bool sm;
+    bool muc; /* all: only if the configuration has [muc] */
     const char *help;
 } command_t;
 
 static const command_t commands[] = {
-    {"all", true, true, true, "the router and every configured component in one process"},
-    {"router", true, false, false, "the router alone; components connect to it over XEP-0114"},
-    {"c2s", false, true, false, "client connections ([c2s]), linked to the router over XEP-0114"},
-    {"sm", false, false, true, "the session manager ([sm]), linked to the router over XEP-0114"},
+    {"all", true, true, true, true, "the router and every configured component in one process"},
+    {"router", true, false, false, false,
+     "the router alone; components connect to it over XEP-0114"},
+    {"c2s", false, true, false, false,
+     "client connections ([c2s]), linked to the router over XEP-0114"},
+    {"sm", false, false, true, false,
+     "the session manager ([sm]), linked to the router over XEP-0114"},
+    {"muc", false, false, false, true,
+     "multi-user chat ([muc]), linked to the router over XEP-0114"},
 };
 
 static void usage(FILE *out)
@@ -90,6 +99,8 @@ static void stop(parleyd_t *d)
         c2s_stop(d->c2s);
     if (d->sm != NULL)
         sm_stop(d->sm);
+    if (d->muc != NULL)
+        muc_stop(d->muc);
     if (d->auth != NULL) {
         auth_source_free(d->auth);
         d->auth = NULL;
@@ -116,8 +127,11 @@ static void on_signal(uv_signal_t *h, int signum)
 static const core_log_t *log_for(parleyd_t *d, const char *name)
 {
     const c2s_config_t *cc = core_cfg_get(&d->cfg, "c2s");
+    const muc_config_t *mc = core_cfg_get(&d->cfg, "muc");
     if (cc != NULL && cc->name != NULL && strcmp(name, cc->name) == 0)
         return &d->log_c2s;
+    if (mc != NULL && mc->name != NULL && strcmp(name, mc->name) == 0)
+        return &d->log_muc;
     return &d->log_sm;
 }
 
@@ -184,16 +198,22 @@ static int components_start(parleyd_t *d, const command_t *cmd)
     bool all = cmd->router;
     bool run_sm = cmd->sm && (!all || core_cfg_get(&d->cfg, "sm") != NULL);
     bool run_c2s = cmd->c2s && (!all || core_cfg_get(&d->cfg, "c2s") != NULL);
+    bool run_muc = cmd->muc && (!all || core_cfg_get(&d->cfg, "muc") != NULL);
     d->opener.ctx = d;
     d->opener.open = all ? open_inproc : open_stream;
     router_address(d);
     int rc = 0;
-    if (run_sm || run_c2s)
+    if (run_sm || run_c2s || run_muc)
         rc = open_store(d);
     if (rc == 0 && run_sm) {
         rc = sm_new(&d->loop, &d->log_sm, &d->cfg, &d->opener, d->store, &d->sm);
         if (rc == 0)
             rc = sm_start(d->sm);
+    }
+    if (rc == 0 && run_muc) {
+        rc = muc_new(&d->loop, &d->log_muc, &d->cfg, &d->opener, d->store, &d->muc);
+        if (rc == 0)
+            rc = muc_start(d->muc);
     }
     if (rc == 0 && run_c2s) {
         d->auth = auth_storage_new(d->store);
@@ -240,6 +260,7 @@ static int run(parleyd_t *d, const command_t *cmd)
     uv_run(&d->loop, UV_RUN_DEFAULT);
     c2s_free(d->c2s);
     sm_free(d->sm);
+    muc_free(d->muc);
     if (d->router != NULL)
         router_free(d->router);
     int rc = uv_loop_close(&d->loop);
@@ -302,6 +323,7 @@ int main(int argc, char **argv)
     d.log_router = (core_log_t){.level = CORE_LOG_INFO, .component = "router"};
     d.log_c2s = (core_log_t){.level = CORE_LOG_INFO, .component = "c2s"};
     d.log_sm = (core_log_t){.level = CORE_LOG_INFO, .component = "sm"};
+    d.log_muc = (core_log_t){.level = CORE_LOG_INFO, .component = "muc"};
     char err[512];
     if (core_cfg_load(&d.cfg, config_path, parley_schema, parley_schema_len, err, sizeof(err)) <
         0) {
@@ -310,7 +332,7 @@ int main(int argc, char **argv)
     }
     const log_config_t *lc = core_cfg_get(&d.cfg, "log");
     d.log.level = (core_log_level_t)lc->level;
-    d.log_router.level = d.log_c2s.level = d.log_sm.level = d.log.level;
+    d.log_router.level = d.log_c2s.level = d.log_sm.level = d.log_muc.level = d.log.level;
     if (check_only) {
         printf("%s: configuration OK\n", config_path);
         core_cfg_free(&d.cfg);

@@ -3,6 +3,7 @@
 #include "schema.h"
 
 #include "c2s/c2s.h"
+#include "muc/muc.h"
 #include "router/router.h"
 #include "sm/sm.h"
 #include "storage/storage.h"
@@ -30,6 +31,7 @@ static const core_cfg_section_t log_section = {
 const core_cfg_section_t *const parley_schema[] = {
     &log_section,         &router_cfg_section, &router_component_cfg_section,
     &storage_cfg_section, &c2s_cfg_section,    &sm_cfg_section,
+    &muc_cfg_section,
 };
 
 const size_t parley_schema_len = sizeof(parley_schema) / sizeof(parley_schema[0]);

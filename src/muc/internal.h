@@ -1,0 +1,431 @@
+/* SPDX-License-Identifier: MIT */
+/* muc internals: the service, its rooms and their occupants, and the helpers every file uses. */
+#ifndef PARLEY_MUC_INTERNAL_H
+#define PARLEY_MUC_INTERNAL_H
+
+#include "core/map.h"
+#include "jid/jid.h"
+#include "muc/muc.h"
+#include "xml/xml.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MUC_NS "http://jabber.org/protocol/muc"
+#define MUC_NS_USER "http://jabber.org/protocol/muc#user"
+#define MUC_NS_ADMIN "http://jabber.org/protocol/muc#admin"
+#define MUC_NS_OWNER "http://jabber.org/protocol/muc#owner"
+#define MUC_NS_UNIQUE "http://jabber.org/protocol/muc#unique"
+#define MUC_NS_ROOMCONFIG "http://jabber.org/protocol/muc#roomconfig"
+#define MUC_NS_ROOMINFO "http://jabber.org/protocol/muc#roominfo"
+#define MUC_NS_STABLE_ID "http://jabber.org/protocol/muc#stable_id"
+#define MUC_NS_SELF_PING "http://jabber.org/protocol/muc#self-ping-optimization"
+#define MUC_NS_DISCO_INFO "http://jabber.org/protocol/disco#info"
+#define MUC_NS_DISCO_ITEMS "http://jabber.org/protocol/disco#items"
+#define MUC_NS_DATA "jabber:x:data"
+#define MUC_NS_DELAY "urn:xmpp:delay"
+#define MUC_NS_SID "urn:xmpp:sid:0"
+#define MUC_NS_PING "urn:xmpp:ping"
+
+/* Bounds on what one room keeps, whatever the configuration says. */
+#define MUC_HISTORY_CAP 1000 /* messages of history a room can hold ([muc] history_max ≤ this) */
+#define MUC_SUBJECT_MAX 4096 /* bytes of a subject */
+#define MUC_NICK_FOLD_MAX (4 * JID_PART_MAX) /* bytes of a folded nick */
+
+/* Roles (XEP-0045 §5.1), ordered by privilege. */
+typedef enum muc_role {
+    MUC_ROLE_NONE = 0,
+    MUC_ROLE_VISITOR,
+    MUC_ROLE_PARTICIPANT,
+    MUC_ROLE_MODERATOR,
+} muc_role_t;
+
+/* A set of roles as bits (presencebroadcast, getmemberlist). */
+#define MUC_ROLE_BIT(r) (1u << (unsigned)(r))
+#define MUC_ROLES_ALL                                                                              \
+    (MUC_ROLE_BIT(MUC_ROLE_VISITOR) | MUC_ROLE_BIT(MUC_ROLE_PARTICIPANT) |                         \
+     MUC_ROLE_BIT(MUC_ROLE_MODERATOR))
+
+/* Affiliations (XEP-0045 §5.2), ordered by privilege. */
+typedef enum muc_affil {
+    MUC_AFFIL_OUTCAST = 0,
+    MUC_AFFIL_NONE,
+    MUC_AFFIL_MEMBER,
+    MUC_AFFIL_ADMIN,
+    MUC_AFFIL_OWNER,
+} muc_affil_t;
+
+typedef enum muc_whois {
+    MUC_WHOIS_MODERATORS = 0, /* semi-anonymous */
+    MUC_WHOIS_ANYONE, /* non-anonymous */
+} muc_whois_t;
+
+typedef enum muc_allowpm {
+    MUC_PM_ANYONE = 0,
+    MUC_PM_PARTICIPANTS,
+    MUC_PM_MODERATORS,
+    MUC_PM_NONE,
+} muc_allowpm_t;
+
+const char *muc_role_name(muc_role_t r);
+const char *muc_affil_name(muc_affil_t a);
+/* Parses a role or affiliation name. Returns 0 or -EINVAL. */
+int muc_role_parse(const char *s, muc_role_t *out);
+int muc_affil_parse(const char *s, muc_affil_t *out);
+
+/* ---- room configuration (muc#roomconfig, XEP-0045 §10.1.3, §15.5.3) ---- */
+
+typedef struct muc_room_config {
+    char *name; /* muc#roomconfig_roomname (owned; "" none) */
+    char *desc; /* muc#roomconfig_roomdesc (owned; "" none) */
+    char *lang; /* muc#roomconfig_lang (owned; "" none) */
+    char *password; /* muc#roomconfig_roomsecret (owned; "" none) */
+    bool persistent;
+    bool public_room;
+    bool members_only;
+    bool moderated;
+    bool password_protected;
+    bool change_subject; /* occupants (participants) may change the subject */
+    bool allow_invites; /* members may invite others */
+    bool logging; /* muc#roomconfig_enablelogging (status 170) */
+    muc_whois_t whois;
+    muc_allowpm_t allowpm;
+    int64_t maxusers; /* 1 .. [muc] max_occupants */
+    unsigned presence_broadcast; /* roles whose presence is broadcast (MUC_ROLE_BIT) */
+    unsigned get_member_list; /* roles that may read the member list */
+    int64_t history_length; /* muc#maxhistoryfetch: 0 .. [muc] history_max */
+} muc_room_config_t;
+
+/* The defaults of a new room, from [muc]. */
+void muc_room_config_defaults(muc_room_config_t *c, const muc_config_t *mc);
+void muc_room_config_copy(muc_room_config_t *dst, const muc_room_config_t *src);
+void muc_room_config_clear(muc_room_config_t *c);
+
+/* What a submitted form changes beyond the configuration itself (jid-multi fields). */
+typedef struct muc_form_jids {
+    char **owners; /* prepared bare JIDs (owned), or NULL when the field was absent */
+    size_t nowners;
+    bool has_owners;
+    char **admins;
+    size_t nadmins;
+    bool has_admins;
+} muc_form_jids_t;
+
+void muc_form_jids_clear(muc_form_jids_t *j);
+
+/*
+ * Builds the muc#owner configuration form (XEP-0045 §10.1.3) of c into parent (an element
+ * of st): an <x xmlns='jabber:x:data' type='form'/> with every field and its value.
+ * owners/admins: current lists of bare JIDs for the jid-multi fields.
+ */
+void muc_roomconfig_form(xml_stanza_t *st, xml_node_t *parent, const muc_room_config_t *c,
+                         const muc_config_t *mc, const char *const *owners, size_t nowners,
+                         const char *const *admins, size_t nadmins);
+
+/*
+ * Applies a submitted form x (<x xmlns='jabber:x:data' type='submit'/>) to c, which starts
+ * as the current configuration: fields absent keep their values. Checks every value against
+ * the service limits in mc; jids (may be NULL) receives the owner/admin lists if given, each
+ * JID prepared with cache. On failure c is unchanged and *why says what was wrong (a static
+ * string). Returns 0, or -EINVAL (a value of the wrong type or out of range, an unknown
+ * FORM_TYPE: bad-request... see the caller) or -EPERM (a combination the service refuses,
+ * e.g. a password-protected room without a password: not-acceptable, XEP-0045 §10.1.3).
+ */
+int muc_roomconfig_apply(muc_room_config_t *c, const xml_node_t *x, const muc_config_t *mc,
+                         jid_cache_t *cache, muc_form_jids_t *jids, const char **why);
+
+/* ---- nicks (XEP-0045 §15.1: Resourceprep, never empty or only spaces) ---- */
+
+/*
+ * The key under which a prepared nick is unique in a room: nicks that differ only in case
+ * or compatibility form (Kevin, KEVIN, Ｋｅｖｉｎ) are one nick, so nobody can pose as
+ * another by case. Writes a NUL-terminated key to out (MUC_NICK_FOLD_MAX + 1 bytes).
+ * Returns 0 or -EINVAL.
+ */
+int muc_nick_fold(const char *nick, size_t len, char *out, size_t *out_len);
+
+/* True if a prepared nick is acceptable: not made only of space characters (§15.1). */
+bool muc_nick_valid(const char *nick, size_t len);
+
+/* ---- discussion history (XEP-0045 §7.2.15) ---- */
+
+typedef struct muc_hist_entry {
+    xml_stanza_t *st; /* the message as reflected, without 'to' (a reference) */
+    int64_t stamp; /* when the room received it, Unix seconds */
+    size_t chars; /* its serialised length, for maxchars */
+} muc_hist_entry_t;
+
+/* A ring of the last messages, oldest first. */
+typedef struct muc_history {
+    muc_hist_entry_t *v;
+    size_t cap; /* allocated entries */
+    size_t head; /* index of the oldest */
+    size_t len;
+} muc_history_t;
+
+/* What a joining occupant asked for (<history/> attributes); -1: not given. */
+typedef struct muc_hist_request {
+    int64_t maxchars;
+    int64_t maxstanzas;
+    int64_t seconds;
+    int64_t since; /* Unix seconds */
+} muc_hist_request_t;
+
+/* Appends st (a new reference is taken), dropping the oldest beyond keep (0: drop all). */
+void muc_history_add(muc_history_t *h, xml_stanza_t *st, int64_t stamp, size_t keep);
+/* Drops the oldest entries until at most keep are left. */
+void muc_history_trim(muc_history_t *h, size_t keep);
+void muc_history_clear(muc_history_t *h);
+/* The i-th entry, oldest first (i < h->len). */
+const muc_hist_entry_t *muc_history_at(const muc_history_t *h, size_t i);
+
+/*
+ * Which entries a join gets: the smallest set meeting every limit given and the room's
+ * own (room_max stanzas), always the newest ones. Returns the index of the first entry to
+ * send; entries from there to the end are sent. now: Unix seconds.
+ */
+size_t muc_history_select(const muc_history_t *h, const muc_hist_request_t *req, int64_t room_max,
+                          int64_t now);
+
+/* Parses a join's <history/> element (NULL: none given). Returns 0 or -EINVAL. */
+int muc_history_request_parse(const xml_node_t *history, muc_hist_request_t *out);
+
+/* XEP-0082 DateTime (UTC or with an offset, fractions allowed) to Unix seconds. 0 or -EINVAL. */
+int muc_time_parse(const char *s, int64_t *out);
+/* Unix seconds to "YYYY-MM-DDThh:mm:ssZ" (out: 21 bytes). */
+void muc_time_format(int64_t t, char out[21]);
+
+/* ---- rooms and occupants ---- */
+
+typedef struct muc_room muc_room_t;
+
+/* An affiliation someone holds in a room (other than none), keyed by bare JID. */
+typedef struct muc_affiliation {
+    char *jid; /* prepared bare JID (owned) */
+    muc_affil_t affil;
+    char *reason; /* owned, or NULL */
+} muc_affiliation_t;
+
+/* One occupant: one real full JID under one nick. */
+typedef struct muc_occupant {
+    muc_room_t *room;
+    char *nick; /* prepared (owned) */
+    char *fold; /* the nick's key in room->by_nick (owned) */
+    jid_t jid; /* the real full JID */
+    muc_role_t role;
+    /*
+     * The occupant's last presence as the room reflects it: the client's children (show,
+     * status, caps, …) without the muc and muc#user elements, no addresses (a reference).
+     */
+    xml_stanza_t *presence;
+} muc_occupant_t;
+
+struct muc_room {
+    muc_t *muc;
+    char *node; /* the prepared room id (owned) */
+    char *jid; /* "node@service" (owned) */
+    muc_room_config_t cfg;
+    core_map_t affils; /* bare JID -> muc_affiliation_t (owned) */
+    size_t naffils;
+    core_map_t by_nick; /* folded nick -> muc_occupant_t (owned) */
+    core_map_t by_jid; /* real full JID -> muc_occupant_t (borrowed from by_nick) */
+    size_t noccupants;
+    char *creator; /* bare JID of whoever created it, for [muc] max_rooms_per_user (owned) */
+    /* Created and not configured yet: nobody else may enter (XEP-0045 §10.1.1). */
+    bool locked;
+    char *subject; /* owned; NULL: never set */
+    char *subject_nick; /* who set it (owned), or NULL: the room itself */
+    int64_t subject_stamp;
+    muc_history_t history;
+    bool dirty; /* configuration or affiliations changed since last saved */
+};
+
+/* ---- the service ---- */
+
+struct muc {
+    uv_loop_t *loop;
+    const core_log_t *log;
+    const muc_config_t *cfg;
+    const link_opener_t *opener;
+    storage_t *store; /* may be NULL */
+    link_endpoint_t *link;
+    jid_cache_t *jids;
+    core_map_t rooms; /* node -> muc_room_t (owned) */
+    size_t nrooms;
+    char **local_domains; /* prepared (owned): [muc] local_domains, or the default */
+    size_t nlocal;
+    char **admins; /* prepared bare JIDs (owned) */
+    size_t nadmins;
+    uint64_t seq; /* for ids when the random source fails */
+    uv_timer_t closer; /* closes the link after muc_stop's presences are handed over */
+    bool stopping;
+};
+
+/* ---- helpers (muc.c) ---- */
+
+/*
+ * Hands st to the router. The one place where a stanza leaves: fan-out builds each copy with
+ * muc_stanza_readdress. Returns 0 or a negative error (logged at debug).
+ */
+int muc_send(muc_t *muc, xml_stanza_t *st);
+
+/*
+ * A stanza for one recipient of a fan-out: src's content, shared, with its own from and to
+ * (either NULL: src's). A new reference; src is frozen from then on (xml_stanza_readdress).
+ */
+xml_stanza_t *muc_stanza_readdress(xml_stanza_t *src, const char *from, const char *to);
+
+/* A copy of src with its own from and to, for one recipient (src stays writable). */
+xml_stanza_t *muc_stanza_forward(const xml_stanza_t *src, const char *from, const char *to);
+
+/*
+ * Sends the error reply to st (RFC 6120 §8.3): type (NULL: the condition's own, RFC 6120
+ * §8.3.3), and by= the room's JID when room_jid is not NULL (as XEP-0045's examples show).
+ * An error is never answered.
+ */
+void muc_reply_error(muc_t *muc, const xml_stanza_t *st, core_stanza_err_t cond, const char *type,
+                     const char *room_jid);
+
+/* An iq result to st (to/from swapped, same id), unsent: add a payload and muc_send it. */
+xml_stanza_t *muc_iq_result(const xml_stanza_t *st);
+
+/* A new id for a stanza the service makes (stanza-ids, forwarded iqs). out: 33 bytes. */
+void muc_id_new(muc_t *muc, char out[33]);
+
+/* Unix seconds now. */
+int64_t muc_now(void);
+
+/* True if the bare JID is a service admin ([muc] admins). */
+bool muc_is_admin(const muc_t *muc, const char *bare, size_t len);
+
+/* ---- rooms (room.c) ---- */
+
+muc_room_t *muc_room_find(muc_t *muc, const char *node, size_t len);
+/* A new room, locked, not yet in any list but muc->rooms. Takes nothing. */
+muc_room_t *muc_room_create(muc_t *muc, const char *node, size_t len, const char *creator);
+/* Removes the room from the service and frees it (its occupants must be gone). */
+void muc_room_destroy(muc_room_t *room);
+/* A temporary room with no occupant left goes (XEP-0045 §7.14 note); true if it went. */
+bool muc_room_gc(muc_room_t *room);
+/* Rooms that creator (a bare JID) created and that still exist. */
+size_t muc_room_count_by(const muc_t *muc, const char *creator);
+
+/* The affiliation of a bare JID (NONE when it has none), and its record (may be NULL). */
+muc_affil_t muc_room_affil(const muc_room_t *room, const char *bare, size_t len);
+/* Sets (or with MUC_AFFIL_NONE removes) a bare JID's affiliation; reason may be NULL. */
+void muc_room_affil_set(muc_room_t *room, const char *bare, muc_affil_t a, const char *reason);
+/* Calls fn for each affiliation record (the map must not change meanwhile). */
+void muc_room_affil_each(const muc_room_t *room, void (*fn)(void *ud, muc_affiliation_t *a),
+                         void *ud);
+/* Bare JIDs with affiliation a, in a new array of borrowed strings (free the array). */
+const char **muc_room_affil_list(const muc_room_t *room, muc_affil_t a, size_t *n);
+
+/* The role an affiliation gets on entering (XEP-0045 §5.1.2). */
+muc_role_t muc_room_default_role(const muc_room_t *room, muc_affil_t a);
+
+/* ---- occupants (occupant.c) ---- */
+
+muc_occupant_t *muc_occupant_by_nick(const muc_room_t *room, const char *nick, size_t len);
+muc_occupant_t *muc_occupant_by_jid(const muc_room_t *room, const char *full);
+/* The occupant's affiliation (by its bare JID). */
+muc_affil_t muc_occupant_affil(const muc_occupant_t *o);
+/* The occupant JID "room@service/nick" in a new string (core_free it). */
+char *muc_occupant_jid(const muc_occupant_t *o);
+
+/* Presence to an occupant JID (join, change, nick change, leave). st borrowed. */
+void muc_occupant_presence(muc_t *muc, xml_stanza_t *st, const jid_t *from, const jid_t *to);
+
+/* A presence or message error from an occupant's real JID: a client that is gone leaves. */
+void muc_occupant_ghost(muc_t *muc, const xml_stanza_t *st, const jid_t *from, const jid_t *to);
+
+/*
+ * Takes the occupant out of the room: tells it (self-presence 110 plus codes) and the
+ * others (codes) with unavailable presence, frees it, and lets a temporary room go. codes:
+ * status codes, ncodes of them; reason (may be NULL) goes in <item><reason/>. Returns true
+ * if the room was destroyed with it.
+ */
+bool muc_occupant_remove(muc_occupant_t *o, const int *codes, size_t ncodes, const char *reason);
+
+/* ---- presence broadcast (presence.c) ---- */
+
+/* What a presence from an occupant carries beyond the occupant's own state. */
+typedef struct muc_pres_opts {
+    bool unavailable;
+    const int *codes; /* status codes for everyone */
+    size_t ncodes;
+    const int *self_codes; /* status codes only for the occupant itself (110 is implied) */
+    size_t nself_codes;
+    const char *new_nick; /* <item nick=…/> (303) */
+    const char *reason; /* <item><reason/> */
+    const char *self_id; /* the id of the occupant's own stanza, reflected to it */
+    muc_affil_t *affil; /* overrides the occupant's affiliation (NULL: its own) */
+    muc_role_t *role; /* overrides its role (NULL: its own) */
+} muc_pres_opts_t;
+
+/*
+ * Sends o's presence to every occupant the room's presencebroadcast lets see it, and
+ * always to o itself (with 110); the jid attribute only to those allowed to see it
+ * (XEP-0045 §7.2.3, §7.2.4).
+ */
+void muc_presence_broadcast(muc_occupant_t *o, const muc_pres_opts_t *opts);
+
+/* Sends o's presence (as others see it) to one occupant 'to' (the room roster on join). */
+void muc_presence_send_to(muc_occupant_t *o, muc_occupant_t *to);
+
+/* True if occupant viewer may see the real JID of others (whois, XEP-0045 §7.2.3-4). */
+bool muc_presence_sees_jids(const muc_occupant_t *viewer);
+
+/* ---- messages (message.c) ---- */
+
+/* A message to the room or an occupant JID. */
+void muc_message_input(muc_t *muc, xml_stanza_t *st, const jid_t *from, const jid_t *to);
+/* The room's subject message to one occupant (XEP-0045 §7.2.16). */
+void muc_message_subject_send(muc_room_t *room, muc_occupant_t *to);
+/* The history a joining occupant gets (XEP-0045 §7.2.15). */
+void muc_message_history_send(muc_room_t *room, muc_occupant_t *to, const muc_hist_request_t *req);
+/* A message from the room itself (no nick) to every occupant: status codes, e.g. 104. */
+void muc_message_room_status(muc_room_t *room, const int *codes, size_t ncodes);
+
+/* ---- iq (iq.c, disco.c, roomconfig.c) ---- */
+
+/* An iq to the service, a room or an occupant JID. */
+void muc_iq_input(muc_t *muc, xml_stanza_t *st, const jid_t *from, const jid_t *to);
+/* disco#info / #items of the service (room NULL) or a room. */
+void muc_disco_info(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const jid_t *from);
+void muc_disco_items(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const jid_t *from);
+/* muc#owner get/set on a room (XEP-0045 §10). */
+void muc_owner_iq(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const jid_t *from);
+/* muc#admin get/set on a room (XEP-0045 §8, §9: roles and affiliations). admin.c */
+void muc_admin_iq(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const jid_t *from);
+/* §10.9: an owner destroys the room (destroy: the <destroy/> element). admin.c */
+void muc_owner_destroy(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const xml_node_t *destroy);
+
+/* ---- persistence (persist.c, roomstore.c) ---- */
+
+/* Writes the room to the store if it changed (deleted when it is no longer persistent). */
+void muc_room_save(muc_room_t *room);
+/* Removes a persistent room from the store (it is being destroyed). */
+void muc_room_forget(muc_room_t *room);
+/*
+ * Reads every persistent room of the service, then opens the link (muc_link_open). Returns 0
+ * (the link opens when they are read) or a negative error (no store: open it yourself).
+ */
+int muc_rooms_load(muc_t *muc);
+/* Opens the link to the router (muc.c). */
+void muc_link_open(muc_t *muc);
+
+/*
+ * A room's configuration, affiliations and subject as one element (for the store), in a new
+ * stanza; its bytes (xml_stanza_bytes) are what is stored.
+ */
+xml_stanza_t *muc_roomstore_encode(const muc_room_t *room);
+
+/*
+ * Reads back what muc_roomstore_encode wrote into a room created with muc_room_create
+ * (configuration, affiliations, subject), unlocked. Values are checked against mc as a form
+ * would be. Returns 0 or -EINVAL (the room is then left as it was, but maybe partly filled).
+ */
+int muc_roomstore_decode(muc_room_t *room, const xml_node_t *el);
+
+#endif
