@@ -210,7 +210,7 @@ def make_im(request, im_topology, tmp_path):
     if im.is_prosody():
         binary = None
         if not shutil.which("prosody"):
-            pytest.fail("PARLEY_E2E_SERVER=prosody needs Prosody: scripts/install-deps.sh bench",
+            pytest.fail("PARLEY_E2E_SERVER=prosody needs Prosody: scripts/install-deps.sh test",
                         pytrace=False)
     else:
         binary = pathlib.Path(os.environ.get("PARLEYD") or DEFAULT_BINARY).resolve()
