@@ -24,6 +24,8 @@
 
 #define DEFAULT_CONFIG "/etc/parley/parley.conf"
 #define SHUTDOWN_GRACE_MS 3000
+/* parleyd all: time the muc's goodbyes get to reach clients before the c2s closes them. */
+#define MUC_DRAIN_MS 200
 
 /* The process: its loop and what runs in it. */
 typedef struct parleyd {
@@ -46,6 +48,7 @@ typedef struct parleyd {
     uv_signal_t sigint;
     uv_signal_t sigterm;
     uv_timer_t grace;
+    uv_timer_t muc_drain;
     bool stopping;
 } parleyd_t;
 
@@ -89,18 +92,13 @@ static void on_grace_over(uv_timer_t *t)
     net_ctx_close_all(&d->net);
 }
 
-static void stop(parleyd_t *d)
+/* Stops everything but the muc, which muc_stop has already told to go. */
+static void stop_rest(parleyd_t *d)
 {
-    if (d->stopping)
-        return;
-    d->stopping = true;
-    core_log(&d->log, CORE_LOG_INFO, 0, "shutting down");
     if (d->c2s != NULL)
         c2s_stop(d->c2s);
     if (d->sm != NULL)
         sm_stop(d->sm);
-    if (d->muc != NULL)
-        muc_stop(d->muc);
     if (d->auth != NULL) {
         auth_source_free(d->auth);
         d->auth = NULL;
@@ -111,10 +109,37 @@ static void stop(parleyd_t *d)
     }
     if (d->router != NULL)
         router_stop(d->router);
-    uv_close((uv_handle_t *)&d->sigint, NULL);
-    uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_timer_start(&d->grace, on_grace_over, SHUTDOWN_GRACE_MS, 0);
     uv_unref((uv_handle_t *)&d->grace);
+}
+
+static void on_muc_told(uv_timer_t *t)
+{
+    stop_rest(t->data);
+}
+
+static void stop(parleyd_t *d)
+{
+    if (d->stopping)
+        return;
+    d->stopping = true;
+    core_log(&d->log, CORE_LOG_INFO, 0, "shutting down");
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+    if (d->muc == NULL) {
+        stop_rest(d);
+        return;
+    }
+    /*
+     * The muc tells its occupants first (status 332). Where the sm and c2s run in this
+     * process, their unavailable presences still have to pass through them to the clients,
+     * so the rest stops a moment later rather than closing those connections first.
+     */
+    muc_stop(d->muc);
+    if (d->c2s == NULL && d->sm == NULL)
+        stop_rest(d);
+    else
+        uv_timer_start(&d->muc_drain, on_muc_told, MUC_DRAIN_MS, 0);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -232,9 +257,11 @@ static int run(parleyd_t *d, const command_t *cmd)
     uv_signal_init(&d->loop, &d->sigint);
     uv_signal_init(&d->loop, &d->sigterm);
     uv_timer_init(&d->loop, &d->grace);
+    uv_timer_init(&d->loop, &d->muc_drain);
     d->sigint.data = d;
     d->sigterm.data = d;
     d->grace.data = d;
+    d->muc_drain.data = d;
     uv_signal_start(&d->sigint, on_signal, SIGINT);
     uv_signal_start(&d->sigterm, on_signal, SIGTERM);
     signal(SIGPIPE, SIG_IGN);
@@ -256,6 +283,7 @@ static int run(parleyd_t *d, const command_t *cmd)
     /* Everything that kept the loop alive is closed; close the rest and let it settle. */
     if (!uv_is_closing((uv_handle_t *)&d->grace))
         uv_close((uv_handle_t *)&d->grace, NULL);
+    uv_close((uv_handle_t *)&d->muc_drain, NULL);
     net_ctx_close(&d->net);
     uv_run(&d->loop, UV_RUN_DEFAULT);
     c2s_free(d->c2s);

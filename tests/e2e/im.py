@@ -492,8 +492,9 @@ ssl = {{ certificate = "{self.cert}", key = "{self.key}" }}
         return False
 
     def stop(self):
-        """Stops every process by PID (SIGTERM, c2s first); problems() tells how they ended."""
-        order = {"parleyd-c2s": 0, "parleyd-c2s2": 0, "parleyd-muc": 1, "parleyd-sm": 1,
+        """Stops every process by PID (SIGTERM: the muc first, so that its goodbyes reach the
+        clients, then the c2s); problems() tells how they ended."""
+        order = {"parleyd-muc": -1, "parleyd-c2s": 0, "parleyd-c2s2": 0, "parleyd-sm": 1,
                  "parleyd-router": 2}
         for p in sorted(self.procs, key=lambda p: order.get(p.name, 0)):
             p.stop()

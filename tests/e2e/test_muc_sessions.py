@@ -117,6 +117,25 @@ def test_muc_process_restart(make_im, im_topology):
         pool.close()
 
 
+def test_server_stop_tells_occupants(server):
+    """The whole server stopped: every occupant gets 110+332 (XEP-0045 §9.2) before its
+    connection closes, in `parleyd all` too (the muc stops before the c2s)."""
+    pool = im.IMPool(server)
+    try:
+        a, b = pool.client("alice", available=True), pool.client("bob", available=True)
+        r = room_jid("closing")
+        instant_room(a, r, "a")
+        enter(b, r, "b")
+        a.drain(settle=0.2)
+        b.drain()
+        server.stop()
+        for x, n in ((a, "a"), (b, "b")):
+            el = x.recv(unavailable(f"{r}/{n}"), timeout=10)
+            assert codes(el) == [110, 332] and item(el)["role"] == "none", dump(el)
+    finally:
+        pool.close()
+
+
 def test_c2s_process_killed(make_im):
     """A c2s process killed with its clients: the sm learns it when something for them
     bounces (here the room's next message), ends their sessions and sends unavailable to the
