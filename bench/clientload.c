@@ -480,10 +480,11 @@ static void idle_begin(clientload_t *cl)
 
 /* ---- message and idle modes ---- */
 
-/* The user of connection i: message mode has receivers first, then their senders. */
+/* The user of connection i: message mode has receivers first, then their senders; idle and
+ * room modes take the users in turn. */
 static unsigned setup_user(const clientload_t *cl, unsigned i)
 {
-    if (cl->opt.mode == CL_MODE_IDLE)
+    if (cl->opt.mode == CL_MODE_IDLE || cl->opt.mode == CL_MODE_ROOM)
         return cl->opt.first + i;
     return cl->opt.first + 2 * (i % cl->opt.pairs) + (i >= cl->opt.pairs ? 0 : 1);
 }
