@@ -26,13 +26,14 @@
 #   BENCH_IDLE_SETTLE  seconds of silence before each RSS reading of the idle benchmark [3]
 #   BENCH_ROOM_SIZES   room: occupants of the room, one measurement each ["10 100 1000"]
 #   BENCH_ROOM_MESSAGES  room: measured messages (at least), one number for every size or one
-#                      per size ["20000 2000 200"]
+#                      per size ["5000 500 100"]
 #   BENCH_ROOM_SENDERS room: occupants that send [4]
-#   BENCH_ROOM_WINDOW  room: messages in flight per sender, until its own echo [10]
+#   BENCH_ROOM_WINDOW  room: messages in flight per sender, until its own echo, one number for
+#                      every size or one per size ["10 4 1"]
 #   BENCH_ROOM_REPS    room: repetitions of each size [1]
 #   BENCH_TIMEOUT      time limit of one load generator run, seconds, plus 20 ms for each
 #                      connection of a registration, idle or room run (and the idle run's
-#                      silences, and the room's joins: 60 ms per 1,000 occupants squared)
+#                      silences, and the room's joins: 240 s per 1,000 occupants squared)
 #                      [120]
 #   BENCH_CERT         certificate key type: ec (P-256, as `make run` makes) or rsa (2048) [ec]
 #   BENCH_OUT          where the table is written [bench/results/clients.md]
@@ -56,9 +57,9 @@ BENCH_MIN_SECONDS=${BENCH_MIN_SECONDS:-5}
 BENCH_IDLE_SIZES=${BENCH_IDLE_SIZES:-"1000 10000"}
 BENCH_IDLE_SETTLE=${BENCH_IDLE_SETTLE:-3}
 BENCH_ROOM_SIZES=${BENCH_ROOM_SIZES:-"10 100 1000"}
-BENCH_ROOM_MESSAGES=${BENCH_ROOM_MESSAGES:-"20000 2000 200"}
+BENCH_ROOM_MESSAGES=${BENCH_ROOM_MESSAGES:-"5000 500 100"}
 BENCH_ROOM_SENDERS=${BENCH_ROOM_SENDERS:-4}
-BENCH_ROOM_WINDOW=${BENCH_ROOM_WINDOW:-10}
+BENCH_ROOM_WINDOW=${BENCH_ROOM_WINDOW:-"10 4 1"}
 BENCH_ROOM_REPS=${BENCH_ROOM_REPS:-1}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-120}
 BENCH_CERT=${BENCH_CERT:-ec}
@@ -75,7 +76,7 @@ CLIENTLOAD=$(realpath -m "$CLIENTLOAD")
 
 for v in BENCH_REPS BENCH_USERS BENCH_LOGINS BENCH_CONCURRENCY BENCH_PAIRS BENCH_WINDOW \
     BENCH_MESSAGES BENCH_MSG_SIZE BENCH_MIN_SECONDS BENCH_TIMEOUT BENCH_IDLE_SETTLE BENCH_ARCHIVE \
-    BENCH_ROOM_SENDERS BENCH_ROOM_WINDOW BENCH_ROOM_REPS; do
+    BENCH_ROOM_SENDERS BENCH_ROOM_REPS; do
     case ${!v} in
     '' | *[!0-9]*) echo "run-clients.sh: $v must be a whole number, not '${!v}'" >&2; exit 2 ;;
     esac
@@ -86,9 +87,9 @@ for n in $BENCH_IDLE_SIZES; do
     esac
     [ "$n" -le 20000 ] || { echo "run-clients.sh: at most 20000 idle connections" >&2; exit 2; }
 done
-for n in $BENCH_ROOM_SIZES $BENCH_ROOM_MESSAGES; do
+for n in $BENCH_ROOM_SIZES $BENCH_ROOM_MESSAGES $BENCH_ROOM_WINDOW; do
     case $n in
-    '' | *[!0-9]* | 0) echo "run-clients.sh: BENCH_ROOM_SIZES and BENCH_ROOM_MESSAGES hold whole numbers, not '$n'" >&2; exit 2 ;;
+    '' | *[!0-9]* | 0) echo "run-clients.sh: BENCH_ROOM_SIZES, _MESSAGES and _WINDOW hold whole numbers, not '$n'" >&2; exit 2 ;;
     esac
 done
 for n in $BENCH_ROOM_SIZES; do
@@ -98,11 +99,14 @@ for n in $BENCH_ROOM_SIZES; do
     fi
 done
 # shellcheck disable=SC2086 # the lists are split on purpose
-if [ "$(echo $BENCH_ROOM_MESSAGES | wc -w)" != 1 ] &&
-    [ "$(echo $BENCH_ROOM_MESSAGES | wc -w)" != "$(echo $BENCH_ROOM_SIZES | wc -w)" ]; then
-    echo "run-clients.sh: BENCH_ROOM_MESSAGES holds one number, or one per BENCH_ROOM_SIZES" >&2
-    exit 2
-fi
+for list in "$BENCH_ROOM_MESSAGES" "$BENCH_ROOM_WINDOW"; do
+    if [ "$(echo $list | wc -w)" != 1 ] &&
+        [ "$(echo $list | wc -w)" != "$(echo $BENCH_ROOM_SIZES | wc -w)" ]; then
+        echo "run-clients.sh: BENCH_ROOM_MESSAGES and BENCH_ROOM_WINDOW hold one number, or one" \
+            "per BENCH_ROOM_SIZES" >&2
+        exit 2
+    fi
+done
 for what in $BENCH_PARTS; do
     case $what in
     login | message | idle | room) ;;
@@ -115,11 +119,11 @@ has_part() {
 }
 if [ "$BENCH_REPS" -lt 1 ] || [ "$BENCH_USERS" -lt "$BENCH_CONCURRENCY" ] ||
     [ "$BENCH_CONCURRENCY" -lt 1 ] || [ "$BENCH_PAIRS" -lt 1 ] || [ "$BENCH_ROOM_SENDERS" -lt 1 ] ||
-    [ "$BENCH_ROOM_SENDERS" -gt 64 ] || [ "$BENCH_ROOM_WINDOW" -lt 1 ] || [ "$BENCH_ROOM_REPS" -lt 1 ] ||
+    [ "$BENCH_ROOM_SENDERS" -gt 64 ] || [ "$BENCH_ROOM_REPS" -lt 1 ] ||
     [ "$BENCH_MIN_SECONDS" -ge "$BENCH_TIMEOUT" ] || [ "$BENCH_IDLE_SETTLE" -gt 300 ]; then
     echo "run-clients.sh: need BENCH_REPS >= 1, BENCH_USERS >= BENCH_CONCURRENCY >= 1," \
         "BENCH_PAIRS >= 1, BENCH_MIN_SECONDS < BENCH_TIMEOUT, BENCH_IDLE_SETTLE <= 300," \
-        "1 <= BENCH_ROOM_SENDERS <= 64, BENCH_ROOM_WINDOW >= 1, BENCH_ROOM_REPS >= 1" >&2
+        "1 <= BENCH_ROOM_SENDERS <= 64, BENCH_ROOM_REPS >= 1" >&2
     exit 2
 fi
 case $BENCH_CERT in
@@ -393,15 +397,16 @@ time_limit_for() {
 }
 
 # The time limit of a room run with $1 occupants: the logins, and the joins, whose presence
-# broadcasts grow with the square of the occupants (60 s for 1,000).
+# broadcasts grow with the square of the occupants (240 s for 1,000: Prosody had seated 899
+# of 1,000 after 200 s on a busy machine).
 room_time_limit() {
-    echo $(($(time_limit_for "$1") + $1 * $1 * 60 / 1000000))
+    echo $(($(time_limit_for "$1") + $1 * $1 * 240 / 1000000))
 }
 
-# The measured messages of room size number $1 (from 1) in BENCH_ROOM_SIZES.
-room_messages() {
+# Entry number $1 (from 1) of the list $2: one number for every room size, or one per size.
+room_setting() {
     # shellcheck disable=SC2086 # the list is split on purpose
-    set -- "$1" $BENCH_ROOM_MESSAGES
+    set -- "$1" $2
     [ $# = 2 ] && { echo "$2"; return; }
     shift "$1"
     echo "$1"
@@ -600,8 +605,8 @@ bench_server() {
                 k=$((k + 1))
             done
             run_load "$server" "$dir" "$port" room "$rep" --users "$n" \
-                --senders "$BENCH_ROOM_SENDERS" --window "$BENCH_ROOM_WINDOW" \
-                --count "$(room_messages "$k")" --size "$BENCH_MSG_SIZE" \
+                --senders "$BENCH_ROOM_SENDERS" --window "$(room_setting "$k" "$BENCH_ROOM_WINDOW")" \
+                --count "$(room_setting "$k" "$BENCH_ROOM_MESSAGES")" --size "$BENCH_MSG_SIZE" \
                 --concurrency "$BENCH_CONCURRENCY" --room "bench$n-${rep#*-}"
             ;;
         esac
@@ -774,6 +779,7 @@ report_room() {
         add(k, "p99", f["lat_p99_ms"])
         if (f["seconds"] > 0) add(k, "lg", 100 * f["loadgen_cpu"] / f["seconds"])
         add(k, "join", f["join_seconds"])
+        window[k] = f["senders"] " × " f["window"]
         if (f["complete"] != 1) incomplete[k] = 1
         errors[k] += f["errors"] + f["out_of_order"]
         reps[k]++
@@ -784,16 +790,16 @@ report_room() {
         ns = split(servers, sv, " "); nz = split(sizes, sz, " ")
         print "### One room: groupchat messages delivered to every occupant"
         print ""
-        print "| server | occupants | delivered stanzas/s | messages/s | p50 ms | p99 ms | server CPU s | delivered per server CPU-s | loadgen CPU % | joins s | reps |"
-        print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        print "| server | occupants | in flight | delivered stanzas/s | messages/s | p50 ms | p99 ms | server CPU s | delivered per server CPU-s | loadgen CPU % | joins s | reps |"
+        print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         for (s = 1; s <= ns; s++)
             for (z = 1; z <= nz; z++) {
                 k = sv[s] SUBSEP sz[z]
                 if (!(k in reps)) continue
                 note = (k in incomplete) ? " (time limit hit)" : ""
                 if (errors[k] > 0) note = note " (" errors[k] " errors)"
-                printf "| %s | %d | %.0f%s | %.0f | %.2f | %.2f | %.2f | %.0f | %.0f | %.1f | %d |\n", names[sv[s]],
-                    sz[z], m(k, "rate"), note, m(k, "msg_rate"), m(k, "p50"), m(k, "p99"), m(k, "cpu"),
+                printf "| %s | %d | %s | %.0f%s | %.0f | %.2f | %.2f | %.2f | %.0f | %.0f | %.1f | %d |\n", names[sv[s]],
+                    sz[z], window[k], m(k, "rate"), note, m(k, "msg_rate"), m(k, "p50"), m(k, "p99"), m(k, "cpu"),
                     m(k, "per_cpu"), m(k, "lg"), m(k, "join"), reps[k]
             }
         printed = 0
@@ -860,10 +866,10 @@ mkdir -p "$(dirname "$BENCH_OUT")"
         echo "instance."
     fi
     if has_part room; then
-        echo "Room: one room of $BENCH_ROOM_SIZES occupants (one measurement each, $BENCH_ROOM_REPS"
-        echo "repetition(s), each on a freshly started instance), every join confirmed and without"
-        echo "history; $BENCH_ROOM_SENDERS senders, $BENCH_ROOM_WINDOW messages in flight each until their own echo,"
-        echo "$BENCH_MSG_SIZE B each, at least $BENCH_ROOM_MESSAGES messages (and ${BENCH_MIN_SECONDS} s) per size."
+        echo "Room: one room of N occupants for N in ($BENCH_ROOM_SIZES), each in $BENCH_ROOM_REPS repetition(s)"
+        echo "on a freshly started instance, every join confirmed, no history; $BENCH_ROOM_SENDERS senders with"
+        echo "($BENCH_ROOM_WINDOW) messages in flight each until their own echo, $BENCH_MSG_SIZE B each, at least"
+        echo "($BENCH_ROOM_MESSAGES) messages and ${BENCH_MIN_SECONDS} s per measurement (one figure for all sizes, or per size)."
     fi
     if has_part idle; then
         echo "Idle: $BENCH_IDLE_SIZES connections (one measurement each, on a freshly started instance),"
