@@ -26,10 +26,10 @@
 #   BENCH_IDLE_SETTLE  seconds of silence before each RSS reading of the idle benchmark [3]
 #   BENCH_ROOM_SIZES   room: occupants of the room, one measurement each ["10 100 1000"]
 #   BENCH_ROOM_MESSAGES  room: measured messages (at least), one number for every size or one
-#                      per size ["5000 500 100"]
+#                      per size [50000 / occupants, at least 100: 5000, 500, 100]
 #   BENCH_ROOM_SENDERS room: occupants that send [4]
 #   BENCH_ROOM_WINDOW  room: messages in flight per sender, until its own echo, one number for
-#                      every size or one per size ["10 4 1"]
+#                      every size or one per size [400 / occupants, 1 to 10: 10, 4, 1]
 #   BENCH_ROOM_REPS    room: repetitions of each size [1]
 #   BENCH_TIMEOUT      time limit of one load generator run, seconds, plus 20 ms for each
 #                      connection of a registration, idle or room run (and the idle run's
@@ -57,9 +57,9 @@ BENCH_MIN_SECONDS=${BENCH_MIN_SECONDS:-5}
 BENCH_IDLE_SIZES=${BENCH_IDLE_SIZES:-"1000 10000"}
 BENCH_IDLE_SETTLE=${BENCH_IDLE_SETTLE:-3}
 BENCH_ROOM_SIZES=${BENCH_ROOM_SIZES:-"10 100 1000"}
-BENCH_ROOM_MESSAGES=${BENCH_ROOM_MESSAGES:-"5000 500 100"}
+BENCH_ROOM_MESSAGES=${BENCH_ROOM_MESSAGES:-}
 BENCH_ROOM_SENDERS=${BENCH_ROOM_SENDERS:-4}
-BENCH_ROOM_WINDOW=${BENCH_ROOM_WINDOW:-"10 4 1"}
+BENCH_ROOM_WINDOW=${BENCH_ROOM_WINDOW:-}
 BENCH_ROOM_REPS=${BENCH_ROOM_REPS:-1}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-120}
 BENCH_CERT=${BENCH_CERT:-ec}
@@ -100,7 +100,7 @@ for n in $BENCH_ROOM_SIZES; do
 done
 # shellcheck disable=SC2086 # the lists are split on purpose
 for list in "$BENCH_ROOM_MESSAGES" "$BENCH_ROOM_WINDOW"; do
-    if [ "$(echo $list | wc -w)" != 1 ] &&
+    if [ -n "$list" ] && [ "$(echo $list | wc -w)" != 1 ] &&
         [ "$(echo $list | wc -w)" != "$(echo $BENCH_ROOM_SIZES | wc -w)" ]; then
         echo "run-clients.sh: BENCH_ROOM_MESSAGES and BENCH_ROOM_WINDOW hold one number, or one" \
             "per BENCH_ROOM_SIZES" >&2
@@ -403,12 +403,23 @@ room_time_limit() {
     echo $(($(time_limit_for "$1") + $1 * $1 * 240 / 1000000))
 }
 
-# Entry number $1 (from 1) of the list $2: one number for every room size, or one per size.
+# The setting for room size $2, number $1 (from 1) in BENCH_ROOM_SIZES, from the list $3 (one
+# number for every size, or one per size); if $3 is empty, $4 / size bounded to $5 .. $6: a
+# large room gets fewer messages (each is more deliveries) and a smaller window (each message in
+# flight is already size deliveries of work), which keeps its latency the fan-out's, not a queue's.
 room_setting() {
+    local k=$1 size=$2 list=$3 v
+    if [ -z "$list" ]; then
+        v=$(($4 / size))
+        [ "$v" -lt "$5" ] && v=$5
+        [ "$v" -gt "$6" ] && v=$6
+        echo "$v"
+        return
+    fi
     # shellcheck disable=SC2086 # the list is split on purpose
-    set -- "$1" $2
+    set -- "$k" $list
     [ $# = 2 ] && { echo "$2"; return; }
-    shift "$1"
+    shift "$k"
     echo "$1"
 }
 
@@ -605,8 +616,10 @@ bench_server() {
                 k=$((k + 1))
             done
             run_load "$server" "$dir" "$port" room "$rep" --users "$n" \
-                --senders "$BENCH_ROOM_SENDERS" --window "$(room_setting "$k" "$BENCH_ROOM_WINDOW")" \
-                --count "$(room_setting "$k" "$BENCH_ROOM_MESSAGES")" --size "$BENCH_MSG_SIZE" \
+                --senders "$BENCH_ROOM_SENDERS" \
+                --window "$(room_setting "$k" "$n" "$BENCH_ROOM_WINDOW" 400 1 10)" \
+                --count "$(room_setting "$k" "$n" "$BENCH_ROOM_MESSAGES" 50000 100 1000000000)" \
+                --size "$BENCH_MSG_SIZE" \
                 --concurrency "$BENCH_CONCURRENCY" --room "bench$n-${rep#*-}"
             ;;
         esac
@@ -868,8 +881,8 @@ mkdir -p "$(dirname "$BENCH_OUT")"
     if has_part room; then
         echo "Room: one room of N occupants for N in ($BENCH_ROOM_SIZES), each in $BENCH_ROOM_REPS repetition(s)"
         echo "on a freshly started instance, every join confirmed, no history; $BENCH_ROOM_SENDERS senders with"
-        echo "($BENCH_ROOM_WINDOW) messages in flight each until their own echo, $BENCH_MSG_SIZE B each, at least"
-        echo "($BENCH_ROOM_MESSAGES) messages and ${BENCH_MIN_SECONDS} s per measurement (one figure for all sizes, or per size)."
+        echo "(${BENCH_ROOM_WINDOW:-400 / N, 1 to 10}) messages in flight each until their own echo, $BENCH_MSG_SIZE B"
+        echo "each, at least (${BENCH_ROOM_MESSAGES:-50000 / N, at least 100}) messages and ${BENCH_MIN_SECONDS} s per measurement."
     fi
     if has_part idle; then
         echo "Idle: $BENCH_IDLE_SIZES connections (one measurement each, on a freshly started instance),"
