@@ -171,6 +171,8 @@ EPMD_BEFORE=
 # "-room" while the room benchmark runs: the servers then start with their MUC service
 # (parley-room.conf, prosody-room.cfg.lua, ejabberd-room.yml); the other parts run without.
 VARIANT=
+# Servers left out of the room part, with why, for the report.
+ROOM_SKIPPED=
 
 log() {
     printf '%s\n' "$*" >&2
@@ -429,6 +431,7 @@ room_possible() {
     case $1 in
     parley-split)
         log "  room: not measured for parley-split (the room benchmark runs \`parleyd all\`)"
+        ROOM_SKIPPED="$ROOM_SKIPPED $1 (the room part runs \`parleyd all\`);"
         return 1
         ;;
     parley*)
@@ -436,6 +439,7 @@ room_possible() {
         if ! out=$(cd "$2" && "$PARLEYD" --config parley-room.conf --check-config all 2>&1); then
             log "  room: parleyd refuses parley-room.conf, so no room rows for $1 (no MUC component" \
                 "in this parleyd?): $(printf '%s\n' "$out" | grep -v '^$' | head -n 1)"
+            ROOM_SKIPPED="$ROOM_SKIPPED $1 (parleyd --check-config refused its [muc] section: no MUC component yet?);"
             return 1
         fi
         ;;
@@ -589,6 +593,7 @@ bench_server() {
             # Without its room, a server still has the other parts' rows.
             [ "$what" = room ] || return 1
             room_failed=1
+            ROOM_SKIPPED="$ROOM_SKIPPED $server from ${rep%-*} occupants on (it did not start with its MUC service);"
             continue
         fi
         [ -n "$shown" ] || log "  $server pids$SERVER_PIDS, c2s on 127.0.0.1:$port"
@@ -910,6 +915,10 @@ mkdir -p "$(dirname "$BENCH_OUT")"
         echo "Delivered stanzas = messages x the occupants that received them (the sender's own echo"
         echo "included); latency from send to receipt at each occupant; server CPU = user + system"
         echo "time of the server's processes during the measured phase. See bench/README.md."
+    fi
+    if has_part room && [ -n "$ROOM_SKIPPED" ]; then
+        echo
+        echo "No room rows for:$ROOM_SKIPPED"
     fi
     if has_part idle; then
         echo
