@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* Client load generator for bench/run-clients.sh: XMPP logins and 1:1 messages over STARTTLS. */
+/* Client load generator for bench/run-clients.sh: XMPP logins, 1:1 and room messages over TLS. */
 
 /*
  * One thread, one libuv loop, many client connections. Each connection speaks XMPP as a client
@@ -22,6 +22,10 @@
  *             server's RSS; then K users log in (C at once) and stay, and once all are online
  *             and --settle-ms have passed in silence, the RSS again. Reports the difference
  *             per connection, then closes every stream.
+ *   room      N occupants of one multi-user chat room (XEP-0045), S of them sending groupchat
+ *             messages, W in flight each; every occupant counts what it receives. Reports
+ *             delivered stanzas/s (messages times the occupants that got them) and the
+ *             delivery latency (clientload_room.c).
  *
  * The server's CPU time (user + system, all threads) comes from /proc/PID/stat at the start and
  * end of the measured phase, so the CPU per login or message holds even if this program were the
@@ -189,8 +193,7 @@ static void sample_take(const clientload_t *cl, cl_sample_t *s, bool server)
         sample_server(cl, s);
 }
 
-/* The measured phase is over: the final server reading comes --settle-ms later (on_tick). */
-static void settle_begin(clientload_t *cl)
+void cl_settle_begin(clientload_t *cl)
 {
     sample_take(cl, &cl->end, false);
     cl->phase = PH_SETTLE;
@@ -215,7 +218,7 @@ static void logins_complete(clientload_t *cl)
         logins_begin(cl, PH_MEASURE, cl->opt.count);
         return;
     }
-    settle_begin(cl);
+    cl_settle_begin(cl);
 }
 
 /* Whether the current phase wants another login: its count, and in the measured phase also
@@ -260,6 +263,18 @@ static void logins_begin(clientload_t *cl, enum cl_phase phase, uint64_t total)
         logins_complete(cl);
 }
 
+void cl_conn_online(cl_conn_t *c)
+{
+    clientload_t *cl = c->cl;
+    cl->online++;
+    c->step = STEP_ONLINE;
+    if (cl->phase == PH_MEASURE) { /* idle mode's logins */
+        cl->ok++;
+        cl_hist_add(cl, (uv_hrtime() - c->t_start) / 1000);
+    }
+    setup_step(cl);
+}
+
 void cl_login_done(cl_conn_t *c)
 {
     clientload_t *cl = c->cl;
@@ -267,14 +282,12 @@ void cl_login_done(cl_conn_t *c)
         cl_conn_end_stream(c); /* the warm-up login leaves before the baseline */
         return;
     }
+    if (cl->opt.mode == CL_MODE_ROOM) {
+        cl_room_join(c); /* online once in the room */
+        return;
+    }
     if (cl_mode_keeps_conns(cl->opt.mode)) {
-        cl->online++;
-        c->step = STEP_ONLINE;
-        if (cl->phase == PH_MEASURE) { /* idle mode's logins */
-            cl->ok++;
-            cl_hist_add(cl, (uv_hrtime() - c->t_start) / 1000);
-        }
-        setup_step(cl);
+        cl_conn_online(c);
         return;
     }
     if (c->counted)
@@ -384,6 +397,13 @@ void cl_sender_pump(cl_conn_t *s)
         cl_conn_settle(s);
 }
 
+void cl_measure_begin(clientload_t *cl)
+{
+    memset(cl->hist, 0, sizeof(cl->hist));
+    cl->hist_n = 0;
+    sample_take(cl, &cl->start, true);
+}
+
 static void msg_phase_begin(clientload_t *cl, enum cl_phase phase, uint64_t total)
 {
     cl->phase = phase;
@@ -399,9 +419,7 @@ static void msg_phase_begin(clientload_t *cl, enum cl_phase phase, uint64_t tota
     }
     if (phase == PH_MEASURE) {
         cl->received_at_start = received;
-        memset(cl->hist, 0, sizeof(cl->hist));
-        cl->hist_n = 0;
-        sample_take(cl, &cl->start, true);
+        cl_measure_begin(cl);
     }
     for (unsigned i = 0; i < cl->opt.pairs; i++)
         cl_sender_pump(&cl->conns[cl->opt.pairs + i]);
@@ -420,7 +438,7 @@ static void msg_phase_check(clientload_t *cl)
         for (unsigned i = 0; i < cl->opt.pairs; i++)
             got += cl->conns[i].received;
         cl->ok = got - cl->received_at_start;
-        settle_begin(cl);
+        cl_settle_begin(cl);
     }
 }
 
@@ -462,28 +480,33 @@ static void idle_begin(clientload_t *cl)
 
 /* ---- message and idle modes ---- */
 
-/* The user of connection i: message mode has receivers first, then their senders. */
+/* The user of connection i: message mode has receivers first, then their senders; idle and
+ * room modes take the users in turn. */
 static unsigned setup_user(const clientload_t *cl, unsigned i)
 {
-    if (cl->opt.mode == CL_MODE_IDLE)
+    if (cl->opt.mode == CL_MODE_IDLE || cl->opt.mode == CL_MODE_ROOM)
         return cl->opt.first + i;
     return cl->opt.first + 2 * (i % cl->opt.pairs) + (i >= cl->opt.pairs ? 0 : 1);
 }
 
-/* Logs in every connection, at most --concurrency at once; then the mode's next phase. */
+/* Logs in every connection, at most --concurrency at once (room mode: logins and joins, the
+ * room's creator alone first); then the mode's next phase. */
 static void setup_step(clientload_t *cl)
 {
     while (!cl->stopping && cl->setup_started < cl->nconns &&
-           cl->setup_started - cl->online < cl->opt.concurrency) {
+           cl->setup_started - cl->online < cl->opt.concurrency &&
+           (cl->opt.mode != CL_MODE_ROOM || cl_room_may_open(cl, cl->setup_started))) {
         unsigned i = cl->setup_started++;
         cl_conn_open(&cl->conns[i], setup_user(cl, i), 0);
     }
     if (cl->online < cl->nconns || cl->stopping)
         return;
     if (cl->opt.mode == CL_MODE_IDLE && cl->phase == PH_MEASURE)
-        settle_begin(cl);
+        cl_settle_begin(cl);
     else if (cl->opt.mode == CL_MODE_MESSAGE && cl->phase == PH_SETUP)
         msg_phase_begin(cl, PH_WARMUP, (uint64_t)cl->opt.warmup * cl->opt.pairs);
+    else if (cl->opt.mode == CL_MODE_ROOM && cl->phase == PH_SETUP)
+        cl_room_start(cl);
 }
 
 /* ---- the whole run ---- */
@@ -542,7 +565,7 @@ static void print_idle(const clientload_t *cl)
 
 static void print_result(const clientload_t *cl)
 {
-    static const char *const modes[] = {"register", "login", "message", "idle"};
+    static const char *const modes[] = {"register", "login", "message", "idle", "room"};
     double secs = (double)(cl->end.ns - cl->start.ns) / 1e9;
     double server = cl->start.server_cpu >= 0 && cl->end.server_cpu >= 0
         ? cl->end.server_cpu - cl->start.server_cpu
@@ -561,6 +584,8 @@ static void print_result(const clientload_t *cl)
     if (cl->opt.mode == CL_MODE_MESSAGE)
         printf(" pairs=%u window=%u size=%zu bounced=%" PRIu64 " out_of_order=%" PRIu64,
                cl->opt.pairs, cl->opt.window, cl->opt.size, cl->bounced, cl->out_of_order);
+    else if (cl->opt.mode == CL_MODE_ROOM)
+        cl_room_print(cl);
     else
         printf(" concurrency=%u close_timeouts=%" PRIu64, cl->opt.concurrency, cl->close_timeouts);
     if (cl->opt.mode == CL_MODE_REGISTER)
@@ -585,6 +610,8 @@ static void time_limit(clientload_t *cl)
             for (unsigned i = 0; i < cl->opt.pairs; i++)
                 got += cl->conns[i].received;
             cl->ok = got - cl->received_at_start;
+        } else if (cl->opt.mode == CL_MODE_ROOM) {
+            cl_room_tally(cl);
         }
         cl->timed_out = true;
         cl->phase = PH_DONE;
@@ -634,24 +661,34 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: parley-clientload MODE --port PORT --password-file FILE [options]\n"
-            "MODE: register | login | message | idle\n"
+            "MODE: register | login | message | idle | room\n"
             "  --host ADDR           server address, IPv4 (default 127.0.0.1)\n"
             "  --domain D            the XMPP domain (default localhost)\n"
             "  --user-prefix P       users are P<n>@D (default user)\n"
             "  --first N             the first user number (default 0)\n"
             "  --users K             login: users P<first>..P<first+K-1>, taken in turn;\n"
             "                        register: how many to create; idle: how many stay\n"
-            "                        online, P<first> also logs in once before (default 100)\n"
+            "                        online, P<first> also logs in once before; room: the\n"
+            "                        occupants (default 100)\n"
             "  --password-file F     the users' password, first line (or --password PW)\n"
-            "  --count N             login: logins measured; message: messages measured,\n"
-            "                        all pairs (default 1000 / 100000)\n"
+            "  --count N             login: logins measured; message, room: messages\n"
+            "                        measured, all pairs or senders (default 1000 / 100000\n"
+            "                        / 1000)\n"
             "  --warmup M            login: logins before measuring (default K, each user\n"
-            "                        once); message: messages per pair (default 200)\n"
+            "                        once); message: messages per pair (default 200);\n"
+            "                        room: messages per sender (default 20)\n"
             "  --concurrency C       logins at once (default 20)\n"
             "  --pairs P             message: sender/receiver pairs, users P<first+2i> ->\n"
             "                        P<first+2i+1> (default 10)\n"
-            "  --window W            message: messages in flight per pair (default 10)\n"
-            "  --size BYTES          message: bytes per <message/> as sent (default 200)\n"
+            "  --window W            message: messages in flight per pair; room: per\n"
+            "                        sender, until its echo (default 10)\n"
+            "  --size BYTES          message, room: bytes per <message/> as sent (default\n"
+            "                        200; room: at most 4000)\n"
+            "  --room NAME           room: the room's local part (default bench)\n"
+            "  --muc-domain D        room: the MUC service (default conference.localhost)\n"
+            "  --senders S           room: occupants P<first>..P<first+S-1> send (default 4)\n"
+            "  --max-lag L           room: senders wait while an occupant is L messages\n"
+            "                        behind all sent (default 4 * S * W)\n"
             "  --min-seconds S       keep going past --count until the measured phase has\n"
             "                        lasted S seconds (default 0)\n"
             "  --timeout SECONDS     limit for the whole run (default 120)\n"
@@ -691,6 +728,8 @@ static int parse_mode(cl_options_t *o, const char *m)
         o->mode = CL_MODE_MESSAGE;
     else if (strcmp(m, "idle") == 0)
         o->mode = CL_MODE_IDLE;
+    else if (strcmp(m, "room") == 0)
+        o->mode = CL_MODE_ROOM;
     else
         return -EINVAL;
     return 0;
@@ -769,6 +808,18 @@ static int parse_option(cl_options_t *o, int ch, const char *arg)
     case 'B':
         o->carbons = true;
         break;
+    case 'r':
+        o->room = arg;
+        break;
+    case 'M':
+        o->muc_domain = arg;
+        break;
+    case 'S':
+        o->senders = (unsigned)strtoul(arg, NULL, 10);
+        break;
+    case 'L':
+        o->max_lag = strtoull(arg, NULL, 10);
+        break;
     default:
         return -EINVAL;
     }
@@ -814,6 +865,10 @@ static int parse_options(cl_options_t *o, int argc, char **argv)
         {"wait", required_argument, NULL, 'a'},
         {"max-errors", required_argument, NULL, 'E'},
         {"carbons", no_argument, NULL, 'B'},
+        {"room", required_argument, NULL, 'r'},
+        {"muc-domain", required_argument, NULL, 'M'},
+        {"senders", required_argument, NULL, 'S'},
+        {"max-lag", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -832,6 +887,9 @@ static int parse_options(cl_options_t *o, int argc, char **argv)
         .close_timeout = 5,
         .server_name = "server",
         .max_errors = 10,
+        .room = "bench",
+        .muc_domain = "conference.localhost",
+        .senders = 4,
     };
     bool count_set = false, settle_set = false;
     int ch;
@@ -850,7 +908,16 @@ static int parse_options(cl_options_t *o, int argc, char **argv)
     if (!count_set)
         o->count = o->mode == CL_MODE_MESSAGE ? 100000 : 1000;
     if (o->warmup < 0)
-        o->warmup = o->mode == CL_MODE_MESSAGE ? 200 : (int64_t)o->users;
+        o->warmup = o->mode == CL_MODE_MESSAGE ? 200
+            : o->mode == CL_MODE_ROOM          ? 20
+                                               : (int64_t)o->users;
+    if (o->max_lag == 0)
+        o->max_lag = 4 * (uint64_t)o->senders * o->window;
+    if (o->mode == CL_MODE_ROOM &&
+        (o->users > CL_MAX_CONNS || o->senders < 1 || o->senders > CL_ROOM_MAX_SENDERS ||
+         o->senders > o->users || o->size > CL_TEXT_MAX - 96 || !name_ok(o->room, 64) ||
+         !name_ok(o->muc_domain, 200) || o->max_lag < o->senders))
+        return -EINVAL;
     if (!settle_set && o->mode == CL_MODE_IDLE)
         o->settle_ms = 3000;
     if (o->port <= 0 || o->port > 65535 || (!o->password_file && !o->password) ||
@@ -933,7 +1000,7 @@ static int setup(clientload_t *cl)
     SSL_CTX_set_session_cache_mode(cl->tls, SSL_SESS_CACHE_OFF);
     if (o->mode == CL_MODE_MESSAGE)
         cl->nconns = 2 * o->pairs;
-    else if (o->mode == CL_MODE_IDLE)
+    else if (o->mode == CL_MODE_IDLE || o->mode == CL_MODE_ROOM)
         cl->nconns = o->users;
     else /* logins in progress, and room for as many again four times over while closing */
         cl->nconns =
@@ -955,6 +1022,10 @@ static int setup(clientload_t *cl)
                 return -EINVAL;
             }
         }
+    }
+    if (o->mode == CL_MODE_ROOM && cl_room_setup(cl) < 0) {
+        fprintf(stderr, "clientload: --size %zu is too small for a room message\n", o->size);
+        return -EINVAL;
     }
     return 0;
 }
@@ -980,7 +1051,8 @@ int main(int argc, char **argv)
     uv_timer_init(&cl->loop, &cl->tick);
     cl->tick.data = cl;
     uv_timer_start(&cl->tick, on_tick, 20, 20);
-    cl->deadline = uv_hrtime() + (uint64_t)(cl->opt.timeout * 1e9);
+    cl->t0 = uv_hrtime();
+    cl->deadline = cl->t0 + (uint64_t)(cl->opt.timeout * 1e9);
     cl->start.server_cpu = cl->end.server_cpu = -1;
     switch (cl->opt.mode) {
     case CL_MODE_REGISTER:
@@ -996,6 +1068,10 @@ int main(int argc, char **argv)
     case CL_MODE_IDLE:
         idle_warmup(cl);
         break;
+    case CL_MODE_ROOM:
+        cl->phase = PH_SETUP;
+        setup_step(cl);
+        break;
     }
     uv_run(&cl->loop, UV_RUN_DEFAULT);
     rc = uv_loop_close(&cl->loop);
@@ -1003,6 +1079,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "clientload: uv_loop_close: %s\n", uv_strerror(rc));
     for (unsigned i = 0; i < cl->nconns; i++)
         core_free(cl->conns[i].msg);
+    cl_room_free(cl);
     core_free(cl->conns);
     core_free(cl->spare);
     SSL_CTX_free(cl->tls);

@@ -32,14 +32,19 @@ enum {
     CL_TS_DIGITS = 16,
     CL_MAX_SIZE = 65536,
     CL_ERRORS_SHOWN = 3,
+    CL_ROOM_MAX_SENDERS = 64,
+    CL_ROOM_IDX_DIGITS = 5,
+    /* A room message's header, in its body and its id: "<sender>.<seq>.<send time in µs>". */
+    CL_ROOM_HDR_LEN = CL_ROOM_IDX_DIGITS + 1 + CL_SEQ_DIGITS + 1 + CL_TS_DIGITS,
 };
 
-enum cl_mode { CL_MODE_REGISTER, CL_MODE_LOGIN, CL_MODE_MESSAGE, CL_MODE_IDLE };
+enum cl_mode { CL_MODE_REGISTER, CL_MODE_LOGIN, CL_MODE_MESSAGE, CL_MODE_IDLE, CL_MODE_ROOM };
 
-/* Message and idle modes log every connection in once and keep it: one failure ends the run. */
+/* Message, idle and room modes log every connection in once and keep it: one failure ends the
+ * run. */
 static inline bool cl_mode_keeps_conns(enum cl_mode m)
 {
-    return m == CL_MODE_MESSAGE || m == CL_MODE_IDLE;
+    return m == CL_MODE_MESSAGE || m == CL_MODE_IDLE || m == CL_MODE_ROOM;
 }
 
 /* Where a connection is in its login. */
@@ -56,7 +61,8 @@ enum cl_step {
     STEP_BIND,
     STEP_SESSION, /* only for a server that requires RFC 3921 sessions */
     STEP_ROSTER, /* sent roster get and initial presence */
-    STEP_ONLINE, /* message and idle modes: logged in, staying */
+    STEP_JOINING, /* room mode: sent the join (and the room's creator its configuration) */
+    STEP_ONLINE, /* message, idle and room modes: logged in (and in the room), staying */
     STEP_CLOSING, /* sent </stream:stream>, waiting for the server to close */
 };
 
@@ -120,6 +126,8 @@ struct cl_conn {
     char st_id[CL_SMALL];
     char st_from[CL_JID_MAX];
     bool st_conflict;
+    /* Room mode: the muc#user status codes of the presence being parsed (XEP-0045 §15.6). */
+    bool st_self, st_created;
     bool cap_on;
     unsigned cap_depth;
     char text[CL_TEXT_MAX];
@@ -144,6 +152,11 @@ struct cl_conn {
     char *msg;
     size_t msg_len;
     size_t msg_id_at;
+    /* Room mode: messages of its own that came back (senders), and each sender's last sequence
+     * number seen (--senders entries). */
+    uint64_t echoed;
+    uint64_t *room_seq;
+    bool body_on; /* room mode: capturing the <body/> of a message */
     /* The last plaintext bytes from the server, shown on errors. */
     char last[CL_LAST_BYTES];
     size_t last_len;
@@ -176,6 +189,11 @@ struct cl_options {
     bool wait_roster;
     bool carbons; /* enable message carbons (XEP-0280) at login */
     uint64_t max_errors;
+    /* Room mode. */
+    const char *room; /* the room's local part */
+    const char *muc_domain;
+    unsigned senders;
+    uint64_t max_lag;
 };
 typedef struct cl_options cl_options_t;
 
@@ -231,6 +249,21 @@ struct clientload {
     uint64_t out_of_order;
     uint64_t close_timeouts;
     uint64_t pbkdf2_runs;
+    /* Room mode: see clientload_room.c. */
+    bool room_ready;
+    bool room_created; /* the room was new (status 201) and its creator configured it */
+    uint64_t room_target; /* sum of the senders' targets: every occupant gets them all */
+    uint64_t room_sent; /* sum of the senders' sent */
+    uint64_t room_delivered; /* messages received, all occupants */
+    uint64_t room_delivered_at_start;
+    uint64_t room_echoed_at_start;
+    uint64_t room_messages; /* the measured phase's messages, by their senders' echoes */
+    uint64_t room_min; /* the fewest messages any occupant has received */
+    unsigned room_at_min; /* occupants with room_min messages */
+    bool room_min_moved;
+    uint64_t room_lag_waits;
+    uint64_t t0; /* when the run began */
+    uint64_t room_join_ns; /* when every occupant had joined */
     cl_sample_t start;
     cl_sample_t end;
     char tls_desc[96];
@@ -266,11 +299,44 @@ void cl_login_done(cl_conn_t *c);
 void cl_conn_closed(cl_conn_t *c);
 /* Message mode: c (a receiver) has processed a read; refill its sender's window. */
 void cl_input_done(cl_conn_t *c);
+/* Message, idle and room modes: c is logged in (room mode: and in the room) to stay. */
+void cl_conn_online(cl_conn_t *c);
+/* The measured phase begins: the histogram is cleared, the first sample taken. */
+void cl_measure_begin(clientload_t *cl);
+/* The measured phase is over: the final server reading comes --settle-ms later. */
+void cl_settle_begin(clientload_t *cl);
 /* Message mode: sends what the window allows on sender s. */
 void cl_sender_pump(cl_conn_t *s);
 /* Records a latency sample of the measured phase, in microseconds. */
 void cl_hist_add(clientload_t *cl, uint64_t us);
 /* Stops the run as failed. */
 void cl_abort(clientload_t *cl, const char *why);
+
+/* clientload_room.c: room mode, one multi-user chat room (XEP-0045) and its occupants. */
+
+/* Builds the senders' message templates; -EINVAL if --size cannot hold one. */
+int cl_room_setup(clientload_t *cl);
+/* Frees what cl_room_setup() and the connections' room state hold. */
+void cl_room_free(clientload_t *cl);
+/* Whether connection i may start its login: the creator first, the others once the room is up. */
+bool cl_room_may_open(const clientload_t *cl, unsigned i);
+/* Every occupant is in the room: the warm-up begins. */
+void cl_room_start(clientload_t *cl);
+/* c has logged in: it joins the room (XEP-0045 §7.2), without history. */
+void cl_room_join(cl_conn_t *c);
+/* A presence arrived on c while it joins. */
+void cl_room_presence(cl_conn_t *c);
+/* The answer to the creator's instant-room configuration (XEP-0045 §10.1.2). */
+void cl_room_configured(cl_conn_t *c, bool result);
+/* A groupchat message with its body in c->text arrived on c. */
+void cl_room_message(cl_conn_t *c);
+/* c has processed a read: refill the senders' windows, end the phase when all is delivered. */
+void cl_room_input_done(cl_conn_t *c);
+/* Sends what the window and the lag bound allow on sender s. */
+void cl_room_pump(cl_conn_t *s);
+/* Counts the measured phase's deliveries and messages into cl->ok and cl->room_messages. */
+void cl_room_tally(clientload_t *cl);
+/* Appends the room's fields to the RESULT line. */
+void cl_room_print(const clientload_t *cl);
 
 #endif

@@ -27,6 +27,7 @@
 #define NS_CLIENT "jabber:client"
 #define NS_STANZAS "urn:ietf:params:xml:ns:xmpp-stanzas"
 #define NS_REGISTER_FEATURE "http://jabber.org/features/iq-register"
+#define NS_MUC_USER "http://jabber.org/protocol/muc#user"
 
 /* ---- base64 and SCRAM-SHA-1 (RFC 5802) ---- */
 
@@ -243,6 +244,8 @@ static void on_write(uv_write_t *req, int status)
     cl_conn_settle(c);
     if (c->cl->opt.mode == CL_MODE_MESSAGE && c->index >= c->cl->opt.pairs)
         cl_sender_pump(c);
+    else if (c->cl->opt.mode == CL_MODE_ROOM)
+        cl_room_pump(c);
 }
 
 static void conn_flush(cl_conn_t *c)
@@ -289,8 +292,9 @@ static void send_header(cl_conn_t *c)
 /* ---- errors and closing ---- */
 
 static const char *const step_names[] = {
-    "connecting", "features",      "starttls", "tls",     "features-tls",    "register", "sasl",
-    "sasl-final", "features-auth", "bind",     "session", "roster+presence", "online",   "closing",
+    "connecting", "features",   "starttls",      "tls",  "features-tls", "register",
+    "sasl",       "sasl-final", "features-auth", "bind", "session",      "roster+presence",
+    "joining",    "online",     "closing",
 };
 
 void cl_conn_fail(cl_conn_t *c, const char *fmt, ...)
@@ -433,7 +437,8 @@ static void capture_start(cl_conn_t *c)
     c->text[0] = '\0';
 }
 
-/* Message mode, the hot path: the id is "<seq>.<send time in µs>", both fixed width. */
+/* Message mode, the hot path: the id is "<seq>.<send time in µs>", both fixed width. Room mode
+ * reads the header in the body instead (clientload_room.c). */
 static void message_begin(cl_conn_t *c, const XML_Char **atts)
 {
     const char *id = attr(atts, "id");
@@ -441,6 +446,13 @@ static void message_begin(cl_conn_t *c, const XML_Char **atts)
     c->msg_error = type && strcmp(type, "error") == 0;
     c->msg_seq = 0;
     c->msg_ts = 0;
+    if (c->cl->opt.mode == CL_MODE_ROOM) {
+        c->body_on = type && strcmp(type, "groupchat") == 0;
+        c->text_len = 0;
+        c->text_over = false;
+        c->err_cond[0] = '\0';
+        return;
+    }
     if (id && strlen(id) == CL_SEQ_DIGITS + 1 + CL_TS_DIGITS && id[CL_SEQ_DIGITS] == '.') {
         c->msg_seq = strtoull(id, NULL, 10);
         c->msg_ts = strtoull(id + CL_SEQ_DIGITS + 1, NULL, 10);
@@ -461,10 +473,13 @@ static void stanza_begin(cl_conn_t *c, const XML_Char *name, const XML_Char **at
         copy_attr(c->st_id, sizeof(c->st_id), atts, "id");
         copy_attr(c->st_from, sizeof(c->st_from), atts, "from");
         c->st_conflict = false;
+        c->err_cond[0] = '\0';
         break;
     case EL_PRESENCE:
         copy_attr(c->st_type, sizeof(c->st_type), atts, "type");
         copy_attr(c->st_from, sizeof(c->st_from), atts, "from");
+        c->st_self = c->st_created = false;
+        c->err_cond[0] = '\0';
         break;
     case EL_CHALLENGE:
     case EL_SUCCESS:
@@ -482,9 +497,32 @@ static void stanza_begin(cl_conn_t *c, const XML_Char *name, const XML_Char **at
     }
 }
 
-/* An element inside a stanza; d is its depth (2 = child of the stanza). */
-static void stanza_child(cl_conn_t *c, unsigned d, const XML_Char *name)
+/* Room mode: the parts of presences and messages that a join and a delivery need. */
+static void room_child(cl_conn_t *c, unsigned d, const XML_Char *name, const XML_Char **atts)
 {
+    if (c->el == EL_MESSAGE && d == 2 && c->body_on && name_is(name, NS_CLIENT, "body")) {
+        capture_start(c);
+    } else if (c->el == EL_PRESENCE && d == 3 && name_is(name, NS_MUC_USER, "status")) {
+        /* XEP-0045 §7.2.2: 110 marks the occupant's own presence; §10.1.1: 201 a new room. */
+        const char *code = attr(atts, "code");
+        if (code && strcmp(code, "110") == 0)
+            c->st_self = true;
+        else if (code && strcmp(code, "201") == 0)
+            c->st_created = true;
+    }
+}
+
+/* An element inside a stanza; d is its depth (2 = child of the stanza). */
+static void stanza_child(cl_conn_t *c, unsigned d, const XML_Char *name, const XML_Char **atts)
+{
+    if (c->cl->opt.mode == CL_MODE_ROOM && (c->el == EL_MESSAGE || c->el == EL_PRESENCE))
+        room_child(c, d, name, atts);
+    /* The defined condition of a stanza error (RFC 6120 §8.3.2), for the report. */
+    if (d == 3 && (c->el == EL_IQ || c->el == EL_MESSAGE || c->el == EL_PRESENCE) &&
+        !c->err_cond[0] && strncmp(name, NS_STANZAS, strlen(NS_STANZAS)) == 0 &&
+        strcmp(local_name(name), "text") != 0)
+        snprintf(c->err_cond, sizeof(c->err_cond), "%s", local_name(name));
+
     if (c->el == EL_FEATURES && d == 2) {
         c->el2 = EL_OTHER;
         if (name_is(name, NS_TLS, "starttls")) {
@@ -523,7 +561,7 @@ static void XMLCALL on_start(void *ud, const XML_Char *name, const XML_Char **at
     if (d == 1)
         stanza_begin(c, name, atts);
     else if (d >= 2)
-        stanza_child(c, d, name);
+        stanza_child(c, d, name, atts);
 }
 
 static void XMLCALL on_text(void *ud, const XML_Char *s, int len)
@@ -790,7 +828,9 @@ static void send_roster_presence(cl_conn_t *c)
 static void on_iq(cl_conn_t *c)
 {
     bool result = strcmp(c->st_type, "result") == 0;
-    if (c->step == STEP_REGISTER && strcmp(c->st_id, "reg") == 0) {
+    if (c->step == STEP_JOINING && strcmp(c->st_id, "cfg") == 0) {
+        cl_room_configured(c, result);
+    } else if (c->step == STEP_REGISTER && strcmp(c->st_id, "reg") == 0) {
         if (!result && !c->st_conflict) {
             cl_conn_fail(c, "registration refused");
             return;
@@ -868,6 +908,10 @@ static void on_sasl(cl_conn_t *c)
 
 static void on_presence(cl_conn_t *c)
 {
+    if (c->step == STEP_JOINING) {
+        cl_room_presence(c);
+        return;
+    }
     if (c->step != STEP_ROSTER || c->st_type[0] || strcmp(c->st_from, c->jid) != 0)
         return;
     c->got_echo = true;
@@ -877,6 +921,16 @@ static void on_presence(cl_conn_t *c)
 static void message_end(cl_conn_t *c)
 {
     clientload_t *cl = c->cl;
+    if (cl->opt.mode == CL_MODE_ROOM) {
+        if (c->msg_error) {
+            cl->bounced++;
+            cl_conn_fail(c, "the room returned a message: <%s/>",
+                         c->err_cond[0] ? c->err_cond : "?");
+        } else if (c->body_on && c->step == STEP_ONLINE) {
+            cl_room_message(c);
+        }
+        return;
+    }
     if (cl->opt.mode != CL_MODE_MESSAGE || c->index >= cl->opt.pairs || c->msg_error) {
         cl->bounced++;
         return;
@@ -965,6 +1019,8 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     cl_conn_settle(c);
     if (cl->opt.mode == CL_MODE_MESSAGE && c->index < cl->opt.pairs)
         cl_input_done(c);
+    else if (cl->opt.mode == CL_MODE_ROOM)
+        cl_room_input_done(c);
 }
 
 static void on_connect(uv_connect_t *req, int status)
@@ -996,11 +1052,13 @@ void cl_conn_open(cl_conn_t *c, unsigned user, uint64_t login_no)
     clientload_t *cl = c->cl;
     unsigned index = c->index;
     char *msg = c->msg;
+    uint64_t *room_seq = c->room_seq;
     size_t msg_len = c->msg_len, msg_id_at = c->msg_id_at;
     memset(c, 0, sizeof(*c));
     c->cl = cl;
     c->index = index;
     c->msg = msg;
+    c->room_seq = room_seq;
     c->msg_len = msg_len;
     c->msg_id_at = msg_id_at;
     c->user = user;

@@ -1,7 +1,7 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# Client benchmarks: STARTTLS logins, 1:1 messages and the memory of idle connections, against
-# parleyd, Prosody and ejabberd.
+# Client benchmarks: STARTTLS logins, 1:1 messages, the memory of idle connections and messages
+# in one multi-user chat room, against parleyd, Prosody and ejabberd.
 #
 # Each server runs as a private instance in a temporary directory, listening on 127.0.0.1 only,
 # started and stopped by this script (by PID). See bench/README.md for what is measured.
@@ -11,7 +11,8 @@
 #                      runs `parleyd all` without archive and carbons even with BENCH_ARCHIVE=1
 #   BENCH_ARCHIVE      1: every server archives messages (XEP-0313, all of them) and has
 #                      carbons (XEP-0280), which each client enables at login [0]
-#   BENCH_PARTS        benchmarks to run, of login, message and idle ["login message idle"]
+#   BENCH_PARTS        benchmarks to run, of login, message, idle and room
+#                      ["login message idle room"]
 #   BENCH_REPS         repetitions of each benchmark per server [3]
 #   BENCH_USERS        accounts for the login benchmark [100]
 #   BENCH_LOGINS       measured logins per repetition (at least) [1000]
@@ -23,9 +24,17 @@
 #   BENCH_MIN_SECONDS  each measurement goes on until it has lasted this long [5]
 #   BENCH_IDLE_SIZES   idle connections held open, one measurement each ["1000 10000"]
 #   BENCH_IDLE_SETTLE  seconds of silence before each RSS reading of the idle benchmark [3]
+#   BENCH_ROOM_SIZES   room: occupants of the room, one measurement each ["10 100 1000"]
+#   BENCH_ROOM_MESSAGES  room: measured messages (at least), one number for every size or one
+#                      per size [50000 / occupants, at least 100: 5000, 500, 100]
+#   BENCH_ROOM_SENDERS room: occupants that send [4]
+#   BENCH_ROOM_WINDOW  room: messages in flight per sender, until its own echo, one number for
+#                      every size or one per size [400 / occupants, 1 to 10: 10, 4, 1]
+#   BENCH_ROOM_REPS    room: repetitions of each size [1]
 #   BENCH_TIMEOUT      time limit of one load generator run, seconds, plus 20 ms for each
-#                      connection of a registration or idle run (and the idle run's
-#                      silences) [120]
+#                      connection of a registration, idle or room run (and the idle run's
+#                      silences, and the room's joins: 240 s per 1,000 occupants squared)
+#                      [120]
 #   BENCH_CERT         certificate key type: ec (P-256, as `make run` makes) or rsa (2048) [ec]
 #   BENCH_OUT          where the table is written [bench/results/clients.md]
 #   BENCH_KEEP         1 keeps the temporary directory (configs, logs) [0]
@@ -35,7 +44,7 @@ set -u
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 CONFIGS=$ROOT/bench/configs
 BENCH_SERVERS=${BENCH_SERVERS:-"parley prosody ejabberd"}
-BENCH_PARTS=${BENCH_PARTS:-"login message idle"}
+BENCH_PARTS=${BENCH_PARTS:-"login message idle room"}
 BENCH_REPS=${BENCH_REPS:-3}
 BENCH_USERS=${BENCH_USERS:-100}
 BENCH_LOGINS=${BENCH_LOGINS:-1000}
@@ -47,6 +56,11 @@ BENCH_MSG_SIZE=${BENCH_MSG_SIZE:-200}
 BENCH_MIN_SECONDS=${BENCH_MIN_SECONDS:-5}
 BENCH_IDLE_SIZES=${BENCH_IDLE_SIZES:-"1000 10000"}
 BENCH_IDLE_SETTLE=${BENCH_IDLE_SETTLE:-3}
+BENCH_ROOM_SIZES=${BENCH_ROOM_SIZES:-"10 100 1000"}
+BENCH_ROOM_MESSAGES=${BENCH_ROOM_MESSAGES:-}
+BENCH_ROOM_SENDERS=${BENCH_ROOM_SENDERS:-4}
+BENCH_ROOM_WINDOW=${BENCH_ROOM_WINDOW:-}
+BENCH_ROOM_REPS=${BENCH_ROOM_REPS:-1}
 BENCH_TIMEOUT=${BENCH_TIMEOUT:-120}
 BENCH_CERT=${BENCH_CERT:-ec}
 BENCH_OUT=${BENCH_OUT:-$ROOT/bench/results/clients.md}
@@ -61,7 +75,8 @@ PARLEYCTL=$(realpath -m "$PARLEYCTL")
 CLIENTLOAD=$(realpath -m "$CLIENTLOAD")
 
 for v in BENCH_REPS BENCH_USERS BENCH_LOGINS BENCH_CONCURRENCY BENCH_PAIRS BENCH_WINDOW \
-    BENCH_MESSAGES BENCH_MSG_SIZE BENCH_MIN_SECONDS BENCH_TIMEOUT BENCH_IDLE_SETTLE BENCH_ARCHIVE; do
+    BENCH_MESSAGES BENCH_MSG_SIZE BENCH_MIN_SECONDS BENCH_TIMEOUT BENCH_IDLE_SETTLE BENCH_ARCHIVE \
+    BENCH_ROOM_SENDERS BENCH_ROOM_REPS; do
     case ${!v} in
     '' | *[!0-9]*) echo "run-clients.sh: $v must be a whole number, not '${!v}'" >&2; exit 2 ;;
     esac
@@ -72,10 +87,30 @@ for n in $BENCH_IDLE_SIZES; do
     esac
     [ "$n" -le 20000 ] || { echo "run-clients.sh: at most 20000 idle connections" >&2; exit 2; }
 done
+for n in $BENCH_ROOM_SIZES $BENCH_ROOM_MESSAGES $BENCH_ROOM_WINDOW; do
+    case $n in
+    '' | *[!0-9]* | 0) echo "run-clients.sh: BENCH_ROOM_SIZES, _MESSAGES and _WINDOW hold whole numbers, not '$n'" >&2; exit 2 ;;
+    esac
+done
+for n in $BENCH_ROOM_SIZES; do
+    if [ "$n" -gt 5000 ] || [ "$n" -lt "$BENCH_ROOM_SENDERS" ]; then
+        echo "run-clients.sh: a room holds BENCH_ROOM_SENDERS to 5000 occupants, not $n" >&2
+        exit 2
+    fi
+done
+# shellcheck disable=SC2086 # the lists are split on purpose
+for list in "$BENCH_ROOM_MESSAGES" "$BENCH_ROOM_WINDOW"; do
+    if [ -n "$list" ] && [ "$(echo $list | wc -w)" != 1 ] &&
+        [ "$(echo $list | wc -w)" != "$(echo $BENCH_ROOM_SIZES | wc -w)" ]; then
+        echo "run-clients.sh: BENCH_ROOM_MESSAGES and BENCH_ROOM_WINDOW hold one number, or one" \
+            "per BENCH_ROOM_SIZES" >&2
+        exit 2
+    fi
+done
 for what in $BENCH_PARTS; do
     case $what in
-    login | message | idle) ;;
-    *) echo "run-clients.sh: BENCH_PARTS holds login, message and idle, not '$what'" >&2; exit 2 ;;
+    login | message | idle | room) ;;
+    *) echo "run-clients.sh: BENCH_PARTS holds login, message, idle and room, not '$what'" >&2; exit 2 ;;
     esac
 done
 has_part() {
@@ -83,10 +118,12 @@ has_part() {
     return 1
 }
 if [ "$BENCH_REPS" -lt 1 ] || [ "$BENCH_USERS" -lt "$BENCH_CONCURRENCY" ] ||
-    [ "$BENCH_CONCURRENCY" -lt 1 ] || [ "$BENCH_PAIRS" -lt 1 ] ||
+    [ "$BENCH_CONCURRENCY" -lt 1 ] || [ "$BENCH_PAIRS" -lt 1 ] || [ "$BENCH_ROOM_SENDERS" -lt 1 ] ||
+    [ "$BENCH_ROOM_SENDERS" -gt 64 ] || [ "$BENCH_ROOM_REPS" -lt 1 ] ||
     [ "$BENCH_MIN_SECONDS" -ge "$BENCH_TIMEOUT" ] || [ "$BENCH_IDLE_SETTLE" -gt 300 ]; then
     echo "run-clients.sh: need BENCH_REPS >= 1, BENCH_USERS >= BENCH_CONCURRENCY >= 1," \
-        "BENCH_PAIRS >= 1, BENCH_MIN_SECONDS < BENCH_TIMEOUT, BENCH_IDLE_SETTLE <= 300" >&2
+        "BENCH_PAIRS >= 1, BENCH_MIN_SECONDS < BENCH_TIMEOUT, BENCH_IDLE_SETTLE <= 300," \
+        "1 <= BENCH_ROOM_SENDERS <= 64, BENCH_ROOM_REPS >= 1" >&2
     exit 2
 fi
 case $BENCH_CERT in
@@ -100,7 +137,7 @@ fi
 
 # The login benchmark uses user0 .. user<BENCH_USERS-1>; the message benchmark the next
 # 2 * BENCH_PAIRS accounts, so that no login ever meets a message benchmark's session. The
-# idle benchmark, on an instance of its own, uses user0 .. user<N-1>.
+# idle and room benchmarks, on instances of their own, use user0 .. user<N-1>.
 MSG_FIRST=$BENCH_USERS
 ACCOUNTS=$((BENCH_USERS + 2 * BENCH_PAIRS))
 IDLE_MAX=0
@@ -110,9 +147,16 @@ if has_part idle; then
     done
     [ "$IDLE_MAX" -gt "$ACCOUNTS" ] && ACCOUNTS=$IDLE_MAX
 fi
+ROOM_MAX=0
+if has_part room; then
+    for n in $BENCH_ROOM_SIZES; do
+        [ "$n" -gt "$ROOM_MAX" ] && ROOM_MAX=$n
+    done
+    [ "$ROOM_MAX" -gt "$ACCOUNTS" ] && ACCOUNTS=$ROOM_MAX
+fi
 # The idle benchmark holds all its connections open in one load generator and one server
 # process (the servers inherit the limit): raise the soft limit, and the hard one if we may.
-FDS=$((IDLE_MAX + 1024))
+FDS=$(((IDLE_MAX > ROOM_MAX ? IDLE_MAX : ROOM_MAX) + 1024))
 if [ "$(ulimit -Sn)" != unlimited ] && [ "$(ulimit -Sn)" -lt "$FDS" ]; then
     ulimit -Sn "$FDS" 2>/dev/null || ulimit -n "$FDS" 2>/dev/null || ulimit -Sn "$(ulimit -Hn)"
 fi
@@ -124,6 +168,11 @@ RESULTS=$WORK/results.txt
 SERVER_PIDS=
 SERVER_DIR=
 EPMD_BEFORE=
+# "-room" while the room benchmark runs: the servers then start with their MUC service
+# (parley-room.conf, prosody-room.cfg.lua, ejabberd-room.yml); the other parts run without.
+VARIANT=
+# Servers left out of the room part, with why, for the report.
+ROOM_SKIPPED=
 
 log() {
     printf '%s\n' "$*" >&2
@@ -156,7 +205,7 @@ stop_new_epmd() {
     [ -n "$SERVER_DIR" ] || return 0
     for p in $(pgrep -x epmd 2>/dev/null); do
         case " $EPMD_BEFORE " in *" $p "*) continue ;; esac
-        if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qxF "EJABBERD_CONFIG_PATH=$SERVER_DIR/ejabberd.yml"; then
+        if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qxF "EJABBERD_CONFIG_PATH=$SERVER_DIR/ejabberd$VARIANT.yml"; then
             log "  stopping the epmd ($p) that our ejabberd started"
             kill -TERM "$p" 2>/dev/null
         fi
@@ -255,6 +304,7 @@ setup_parley() {
     chmod 600 "$dir/secrets/"*
     sed -e "s|@PORT_ROUTER@|$rport|g" -e "s|@PORT_C2S@|$port|g" -e "s|@SM_DISABLE@|$disable|g" \
         "$CONFIGS/parley-c2s.conf.in" >"$dir/parley.conf"
+    cat "$dir/parley.conf" "$CONFIGS/parley-muc.conf.in" >"$dir/parley-room.conf"
     ROUTER_PORT=$rport
     # Both topologies have the same storage: the accounts are made once, then copied.
     if [ -d "$WORK/parley-accounts" ]; then
@@ -278,7 +328,7 @@ start_parley_noarchive() {
 }
 
 start_parley() {
-    start_process "$1" "$PARLEYD" --config parley.conf all
+    start_process "$1" "$PARLEYD" --config "parley$VARIANT.conf" all
 }
 
 start_parley_split() {
@@ -298,6 +348,7 @@ setup_prosody() {
     sed -e "s|@PORT@|$port|g" -e "s|@DIR@|$dir|g" -e "s|@PLUGINS@|$CONFIGS/prosody-plugins|g" \
         -e "s|@ARCHIVE_MODULES@|$archive|g" \
         "$CONFIGS/prosody-c2s.cfg.lua.in" >"$dir/prosody.cfg.lua"
+    cat "$dir/prosody.cfg.lua" "$CONFIGS/prosody-muc.cfg.lua.in" >"$dir/prosody-room.cfg.lua"
     # prosodyctl writes the account files while the server is down: `prosodyctl register`
     # for each would start Prosody 10,000 times, mod_bench_accounts makes a run of them.
     # shellcheck disable=SC2016 # expanded by the inner sh
@@ -308,7 +359,7 @@ setup_prosody() {
 
 start_prosody() {
     # -F: stay in the foreground, so that the PID we hold is Prosody's.
-    start_process "$1" prosody -F --config "$1/prosody.cfg.lua"
+    start_process "$1" prosody -F --config "$1/prosody$VARIANT.cfg.lua"
 }
 
 setup_ejabberd() {
@@ -326,6 +377,8 @@ setup_ejabberd() {
             >>"$dir/ejabberd.yml"
         printf 'sql_type: sqlite\nsql_database: "%s/archive.db"\n' "$dir" >>"$dir/ejabberd.yml"
     fi
+    # The room benchmark's config: mod_muc among the modules.
+    sed "/^modules:\$/r $CONFIGS/ejabberd-muc.yml.in" "$dir/ejabberd.yml" >"$dir/ejabberd-room.yml"
 }
 
 start_ejabberd() {
@@ -333,7 +386,7 @@ start_ejabberd() {
     # What ejabberdctl would run, minus the node name: without one the VM is not distributed,
     # so no epmd, no Erlang cookie, and no port other than the c2s listener (and so no
     # ejabberdctl either: accounts come by in-band registration, see register_ejabberd).
-    start_process "$dir" env EJABBERD_CONFIG_PATH="$dir/ejabberd.yml" \
+    start_process "$dir" env EJABBERD_CONFIG_PATH="$dir/ejabberd$VARIANT.yml" \
         EJABBERD_LOG_PATH="$dir/log/ejabberd.log" ERL_CRASH_DUMP="$dir/log/erl_crash.dump" \
         ERL_LIBS="$EJABBERD_LIBS" HOME="$dir" \
         erl +K true +P 250000 -noinput -env ERL_CRASH_DUMP_BYTES 0 \
@@ -343,6 +396,55 @@ start_ejabberd() {
 # The time limit of a load generator run that opens $1 connections in all.
 time_limit_for() {
     echo $((BENCH_TIMEOUT + $1 / 50))
+}
+
+# The time limit of a room run with $1 occupants: the logins, and the joins, whose presence
+# broadcasts grow with the square of the occupants (240 s for 1,000: Prosody had seated 899
+# of 1,000 after 200 s on a busy machine).
+room_time_limit() {
+    echo $(($(time_limit_for "$1") + $1 * $1 * 240 / 1000000))
+}
+
+# The setting for room size $2, number $1 (from 1) in BENCH_ROOM_SIZES, from the list $3 (one
+# number for every size, or one per size); if $3 is empty, $4 / size bounded to $5 .. $6: a
+# large room gets fewer messages (each is more deliveries) and a smaller window (each message in
+# flight is already size deliveries of work), which keeps its latency the fan-out's, not a queue's.
+room_setting() {
+    local k=$1 size=$2 list=$3 v
+    if [ -z "$list" ]; then
+        v=$(($4 / size))
+        [ "$v" -lt "$5" ] && v=$5
+        [ "$v" -gt "$6" ] && v=$6
+        echo "$v"
+        return
+    fi
+    # shellcheck disable=SC2086 # the list is split on purpose
+    set -- "$k" $list
+    [ $# = 2 ] && { echo "$2"; return; }
+    shift "$k"
+    echo "$1"
+}
+
+# Whether server $1 (directory $2) can run the room benchmark; says why not.
+room_possible() {
+    local out
+    case $1 in
+    parley-split)
+        log "  room: not measured for parley-split (the room benchmark runs \`parleyd all\`)"
+        ROOM_SKIPPED="$ROOM_SKIPPED $1 (the room part runs \`parleyd all\`);"
+        return 1
+        ;;
+    parley*)
+        # Until parleyd has its MUC component, it refuses the [muc] section.
+        if ! out=$(cd "$2" && "$PARLEYD" --config parley-room.conf --check-config all 2>&1); then
+            log "  room: parleyd refuses parley-room.conf, so no room rows for $1 (no MUC component" \
+                "in this parleyd?): $(printf '%s\n' "$out" | grep -v '^$' | head -n 1)"
+            ROOM_SKIPPED="$ROOM_SKIPPED $1 (parleyd --check-config refused its [muc] section: no MUC component yet?);"
+            return 1
+        fi
+        ;;
+    esac
+    return 0
 }
 
 # After start: ejabberd's accounts, by XEP-0077 in-band registration over STARTTLS.
@@ -406,6 +508,7 @@ run_load() {
     # shellcheck disable=SC2086 # the list of PIDs is split on purpose
     pids=$(echo $SERVER_PIDS | tr ' ' ',')
     [ "$what" = idle ] && limit=$(($(time_limit_for "$rep") + 2 * BENCH_IDLE_SETTLE))
+    [ "$what" = room ] && limit=$(room_time_limit "${rep%-*}")
     out=$("$CLIENTLOAD" "$what" --port "$port" --password-file "$WORK/password" \
         --timeout "$limit" --min-seconds "$BENCH_MIN_SECONDS" --server-pid "$pids" \
         --server-name "$server" "$@" 2>"$dir/$what-$rep.err")
@@ -418,6 +521,10 @@ run_load() {
     fi
     if [ "$what" = idle ]; then
         log "  idle: $(printf '%s' "$line" | grep -o 'users=.* kb_per_conn=[^ ]*')"
+    elif [ "$what" = room ]; then
+        log "  room ${rep%-*} rep ${rep#*-}: $(printf '%s' "${line#RESULT }" | cut -d' ' -f3-10)" \
+            "$(printf '%s' "$line" | grep -o 'messages=[^ ]* msg_rate=[^ ]*')" \
+            "$(printf '%s' "$line" | grep -o 'join_seconds=[^ ]*')"
     else
         log "  $what rep $rep: $(printf '%s' "${line#RESULT }" | cut -d' ' -f3-10)"
     fi
@@ -442,7 +549,7 @@ start_server() {
 # and per message grows with the logins an instance has served (see bench/README.md), so no
 # measurement inherits another's.
 bench_server() {
-    local server=$1 dir port rep what run runs='' shown=''
+    local server=$1 dir port rep what run runs='' shown='' room_failed='' n k m
     dir=$WORK/$server
     mkdir -p "$dir"
     port=$(free_port) || { log "run-clients.sh: no free port"; return 1; }
@@ -463,14 +570,32 @@ bench_server() {
             runs="$runs idle:$rep"
         done
     fi
+    if has_part room && room_possible "$server" "$dir"; then
+        for n in $BENCH_ROOM_SIZES; do
+            for rep in $(seq 1 "$BENCH_ROOM_REPS"); do
+                runs="$runs room:$n-$rep"
+            done
+        done
+    fi
     for run in $runs; do
         what=${run%:*} rep=${run#*:}
+        VARIANT=
+        [ "$what" = room ] && VARIANT=-room
         if [ "$what" = idle ] && [ "$(ulimit -Sn)" != unlimited ] &&
             [ "$(ulimit -Sn)" -lt $((rep + 512)) ]; then
             log "  idle $rep: skipped, it needs $((rep + 512)) descriptors (ulimit -n $(ulimit -Sn))"
             continue
         fi
-        start_server "$server" "$dir" "$port" || return 1
+        if [ "$what" = room ] && [ -n "$room_failed" ]; then
+            continue
+        fi
+        if ! start_server "$server" "$dir" "$port"; then
+            # Without its room, a server still has the other parts' rows.
+            [ "$what" = room ] || return 1
+            room_failed=1
+            ROOM_SKIPPED="$ROOM_SKIPPED $server from ${rep%-*} occupants on (it did not start with its MUC service);"
+            continue
+        fi
         [ -n "$shown" ] || log "  $server pids$SERVER_PIDS, c2s on 127.0.0.1:$port"
         shown=1
         case $what in
@@ -489,9 +614,23 @@ bench_server() {
             run_load "$server" "$dir" "$port" idle "$rep" --users "$rep" \
                 --concurrency "$BENCH_CONCURRENCY" --settle-ms $((BENCH_IDLE_SETTLE * 1000))
             ;;
+        room)
+            n=${rep%-*} k=1
+            for m in $BENCH_ROOM_SIZES; do
+                [ "$m" = "$n" ] && break
+                k=$((k + 1))
+            done
+            run_load "$server" "$dir" "$port" room "$rep" --users "$n" \
+                --senders "$BENCH_ROOM_SENDERS" \
+                --window "$(room_setting "$k" "$n" "$BENCH_ROOM_WINDOW" 400 1 10)" \
+                --count "$(room_setting "$k" "$n" "$BENCH_ROOM_MESSAGES" 50000 100 1000000000)" \
+                --size "$BENCH_MSG_SIZE" \
+                --concurrency "$BENCH_CONCURRENCY" --room "bench$n-${rep#*-}"
+            ;;
         esac
         stop_server
     done
+    VARIANT=
     mkdir -p "$(dirname "$BENCH_OUT")/logs"
     cat "$dir/server.out" "$dir"/*.log "$dir"/log/*.log "$dir"/*.err \
         >"$(dirname "$BENCH_OUT")/logs/clients-$server.log" 2>/dev/null
@@ -510,7 +649,7 @@ report() {
     }
     function add(k, name, v) { vals[k, name] = vals[k, name] " " v }
     function m(k, name) { return median(vals[k, name]) }
-    $1 != "mode=idle" {
+    $1 != "mode=idle" && $1 != "mode=room" {
         delete f
         for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
         k = f["server"] SUBSEP f["mode"]
@@ -633,6 +772,86 @@ report_idle() {
     }' "$RESULTS"
 }
 
+# Prints the room benchmark's tables from the RESULT lines: medians per server and room size.
+report_room() {
+    awk -v servers="$1" -v sizes="$BENCH_ROOM_SIZES" '
+    function median(s,    a, n, i, j, t) {
+        n = split(s, a, " ")
+        for (i = 2; i <= n; i++)
+            for (j = i; j > 1 && a[j - 1] + 0 > a[j] + 0; j--) { t = a[j]; a[j] = a[j - 1]; a[j - 1] = t }
+        if (n == 0) return -1
+        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    function add(k, name, v) { vals[k, name] = vals[k, name] " " v }
+    function m(k, name) { return median(vals[k, name]) }
+    function ratio(a, b) { return (a > 0 && b > 0) ? a / b : 0 }
+    $1 == "mode=room" {
+        delete f
+        for (i = 1; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+        k = f["server"] SUBSEP f["occupants"]
+        add(k, "rate", f["rate"])
+        add(k, "msg_rate", f["msg_rate"])
+        add(k, "cpu", f["server_cpu"])
+        if (f["server_cpu"] > 0) add(k, "per_cpu", f["count"] / f["server_cpu"])
+        add(k, "p50", f["lat_p50_ms"])
+        add(k, "p99", f["lat_p99_ms"])
+        if (f["seconds"] > 0) add(k, "lg", 100 * f["loadgen_cpu"] / f["seconds"])
+        add(k, "join", f["join_seconds"])
+        window[k] = f["senders"] " × " f["window"]
+        if (f["complete"] != 1) incomplete[k] = 1
+        errors[k] += f["errors"] + f["out_of_order"]
+        reps[k]++
+    }
+    END {
+        names["parley"] = "Parley"; names["parley-noarchive"] = "Parley (no archive, no carbons)"
+        names["prosody"] = "Prosody"; names["ejabberd"] = "ejabberd"
+        ns = split(servers, sv, " "); nz = split(sizes, sz, " ")
+        print "### One room: groupchat messages delivered to every occupant"
+        print ""
+        print "| server | occupants | in flight | delivered stanzas/s | messages/s | p50 ms | p99 ms | server CPU s | delivered per server CPU-s | loadgen CPU % | joins s | reps |"
+        print "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        for (s = 1; s <= ns; s++)
+            for (z = 1; z <= nz; z++) {
+                k = sv[s] SUBSEP sz[z]
+                if (!(k in reps)) continue
+                note = (k in incomplete) ? " (time limit hit)" : ""
+                if (errors[k] > 0) note = note " (" errors[k] " errors)"
+                printf "| %s | %d | %s | %.0f%s | %.0f | %.2f | %.2f | %.2f | %.0f | %.0f | %.1f | %d |\n", names[sv[s]],
+                    sz[z], window[k], m(k, "rate"), note, m(k, "msg_rate"), m(k, "p50"), m(k, "p99"), m(k, "cpu"),
+                    m(k, "per_cpu"), m(k, "lg"), m(k, "join"), reps[k]
+            }
+        printed = 0
+        for (p = 1; p <= ns; p++) {
+            if (sv[p] !~ /^parley/) continue
+            for (z = 1; z <= nz; z++) {
+                kp = sv[p] SUBSEP sz[z]
+                if (!(kp in reps)) continue
+                best = 0; bestname = ""
+                for (s = 1; s <= ns; s++) {
+                    if (sv[s] ~ /^parley/) continue
+                    kq = sv[s] SUBSEP sz[z]
+                    if (!(kq in reps)) continue
+                    if (!printed) {
+                        print ""
+                        print "### Ratios (above 1: Parley does better; the goal of issue 6 is 3 against the faster peer)"
+                        print ""
+                        print "| ratio | occupants | delivered stanzas/s | delivered per server CPU-s | p50 | p99 |"
+                        print "|---|---:|---:|---:|---:|---:|"
+                        printed = 1
+                    }
+                    printf "| %s / %s | %d | %.2f | %.2f | %.2f | %.2f |\n", names[sv[p]], names[sv[s]], sz[z],
+                        ratio(m(kp, "rate"), m(kq, "rate")), ratio(m(kp, "per_cpu"), m(kq, "per_cpu")),
+                        ratio(m(kq, "p50"), m(kp, "p50")), ratio(m(kq, "p99"), m(kp, "p99"))
+                    if (m(kq, "rate") > best) { best = m(kq, "rate"); bestname = names[sv[s]] }
+                }
+                if (bestname != "")
+                    printf "| %s / the faster peer (%s) | %d | %.2f | | | |\n", names[sv[p]], bestname, sz[z],
+                        ratio(m(kp, "rate"), best)
+            }
+        }
+    }' "$RESULTS"
+}
+
 make_cert || { log "run-clients.sh: openssl could not make a certificate"; exit 2; }
 openssl rand -hex 16 >"$WORK/password"
 chmod 600 "$WORK/password"
@@ -664,6 +883,12 @@ mkdir -p "$(dirname "$BENCH_OUT")"
         echo "(and ${BENCH_MIN_SECONDS} s) per repetition. Medians of $BENCH_REPS repetitions, each against a freshly started"
         echo "instance."
     fi
+    if has_part room; then
+        echo "Room: one room of N occupants for N in ($BENCH_ROOM_SIZES), each in $BENCH_ROOM_REPS repetition(s)"
+        echo "on a freshly started instance, every join confirmed, no history; $BENCH_ROOM_SENDERS senders with"
+        echo "(${BENCH_ROOM_WINDOW:-400 / N, 1 to 10}) messages in flight each until their own echo, $BENCH_MSG_SIZE B"
+        echo "each, at least (${BENCH_ROOM_MESSAGES:-50000 / N, at least 100}) messages and ${BENCH_MIN_SECONDS} s per measurement."
+    fi
     if has_part idle; then
         echo "Idle: $BENCH_IDLE_SIZES connections (one measurement each, on a freshly started instance),"
         echo "$BENCH_CONCURRENCY logins at once; VmRSS of all the server's processes after one warm-up login"
@@ -682,6 +907,18 @@ mkdir -p "$(dirname "$BENCH_OUT")"
         echo "Server CPU is user + system time of the server's processes (all threads) during the"
         echo "measured phase; latencies are from connect to logged in, and from send to parsed by the"
         echo "receiver. See bench/README.md."
+    fi
+    if has_part room && grep -q '^mode=room ' "$RESULTS"; then
+        echo
+        report_room "$ran"
+        echo
+        echo "Delivered stanzas = messages x the occupants that received them (the sender's own echo"
+        echo "included); latency from send to receipt at each occupant; server CPU = user + system"
+        echo "time of the server's processes during the measured phase. See bench/README.md."
+    fi
+    if has_part room && [ -n "$ROOM_SKIPPED" ]; then
+        echo
+        echo "No room rows for:$ROOM_SKIPPED"
     fi
     if has_part idle; then
         echo
