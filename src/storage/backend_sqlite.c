@@ -194,8 +194,10 @@ static const char *const stmt_sql[ST_COUNT] = {
                    " ON CONFLICT (user_id, kind, key) DO UPDATE SET data = excluded.data",
     [ST_DOC_DELETE] = "DELETE FROM documents WHERE user_id = ?1 AND kind = ?2 AND key = ?3",
     [ST_DOC_LIST] = "SELECT key FROM documents WHERE user_id = ?1 AND kind = ?2 ORDER BY key",
+    /* archive_key is not unique (it carries with_bare): a key already there is looked for. */
     [ST_ARCHIVE_INSERT] = "INSERT INTO archive (owner, key, nonce, with_bare, with_res, data)"
-                          " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+                          " SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE NOT EXISTS"
+                          " (SELECT 1 FROM archive WHERE owner = ?1 AND key = ?2)",
     [ST_ARCHIVE_NONCE] = "SELECT nonce FROM archive WHERE owner = ?1 AND key = ?2"
                          " AND old_id IS NULL",
     [ST_ARCHIVE_OLD_ID] = "SELECT key FROM archive WHERE owner = ?1 AND old_id = ?2",
@@ -1531,8 +1533,7 @@ static int archive_migrate_v5(sqlite_db_t *d)
     if (rc == 0)
         rc = exec(d,
                   "DROP TABLE archive_v4;"
-                  "CREATE UNIQUE INDEX archive_key ON archive(owner, key);"
-                  "CREATE INDEX archive_with ON archive(owner, with_bare, key);"
+                  "CREATE INDEX archive_key ON archive(owner, key, with_bare);"
                   "CREATE UNIQUE INDEX archive_old_id ON archive(owner, old_id)"
                   " WHERE old_id IS NOT NULL;");
     return rc;
