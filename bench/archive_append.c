@@ -46,17 +46,18 @@ typedef struct params {
 static int run(storage_db_t *db, const params_t *p, char (*names)[32], double *per_batch)
 {
     storage_archive_entry_t *e = calloc(p->batch, sizeof(*e));
-    char(*ids)[32] = calloc(p->batch, sizeof(*ids));
     char *data = malloc(p->size);
     memset(data, 'x', p->size);
     int rc = 0;
+    int64_t base = (int64_t)seconds(CLOCK_REALTIME) * 1000000;
     for (unsigned b = 0; rc == 0 && b < p->batches; b++) {
         for (unsigned i = 0; i < p->batch; i++) {
-            snprintf(ids[i], sizeof(ids[i]), "b%ui%u", b, i);
+            /* Keys as the sm makes them: the clock in microseconds, increasing. */
+            int64_t key = base + (int64_t)b * p->batch + i;
             e[i] = (storage_archive_entry_t){
-                .user = names[i % p->users],
-                .id = ids[i],
-                .stamp_us = (int64_t)b * p->batch + i,
+                .owner = names[i % p->users],
+                .key = key,
+                .nonce = (uint64_t)key * 0x9e3779b97f4a7c15ull,
                 .with = i % 2 != 0 ? "romeo@localhost/orchard" : "nurse@localhost",
                 .data = data,
                 .len = p->size,
@@ -67,7 +68,6 @@ static int run(storage_db_t *db, const params_t *p, char (*names)[32], double *p
         per_batch[b] = seconds(CLOCK_MONOTONIC) - t0;
     }
     free(e);
-    free(ids);
     free(data);
     return rc;
 }

@@ -23,8 +23,6 @@
 #define MAM_QUERIES_MAX 4
 /* JIDs in each of the <always/> and <never/> lists (XEP-0441); more: policy-violation. */
 #define MAM_PREFS_JIDS_MAX 1000
-/* Archive ids: 13 base32hex digits of a time-ordered counter, then 13 of a random number. */
-#define MAM_ID_LEN 26
 
 /* XEP-0441 §2.1.1: the 'default' of the preferences; the order of [sm] archive_default. */
 typedef enum mam_default {
@@ -58,9 +56,10 @@ typedef struct mam_user {
 
 /* One entry waiting for the next batch: offsets of NUL-terminated strings in mam.buf. */
 typedef struct mam_pending {
-    size_t user, id, with, data;
+    size_t user, with, data;
     size_t data_len;
-    int64_t stamp_us;
+    int64_t key; /* also its stamp */
+    uint64_t nonce;
 } mam_pending_t;
 
 /* The module's state (mod->data). */
@@ -74,8 +73,9 @@ typedef struct mam {
     uv_check_t *check; /* runs at the end of the iteration to send the batch; NULL: none */
     unsigned inflight; /* batches the store has not answered yet */
     bool failing; /* the last batch failed, or entries were dropped: logged once */
-    /* Ids: a counter that follows the clock in microseconds, and random bytes for the rest. */
-    uint64_t last_us;
+    /* Ids: the key (a counter that follows the clock in microseconds, storage.h) and random
+     * bytes for the rest. */
+    int64_t last_key;
     unsigned char rnd[256];
     size_t rnd_pos;
 } mam_t;

@@ -35,20 +35,10 @@ static int64_t now_us(void)
 
 /* ---- archive ids (XEP-0359 §2.1: unique and stable; XEP-0313 §3: unpredictable) ---- */
 
-/* base32hex keeps the numeric order in the byte order of the text. */
-static void put_b32(char *out, uint64_t v)
-{
-    static const char digits[] = "0123456789abcdefghijklmnopqrstuv";
-    for (int i = 12; i >= 0; i--) {
-        out[i] = digits[v & 31];
-        v >>= 5;
-    }
-}
-
 static uint64_t random64(mam_t *m)
 {
     if (m->rnd_pos + sizeof(uint64_t) > sizeof(m->rnd)) {
-        /* The counter alone keeps ids unique; only their unpredictability would suffer. */
+        /* The key alone keeps ids unique; only their unpredictability would suffer. */
         if (RAND_bytes(m->rnd, (int)sizeof(m->rnd)) != 1)
             core_log(m->sm->log, CORE_LOG_WARN, 0, "mam: no random bytes for archive ids");
         m->rnd_pos = 0;
@@ -60,19 +50,19 @@ static uint64_t random64(mam_t *m)
 }
 
 /*
- * A time-ordered counter (the clock in microseconds, or one more than the last id's) and 64
- * random bits: ids sort roughly in archive order, never repeat in this process, and tell
- * nothing beyond the time the <delay/> stamp shows anyway (XEP-0359 §6).
+ * The entry's key: the clock in microseconds, or one more than the last key (so keys never
+ * repeat in this sm, and archive order is the order of archiving), and never at or below
+ * what the store held when it was opened (a clock that went back since). It is also the
+ * entry's stamp. The id is the store's text of the key and 64 random bits: it tells nothing
+ * beyond the time the <delay/> stamp shows anyway (XEP-0359 §6).
  */
-static void make_id(mam_t *m, int64_t now, char out[MAM_ID_LEN + 1])
+static int64_t next_key(mam_t *m, int64_t now)
 {
-    uint64_t c = now > 0 ? (uint64_t)now : 0;
-    if (c <= m->last_us)
-        c = m->last_us + 1;
-    m->last_us = c;
-    put_b32(out, c);
-    put_b32(out + 13, random64(m));
-    out[MAM_ID_LEN] = '\0';
+    int64_t k = now > 0 ? now : 0;
+    if (k <= m->last_key)
+        k = m->last_key + 1;
+    m->last_key = k;
+    return k;
 }
 
 /* ---- the batch: one storage request per loop iteration ---- */
@@ -108,9 +98,9 @@ void mam_flush(mam_t *m)
     storage_archive_entry_t *e = core_malloc(m->npending * sizeof(*e));
     for (size_t i = 0; i < m->npending; i++) {
         const mam_pending_t *p = &m->pending[i];
-        e[i] = (storage_archive_entry_t){.user = m->buf.data + p->user,
-                                         .id = m->buf.data + p->id,
-                                         .stamp_us = p->stamp_us,
+        e[i] = (storage_archive_entry_t){.owner = m->buf.data + p->user,
+                                         .key = p->key,
+                                         .nonce = p->nonce,
                                          .with = m->buf.data + p->with,
                                          .data = m->buf.data + p->data,
                                          .len = p->data_len};
@@ -167,7 +157,7 @@ static size_t put_str(mam_t *m, const char *s, size_t len)
  * is stopping): the message goes on without an id.
  */
 static bool queue_entry(mam_t *m, sm_user_t *u, const jid_t *with, xml_stanza_t *st,
-                        char id[MAM_ID_LEN + 1])
+                        char id[STORAGE_ARCHIVE_ID_LEN + 1])
 {
     if (m->sm->stopping)
         return false;
@@ -178,16 +168,17 @@ static bool queue_entry(mam_t *m, sm_user_t *u, const jid_t *with, xml_stanza_t 
     size_t len;
     /* The bytes a stanza was parsed from are kept with it: usually nothing is serialised. */
     const char *bytes = xml_stanza_bytes(st, &len);
-    int64_t now = now_us();
-    make_id(m, now, id);
+    int64_t key = next_key(m, now_us());
+    uint64_t nonce = random64(m);
+    storage_archive_id_format(key, nonce, id);
     if (m->npending == m->cap) {
         m->cap = m->cap != 0 ? m->cap * 2 : 16;
         m->pending = core_realloc(m->pending, m->cap * sizeof(*m->pending));
     }
     mam_pending_t *p = &m->pending[m->npending++];
-    p->stamp_us = now;
+    p->key = key;
+    p->nonce = nonce;
     p->user = put_str(m, u->node, strlen(u->node));
-    p->id = put_str(m, id, MAM_ID_LEN);
     p->with = put_str(m, with->full, with->full_len);
     p->data = put_str(m, bytes, len);
     p->data_len = len;
@@ -330,7 +321,7 @@ static xml_handler_result_t on_sent(sm_t *sm, void *data, sm_pkt_t *pkt)
     strip_claims(sm, pkt, &u->jid);
     if (!archivable(pkt->st) || !wanted(m, u, &pkt->to))
         return XMLS_PASS;
-    char id[MAM_ID_LEN + 1];
+    char id[STORAGE_ARCHIVE_ID_LEN + 1];
     /* §3.5: the id goes to the user's own sessions (the sent carbon), not to the contact. */
     if (queue_entry(m, u, &pkt->to, pkt->st, id))
         pkt->stanza_id = core_strdup(id);
@@ -356,7 +347,7 @@ static xml_handler_result_t on_received(sm_t *sm, void *data, sm_pkt_t *pkt)
     if (!(pkt->type & (XMLS_TYPE_NORMAL | XMLS_TYPE_CHAT)) || !archivable(pkt->st) ||
         refused(pkt) || !wanted(m, u, &pkt->from))
         return XMLS_PASS;
-    char id[MAM_ID_LEN + 1];
+    char id[STORAGE_ARCHIVE_ID_LEN + 1];
     /* Kept as it came (its bytes are usually known), without the id added below. */
     if (!queue_entry(m, u, &pkt->from, pkt->st, id))
         return XMLS_PASS;
@@ -690,6 +681,8 @@ static int init(sm_t *sm, sm_mod_t *mod)
     m->sm = sm;
     m->slot = mod->index;
     m->rnd_pos = sizeof(m->rnd);
+    /* Keys start above every key the store holds (a clock that went back since). */
+    m->last_key = sm->store != NULL ? storage_archive_key_max(sm->store) : 0;
     mod->data = m;
     const unsigned kinds = XMLS_TYPE_NORMAL | XMLS_TYPE_CHAT;
     const xml_match_t msg = {.kind = XMLS_KIND_MESSAGE, .types = kinds};

@@ -108,6 +108,7 @@ struct storage {
     bool thread_done; /* the thread has answered everything and closed db */
 
     /* Loop thread only. */
+    int64_t archive_key_max; /* read at open (storage_archive_key_max) */
     size_t queue_max;
     size_t outstanding; /* submitted, callback not yet run */
     bool closing;
@@ -386,11 +387,18 @@ static void on_async(uv_async_t *h)
 int storage_open(uv_loop_t *loop, const storage_config_t *cfg, storage_t **out)
 {
     storage_db_t *db = NULL;
+    int64_t key_max = 0;
     int rc = storage_db_open(cfg, &db);
     if (rc < 0)
         return rc;
+    rc = storage_db_archive_key_max(db, &key_max);
+    if (rc < 0) {
+        storage_db_close(db);
+        return rc;
+    }
     storage_t *st = core_calloc(1, sizeof(*st));
     st->loop = loop;
+    st->archive_key_max = key_max;
     st->db = db;
     st->queue_max = cfg->queue_max != 0 ? cfg->queue_max : STORAGE_QUEUE_DEFAULT;
     rc = uv_mutex_init(&st->lock);
@@ -752,7 +760,7 @@ int storage_archive_append(storage_t *st, const storage_archive_entry_t *entries
         const storage_archive_entry_t *e = &entries[i];
         if (storage_check_archive_entry(e) < 0)
             return -EINVAL;
-        bytes += str_size(e->user) + str_size(e->id) + str_size(e->with) + e->len;
+        bytes += str_size(e->owner) + str_size(e->with) + e->len;
     }
     /* The whole batch in two allocations: the entries, and one block for their bytes. */
     storage_req_t *rq = req_new(OP_ARCHIVE_APPEND, NULL, arg);
@@ -763,10 +771,10 @@ int storage_archive_append(storage_t *st, const storage_archive_entry_t *entries
     for (size_t i = 0; i < n; i++) {
         const storage_archive_entry_t *e = &entries[i];
         storage_archive_entry_t *c = &rq->entries[i];
-        c->user = pool_put(&p, e->user);
-        c->id = pool_put(&p, e->id);
+        c->owner = pool_put(&p, e->owner);
         c->with = pool_put(&p, e->with);
-        c->stamp_us = e->stamp_us;
+        c->key = e->key;
+        c->nonce = e->nonce;
         c->len = e->len;
         c->data = p;
         if (e->len > 0)
@@ -776,15 +784,15 @@ int storage_archive_append(storage_t *st, const storage_archive_entry_t *entries
     return submit_status(st, rq, cb);
 }
 
-int storage_archive_query(storage_t *st, const char *user, const storage_archive_query_t *q,
+int storage_archive_query(storage_t *st, const char *owner, const storage_archive_query_t *q,
                           storage_archive_cb cb, void *arg)
 {
-    if (cb == NULL || storage_check_user(user) < 0 || storage_check_archive_query(q) < 0)
+    if (cb == NULL || storage_check_archive_owner(owner) < 0 || storage_check_archive_query(q) < 0)
         return -EINVAL;
     size_t bytes = str_size(q->with) + str_size(q->after_id) + str_size(q->before_id);
     for (size_t i = 0; i < q->nids; i++)
         bytes += str_size(q->ids[i]);
-    storage_req_t *rq = req_new(OP_ARCHIVE_QUERY, user, arg);
+    storage_req_t *rq = req_new(OP_ARCHIVE_QUERY, owner, arg);
     rq->query = *q;
     rq->pool = core_malloc(bytes > 0 ? bytes : 1);
     char *p = rq->pool;
@@ -802,12 +810,17 @@ int storage_archive_query(storage_t *st, const char *user, const storage_archive
     return submit(st, rq);
 }
 
-int storage_archive_expire(storage_t *st, const char *user, int64_t before_us, storage_status_cb cb,
-                           void *arg)
+int storage_archive_expire(storage_t *st, const char *owner, int64_t before_us,
+                           storage_status_cb cb, void *arg)
 {
-    if (cb == NULL || storage_check_user(user) < 0)
+    if (cb == NULL || storage_check_archive_owner(owner) < 0)
         return -EINVAL;
-    storage_req_t *rq = req_new(OP_ARCHIVE_EXPIRE, user, arg);
+    storage_req_t *rq = req_new(OP_ARCHIVE_EXPIRE, owner, arg);
     rq->stamp = before_us;
     return submit_status(st, rq, cb);
+}
+
+int64_t storage_archive_key_max(const storage_t *st)
+{
+    return st->archive_key_max;
 }

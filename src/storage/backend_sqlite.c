@@ -90,6 +90,34 @@ static const char *const migrations[] = {
     "  data BLOB NOT NULL,"
     "  PRIMARY KEY (service, kind, key)"
     ");",
+    /*
+     * 6: the archive by (owner, key): the key is the entry's stamp made unique (docs/
+     * storage.md), and its id is made from the key and a nonce and decoded back, so there
+     * is no index on a text id. The rows go in rowid order (each append lands at the end of
+     * the table, where a table keyed by (owner, key) would scatter them over every owner's
+     * range, with a page split each time); the unique index (owner, key) orders each archive
+     * and (owner, with_bare, key) serves the 'with' filter. owner is users.id, or minus
+     * archive_rooms.id for a service entity's archive (a MUC room), so it has no foreign key:
+     * deleting an account deletes its archive rows explicitly. archive_migrate_v6 copies the
+     * old rows and makes the indexes: old_id keeps an id that does not decode to its row (a
+     * partial index finds those).
+     */
+    "CREATE TABLE archive_rooms ("
+    "  id INTEGER PRIMARY KEY,"
+    "  jid TEXT NOT NULL UNIQUE"
+    ");"
+    "CREATE TABLE archive_state (key_max INTEGER NOT NULL);"
+    "INSERT INTO archive_state (key_max) VALUES (0);"
+    "ALTER TABLE archive RENAME TO archive_v4;"
+    "CREATE TABLE archive ("
+    "  owner INTEGER NOT NULL,"
+    "  key INTEGER NOT NULL,"
+    "  nonce INTEGER,"
+    "  with_bare TEXT NOT NULL,"
+    "  with_res TEXT,"
+    "  data BLOB NOT NULL,"
+    "  old_id TEXT"
+    ");",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -128,9 +156,16 @@ enum stmt_id {
     ST_SVC_DELETE,
     ST_SVC_ALL,
     ST_ARCHIVE_INSERT,
-    ST_ARCHIVE_SEQ,
+    ST_ARCHIVE_NONCE,
+    ST_ARCHIVE_OLD_ID,
     ST_ARCHIVE_EXPIRE,
     ST_ARCHIVE_CLEAR,
+    ST_ARCHIVE_USER_DELETE,
+    ST_ARCHIVE_KEY_MAX,
+    ST_ARCHIVE_KEY_BUMP,
+    ST_ROOM_ID,
+    ST_ROOM_INSERT,
+    ST_ROOM_DELETE,
     ST_COUNT
 };
 
@@ -186,28 +221,38 @@ static const char *const stmt_sql[ST_COUNT] = {
     /* BINARY collation: keys come in memcmp order, which is bytewise (storage.h). */
     [ST_SVC_ALL] = "SELECT key, data FROM service_documents WHERE service = ?1 AND kind = ?2"
                    " ORDER BY key",
-    [ST_ARCHIVE_INSERT] =
-        "INSERT INTO archive (user_id, archive_id, stamp, with_bare, with_full, data)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (user_id, archive_id) DO NOTHING",
-    [ST_ARCHIVE_SEQ] = "SELECT seq FROM archive WHERE user_id = ?1 AND archive_id = ?2",
-    [ST_ARCHIVE_EXPIRE] = "DELETE FROM archive WHERE user_id = ?1 AND stamp < ?2",
-    [ST_ARCHIVE_CLEAR] = "DELETE FROM archive WHERE user_id = ?1",
+    /* archive_key is not unique (it carries with_bare): a key already there is looked for. */
+    [ST_ARCHIVE_INSERT] = "INSERT INTO archive (owner, key, nonce, with_bare, with_res, data)"
+                          " SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE NOT EXISTS"
+                          " (SELECT 1 FROM archive WHERE owner = ?1 AND key = ?2)",
+    [ST_ARCHIVE_NONCE] = "SELECT nonce FROM archive WHERE owner = ?1 AND key = ?2"
+                         " AND old_id IS NULL",
+    [ST_ARCHIVE_OLD_ID] = "SELECT key FROM archive WHERE owner = ?1 AND old_id = ?2",
+    [ST_ARCHIVE_EXPIRE] = "DELETE FROM archive WHERE owner = ?1 AND key < ?2",
+    [ST_ARCHIVE_CLEAR] = "DELETE FROM archive WHERE owner = ?1",
+    [ST_ARCHIVE_USER_DELETE] =
+        "DELETE FROM archive WHERE owner = (SELECT id FROM users WHERE name = ?1)",
+    [ST_ARCHIVE_KEY_MAX] = "SELECT key_max FROM archive_state",
+    [ST_ARCHIVE_KEY_BUMP] = "UPDATE archive_state SET key_max = ?1 WHERE key_max < ?1",
+    [ST_ROOM_ID] = "SELECT id FROM archive_rooms WHERE jid = ?1",
+    [ST_ROOM_INSERT] = "INSERT INTO archive_rooms (jid) VALUES (?1)",
+    [ST_ROOM_DELETE] = "DELETE FROM archive_rooms WHERE id = ?1",
 };
 
 /*
  * Archive queries combine optional filters, so their statements are built from these bits
  * (the statement's "shape") and cached per shape; only a query naming ids gets a statement
- * of its own. Parameters: ?1 user id, ?2 bare JID, ?3 full JID, ?4 start, ?5 end, ?6 the
- * after_id entry's seq, ?7 the before_id entry's seq, ?8 the row limit, ?9... the ids.
+ * of its own. Parameters: ?1 owner id, ?2 bare JID, ?3 resource, ?4 start, ?5 end, ?6 the
+ * after_id entry's key, ?7 the before_id entry's key, ?8 the row limit, ?9... the ids' keys.
  */
 enum archive_shape {
     AQ_BARE = 1 << 0, /* with_bare = ?2 */
-    AQ_FULL = 1 << 1, /* with_full = ?3 (with AQ_BARE, so the with index applies) */
-    AQ_START = 1 << 2, /* stamp >= ?4 */
-    AQ_END = 1 << 3, /* stamp <= ?5 */
-    AQ_AFTER = 1 << 4, /* seq > ?6 */
-    AQ_UPTO = 1 << 5, /* seq <= ?6 */
-    AQ_BEFORE = 1 << 6, /* seq < ?7 */
+    AQ_FULL = 1 << 1, /* with_res = ?3 (with AQ_BARE, so the with index applies) */
+    AQ_START = 1 << 2, /* key >= ?4 (the key is the stamp) */
+    AQ_END = 1 << 3, /* key <= ?5 */
+    AQ_AFTER = 1 << 4, /* key > ?6 */
+    AQ_UPTO = 1 << 5, /* key <= ?6 */
+    AQ_BEFORE = 1 << 6, /* key < ?7 */
     AQ_ROWS = 1 << 7, /* the entries (LIMIT ?8) rather than their count */
     AQ_DESC = 1 << 8, /* newest first */
     AQ_SHAPES = 1 << 9
@@ -423,9 +468,14 @@ static int sq_user_delete(storage_db_t *db, const char *user)
     int rc = tx_begin(d, true);
     if (rc < 0)
         return rc;
-    /* The foreign keys cascade to every per-user table, in this transaction. */
-    sqlite3_stmt *s = stmt_text(d, ST_USER_DELETE, user);
+    /* The archive first (its owner column has no foreign key: it also holds rooms); then
+     * the foreign keys cascade to every other per-user table, in this transaction. */
+    sqlite3_stmt *s = stmt_text(d, ST_ARCHIVE_USER_DELETE, user);
     rc = s != NULL ? run(d, s) : prep_err(d);
+    if (rc == 0) {
+        s = stmt_text(d, ST_USER_DELETE, user);
+        rc = s != NULL ? run(d, s) : prep_err(d);
+    }
     if (rc == 0 && sqlite3_changes(d->h) == 0)
         rc = -ENOENT;
     return tx_end(d, rc);
@@ -996,7 +1046,36 @@ out:
 
 /* ---- the message archive ---- */
 
-/* Orders a batch by user, keeping each user's entries in batch order. */
+/*
+ * An archive's owner id: users.id (> 0) for a user, -archive_rooms.id (< 0) for a service
+ * entity's archive; 0 is nobody's (a room with no archive yet: every query finds nothing).
+ * Inside a transaction. With create, a room gets its row; without, a missing room is 0.
+ */
+static int archive_owner(sqlite_db_t *d, const char *owner, bool create, sqlite3_int64 *id)
+{
+    if (strchr(owner, '@') == NULL)
+        return user_id(d, owner, id);
+    *id = 0;
+    sqlite3_stmt *s = stmt_text(d, ST_ROOM_ID, owner);
+    if (s == NULL)
+        return prep_err(d);
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *id = -sqlite3_column_int64(s, 0);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return map_err(rc);
+    if (*id != 0 || !create)
+        return 0;
+    s = stmt_text(d, ST_ROOM_INSERT, owner);
+    rc = s != NULL ? run(d, s) : prep_err(d);
+    if (rc == 0)
+        *id = -sqlite3_last_insert_rowid(d->h);
+    return rc;
+}
+
+/* Orders a batch by owner, keeping each owner's entries in batch order. */
 typedef struct batch_ref {
     const storage_archive_entry_t *e;
     size_t index;
@@ -1005,21 +1084,23 @@ typedef struct batch_ref {
 static int batch_ref_cmp(const void *a, const void *b)
 {
     const batch_ref_t *x = a, *y = b;
-    int c = strcmp(x->e->user, y->e->user);
+    int c = strcmp(x->e->owner, y->e->owner);
     return c != 0 ? c : (x->index > y->index) - (x->index < y->index);
 }
 
-/* Inserts one entry; status gets -EEXIST when the user already has its id. */
-static int archive_insert(sqlite_db_t *d, sqlite3_int64 uid, const storage_archive_entry_t *e,
+/* Inserts one entry; status gets -EEXIST when the owner already has its key. */
+static int archive_insert(sqlite_db_t *d, sqlite3_int64 owner, const storage_archive_entry_t *e,
                           int *status)
 {
-    sqlite3_stmt *s = stmt_uid(d, ST_ARCHIVE_INSERT, uid);
+    sqlite3_stmt *s = stmt_uid(d, ST_ARCHIVE_INSERT, owner);
     if (s == NULL)
         return prep_err(d);
-    sqlite3_bind_text(s, 2, e->id, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, e->stamp_us);
-    sqlite3_bind_text(s, 4, e->with, (int)storage_jid_bare_len(e->with), SQLITE_STATIC);
-    sqlite3_bind_text(s, 5, e->with, -1, SQLITE_STATIC);
+    size_t bare = storage_jid_bare_len(e->with);
+    sqlite3_bind_int64(s, 2, e->key);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)e->nonce);
+    sqlite3_bind_text(s, 4, e->with, (int)bare, SQLITE_STATIC);
+    if (e->with[bare] == '/')
+        sqlite3_bind_text(s, 5, e->with + bare + 1, -1, SQLITE_STATIC);
     sqlite3_bind_blob64(s, 6, e->data != NULL ? e->data : "", e->len, SQLITE_STATIC);
     int rc = run(d, s);
     if (rc == 0 && sqlite3_changes(d->h) == 0)
@@ -1027,29 +1108,39 @@ static int archive_insert(sqlite_db_t *d, sqlite3_int64 uid, const storage_archi
     return rc;
 }
 
+/* Raises archive_state.key_max to key (storage_db_archive_key_max). */
+static int archive_key_bump(sqlite_db_t *d, int64_t key)
+{
+    sqlite3_stmt *s = stmt_uid(d, ST_ARCHIVE_KEY_BUMP, key);
+    return s != NULL ? run(d, s) : prep_err(d);
+}
+
 static int sq_archive_append(storage_db_t *db, const storage_archive_entry_t *entries, size_t n,
                              int *status)
 {
     sqlite_db_t *d = from_db(db);
     /*
-     * User by user (one lookup each, and each user's index entries go in side by side), each
-     * user's entries in batch order, so seq keeps that order. And one transaction for the
-     * whole batch: a commit (with sync = full, its fsync) costs far more than an insert, and
-     * the sm sends what one loop iteration archived at once.
+     * Owner by owner (one lookup each, and each owner's rows go in side by side at the end
+     * of its key range), and one transaction for the whole batch: a commit (with sync =
+     * full, its fsync) costs far more than an insert, and the sm sends what one loop
+     * iteration archived at once.
      */
     batch_ref_t *order = core_malloc(n * sizeof(*order));
-    for (size_t i = 0; i < n; i++)
+    int64_t key_max = 0;
+    for (size_t i = 0; i < n; i++) {
         order[i] = (batch_ref_t){.e = &entries[i], .index = i};
+        key_max = entries[i].key > key_max ? entries[i].key : key_max;
+    }
     qsort(order, n, sizeof(*order), batch_ref_cmp);
     int rc = tx_begin(d, true);
     if (rc < 0)
         goto out;
-    sqlite3_int64 uid = 0;
+    sqlite3_int64 owner = 0;
     bool missing = false;
     for (size_t i = 0; i < n; i++) {
         const storage_archive_entry_t *e = order[i].e;
-        if (i == 0 || strcmp(e->user, order[i - 1].e->user) != 0) {
-            rc = user_id(d, e->user, &uid);
+        if (i == 0 || strcmp(e->owner, order[i - 1].e->owner) != 0) {
+            rc = archive_owner(d, e->owner, true, &owner);
             if (rc < 0 && rc != -ENOENT)
                 break;
             missing = rc == -ENOENT;
@@ -1059,14 +1150,33 @@ static int sq_archive_append(storage_db_t *db, const storage_archive_entry_t *en
             status[order[i].index] = -ENOENT;
             continue;
         }
-        rc = archive_insert(d, uid, e, &status[order[i].index]);
+        rc = archive_insert(d, owner, e, &status[order[i].index]);
         if (rc < 0)
             break;
     }
+    if (rc == 0)
+        rc = archive_key_bump(d, key_max);
     rc = tx_end(d, rc);
 out:
     core_free(order);
     return rc;
+}
+
+static int sq_archive_key_max(storage_db_t *db, int64_t *out)
+{
+    sqlite_db_t *d = from_db(db);
+    int rc = tx_begin(d, false);
+    if (rc < 0)
+        return rc;
+    sqlite3_stmt *s = stmt(d, ST_ARCHIVE_KEY_MAX);
+    if (s == NULL) {
+        rc = prep_err(d);
+    } else {
+        rc = sqlite3_step(s);
+        *out = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
+        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : map_err(rc);
+    }
+    return tx_end(d, rc);
 }
 
 /* The statement for an archive query of this shape (new, and *owned set, when ids apply). */
@@ -1080,30 +1190,27 @@ static sqlite3_stmt *archive_stmt(sqlite_db_t *d, unsigned shape, size_t nids, b
         return s;
     }
     core_buf_t b = {0};
-    core_buf_append_str(
-        &b, shape & AQ_ROWS ? "SELECT archive_id, stamp, with_full, data" : "SELECT count(*)");
-    core_buf_append_str(&b, " FROM archive");
-    /* At most STORAGE_ARCHIVE_IDS_MAX lookups beat a walk through the whole archive. */
-    if (nids > 0)
-        core_buf_append_str(&b, " INDEXED BY archive_user_id");
-    core_buf_append_str(&b, " WHERE user_id = ?1");
+    core_buf_append_str(&b,
+                        shape & AQ_ROWS ? "SELECT key, nonce, old_id, with_bare, with_res, data"
+                                        : "SELECT count(*)");
+    core_buf_append_str(&b, " FROM archive WHERE owner = ?1");
     if (shape & (AQ_BARE | AQ_FULL))
         core_buf_append_str(&b, " AND with_bare = ?2");
     if (shape & AQ_FULL)
-        core_buf_append_str(&b, " AND with_full = ?3");
+        core_buf_append_str(&b, " AND with_res = ?3");
     if (shape & AQ_START)
-        core_buf_append_str(&b, " AND stamp >= ?4");
+        core_buf_append_str(&b, " AND key >= ?4");
     if (shape & AQ_END)
-        core_buf_append_str(&b, " AND stamp <= ?5");
+        core_buf_append_str(&b, " AND key <= ?5");
     if (shape & AQ_AFTER)
-        core_buf_append_str(&b, " AND seq > ?6");
+        core_buf_append_str(&b, " AND key > ?6");
     if (shape & AQ_UPTO)
-        core_buf_append_str(&b, " AND seq <= ?6");
+        core_buf_append_str(&b, " AND key <= ?6");
     if (shape & AQ_BEFORE)
-        core_buf_append_str(&b, " AND seq < ?7");
+        core_buf_append_str(&b, " AND key < ?7");
     if (nids > 0) {
         char num[32];
-        core_buf_append_str(&b, " AND archive_id IN (");
+        core_buf_append_str(&b, " AND key IN (");
         for (size_t i = 0; i < nids; i++) {
             snprintf(num, sizeof(num), "%s?%zu", i > 0 ? ", " : "", i + 9);
             core_buf_append_str(&b, num);
@@ -1112,7 +1219,7 @@ static sqlite3_stmt *archive_stmt(sqlite_db_t *d, unsigned shape, size_t nids, b
     }
     if (shape & AQ_ROWS)
         core_buf_append_str(
-            &b, shape & AQ_DESC ? " ORDER BY seq DESC LIMIT ?8" : " ORDER BY seq LIMIT ?8");
+            &b, shape & AQ_DESC ? " ORDER BY key DESC LIMIT ?8" : " ORDER BY key LIMIT ?8");
     sqlite3_stmt *s = NULL;
     sqlite3_prepare_v3(d->h, b.data, (int)b.len, *owned ? 0 : SQLITE_PREPARE_PERSISTENT, &s, NULL);
     core_buf_release(&b);
@@ -1126,9 +1233,11 @@ typedef struct archive_ctx {
     sqlite_db_t *d;
     const storage_archive_query_t *q;
     unsigned filters; /* AQ_BARE, AQ_FULL, AQ_START, AQ_END */
-    sqlite3_int64 uid;
-    sqlite3_int64 lo; /* the after_id entry's seq */
-    sqlite3_int64 hi; /* the before_id entry's seq */
+    sqlite3_int64 owner;
+    sqlite3_int64 lo; /* the after_id entry's key */
+    sqlite3_int64 hi; /* the before_id entry's key */
+    sqlite3_int64 *keys; /* the keys of q->ids found (nkeys of them) */
+    size_t nkeys;
 } archive_ctx_t;
 
 /* The statement of shape (plus the query's filters), bound; NULL if it cannot prepare. */
@@ -1137,14 +1246,14 @@ static sqlite3_stmt *archive_bind(const archive_ctx_t *c, unsigned shape, sqlite
 {
     const storage_archive_query_t *q = c->q;
     shape |= c->filters;
-    sqlite3_stmt *s = archive_stmt(c->d, shape, q->nids, owned);
+    sqlite3_stmt *s = archive_stmt(c->d, shape, c->nkeys, owned);
     if (s == NULL)
         return NULL;
-    sqlite3_bind_int64(s, 1, c->uid);
+    sqlite3_bind_int64(s, 1, c->owner);
     if (shape & (AQ_BARE | AQ_FULL))
         sqlite3_bind_text(s, 2, q->with, (int)storage_jid_bare_len(q->with), SQLITE_STATIC);
     if (shape & AQ_FULL)
-        sqlite3_bind_text(s, 3, q->with, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s, 3, q->with + storage_jid_bare_len(q->with) + 1, -1, SQLITE_STATIC);
     if (shape & AQ_START)
         sqlite3_bind_int64(s, 4, q->start_us);
     if (shape & AQ_END)
@@ -1155,8 +1264,8 @@ static sqlite3_stmt *archive_bind(const archive_ctx_t *c, unsigned shape, sqlite
         sqlite3_bind_int64(s, 7, c->hi);
     if (shape & AQ_ROWS)
         sqlite3_bind_int64(s, 8, limit);
-    for (size_t i = 0; i < q->nids; i++)
-        sqlite3_bind_text(s, (int)(i + 9), q->ids[i], -1, SQLITE_STATIC);
+    for (size_t i = 0; i < c->nkeys; i++)
+        sqlite3_bind_int64(s, (int)(i + 9), c->keys[i]);
     return s;
 }
 
@@ -1187,6 +1296,30 @@ static int archive_count(const archive_ctx_t *c, unsigned shape, size_t *out)
     return rc < 0 ? rc : -EIO; /* a count always has its row */
 }
 
+/* Fills an item from a row of the AQ_ROWS columns. */
+static void archive_item(sqlite3_stmt *s, storage_archive_item_t *it)
+{
+    sqlite3_int64 key = sqlite3_column_int64(s, 0);
+    if (sqlite3_column_type(s, 2) != SQLITE_NULL) {
+        it->id = col_dup(s, 2, NULL); /* an entry from before schema 6 keeps its id */
+    } else {
+        it->id = core_malloc(STORAGE_ARCHIVE_ID_LEN + 1);
+        storage_archive_id_format(key, (uint64_t)sqlite3_column_int64(s, 1), it->id);
+    }
+    it->stamp_us = key;
+    if (sqlite3_column_type(s, 4) == SQLITE_NULL) {
+        it->with = col_dup(s, 3, NULL);
+    } else {
+        core_buf_t b = {0};
+        core_buf_append(&b, sqlite3_column_blob(s, 3), (size_t)sqlite3_column_bytes(s, 3));
+        core_buf_append(&b, "/", 1);
+        core_buf_append(&b, sqlite3_column_blob(s, 4), (size_t)sqlite3_column_bytes(s, 4));
+        it->with = core_strndup(b.data, b.len);
+        core_buf_release(&b);
+    }
+    it->data.data = col_dup(s, 5, &it->data.len);
+}
+
 /* Appends up to limit rows of the shape to out->items (in the statement's order). */
 static int archive_rows(const archive_ctx_t *c, unsigned shape, size_t limit,
                         storage_archive_result_t *out)
@@ -1197,32 +1330,81 @@ static int archive_rows(const archive_ctx_t *c, unsigned shape, size_t limit,
         return prep_err(c->d);
     out->items = core_calloc(limit, sizeof(*out->items)); /* limit is max + 1 >= 1 */
     int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        storage_archive_item_t *it = &out->items[out->count++];
-        it->id = col_dup(s, 0, NULL);
-        it->stamp_us = sqlite3_column_int64(s, 1);
-        it->with = col_dup(s, 2, NULL);
-        it->data.data = col_dup(s, 3, &it->data.len);
-    }
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        archive_item(s, &out->items[out->count++]);
     archive_done(s, owned);
     return rc == SQLITE_DONE ? 0 : map_err(rc);
 }
 
-/* The seq of the user's entry id; -ENOMSG when there is none (XEP-0313 §4.1.3). */
-static int archive_seq(sqlite_db_t *d, sqlite3_int64 uid, const char *id, sqlite3_int64 *seq)
+/* Runs a lookup bound by the caller; 0 and *out from its first column, or -ENOMSG. */
+static int lookup_int(sqlite_db_t *d, sqlite3_stmt *s, sqlite3_int64 *out)
 {
-    sqlite3_stmt *s = stmt_uid(d, ST_ARCHIVE_SEQ, uid);
-    if (s == NULL)
-        return prep_err(d);
-    sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
-        *seq = sqlite3_column_int64(s, 0);
+        *out = sqlite3_column_int64(s, 0);
+    bool null = rc == SQLITE_ROW && sqlite3_column_type(s, 0) == SQLITE_NULL;
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
     if (rc == SQLITE_ROW)
-        return 0;
+        return null ? -ENOMSG : 0;
     return rc == SQLITE_DONE ? -ENOMSG : map_err(rc);
+}
+
+/*
+ * The key of the owner's entry id; -ENOMSG when there is none (XEP-0313 §4.1.3). An id
+ * format made is decoded: its key is a point lookup, and its nonce must be the entry's. Any
+ * other id can only be an old one (an entry migrated from schema 4).
+ */
+static int archive_key(sqlite_db_t *d, sqlite3_int64 owner, const char *id, sqlite3_int64 *key)
+{
+    int64_t k;
+    uint64_t nonce;
+    if (storage_archive_id_parse(id, &k, &nonce) == 0) {
+        sqlite3_stmt *s = stmt_uid(d, ST_ARCHIVE_NONCE, owner);
+        if (s == NULL)
+            return prep_err(d);
+        sqlite3_bind_int64(s, 2, k);
+        sqlite3_int64 stored = 0;
+        int rc = lookup_int(d, s, &stored);
+        if (rc == 0 && (uint64_t)stored == nonce) {
+            *key = k;
+            return 0;
+        }
+        if (rc != 0 && rc != -ENOMSG)
+            return rc;
+    }
+    sqlite3_stmt *s = stmt_uid(d, ST_ARCHIVE_OLD_ID, owner);
+    if (s == NULL)
+        return prep_err(d);
+    sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
+    return lookup_int(d, s, key);
+}
+
+static int key_cmp(const void *a, const void *b)
+{
+    sqlite3_int64 x = *(const sqlite3_int64 *)a, y = *(const sqlite3_int64 *)b;
+    return (x > y) - (x < y);
+}
+
+/* The keys of the query's ids, distinct; unknown ids are left out (urn:xmpp:mam:2#extended). */
+static int archive_ids(archive_ctx_t *c)
+{
+    const storage_archive_query_t *q = c->q;
+    c->keys = core_malloc(q->nids * sizeof(*c->keys));
+    for (size_t i = 0; i < q->nids; i++) {
+        int rc = archive_key(c->d, c->owner, q->ids[i], &c->keys[c->nkeys]);
+        if (rc == 0)
+            c->nkeys++;
+        else if (rc != -ENOMSG)
+            return rc;
+    }
+    qsort(c->keys, c->nkeys, sizeof(*c->keys), key_cmp);
+    size_t w = 0;
+    for (size_t i = 0; i < c->nkeys; i++)
+        if (w == 0 || c->keys[w - 1] != c->keys[i])
+            c->keys[w++] = c->keys[i];
+    c->nkeys = w;
+    return 0;
 }
 
 /*
@@ -1234,6 +1416,10 @@ static int archive_page(archive_ctx_t *c, storage_archive_result_t *out)
 {
     const storage_archive_query_t *q = c->q;
     unsigned bounds = (q->after_id != NULL ? AQ_AFTER : 0) | (q->before_id != NULL ? AQ_BEFORE : 0);
+    if (q->nids > 0 && c->nkeys == 0) {
+        out->complete = true; /* none of the ids is here: nothing matches */
+        return 0;
+    }
     int rc = archive_count(c, 0, &out->total);
     if (rc == 0)
         rc = archive_rows(c, bounds | (q->from_end ? AQ_DESC : 0), q->max + 1, out);
@@ -1266,7 +1452,7 @@ static int archive_page(archive_ctx_t *c, storage_archive_result_t *out)
     return rc;
 }
 
-static int sq_archive_query(storage_db_t *db, const char *user, const storage_archive_query_t *q,
+static int sq_archive_query(storage_db_t *db, const char *owner, const storage_archive_query_t *q,
                             storage_archive_result_t *out)
 {
     sqlite_db_t *d = from_db(db);
@@ -1277,29 +1463,32 @@ static int sq_archive_query(storage_db_t *db, const char *user, const storage_ar
     int rc = tx_begin(d, false);
     if (rc < 0)
         return rc;
-    rc = user_id(d, user, &c.uid);
+    rc = archive_owner(d, owner, false, &c.owner);
     if (rc == 0 && q->after_id != NULL)
-        rc = archive_seq(d, c.uid, q->after_id, &c.lo);
+        rc = archive_key(d, c.owner, q->after_id, &c.lo);
     if (rc == 0 && q->before_id != NULL)
-        rc = archive_seq(d, c.uid, q->before_id, &c.hi);
+        rc = archive_key(d, c.owner, q->before_id, &c.hi);
+    if (rc == 0 && q->nids > 0)
+        rc = archive_ids(&c);
     if (rc == 0)
         rc = archive_page(&c, out);
+    core_free(c.keys);
     return tx_end(d, rc);
 }
 
-static int sq_archive_expire(storage_db_t *db, const char *user, int64_t before_us)
+static int sq_archive_expire(storage_db_t *db, const char *owner, int64_t before_us)
 {
     sqlite_db_t *d = from_db(db);
-    sqlite3_int64 uid = 0;
+    sqlite3_int64 id = 0;
     int rc = tx_begin(d, true);
     if (rc < 0)
         return rc;
-    rc = user_id(d, user, &uid);
-    if (rc < 0)
+    rc = archive_owner(d, owner, false, &id);
+    if (rc < 0 || id == 0)
         goto out;
     /* INT64_MAX means everything, also an entry stamped INT64_MAX. */
     sqlite3_stmt *s =
-        stmt_uid(d, before_us == INT64_MAX ? ST_ARCHIVE_CLEAR : ST_ARCHIVE_EXPIRE, uid);
+        stmt_uid(d, before_us == INT64_MAX ? ST_ARCHIVE_CLEAR : ST_ARCHIVE_EXPIRE, id);
     if (s == NULL) {
         rc = prep_err(d);
         goto out;
@@ -1307,6 +1496,11 @@ static int sq_archive_expire(storage_db_t *db, const char *user, int64_t before_
     if (before_us != INT64_MAX)
         sqlite3_bind_int64(s, 2, before_us);
     rc = run(d, s);
+    if (rc == 0 && id < 0 && before_us == INT64_MAX) {
+        /* A room's archive is gone with its entries. */
+        s = stmt_uid(d, ST_ROOM_DELETE, -id);
+        rc = s != NULL ? run(d, s) : prep_err(d);
+    }
 out:
     return tx_end(d, rc);
 }
@@ -1352,6 +1546,7 @@ static const storage_backend_ops_t sqlite_ops = {
     .archive_append = sq_archive_append,
     .archive_query = sq_archive_query,
     .archive_expire = sq_archive_expire,
+    .archive_key_max = sq_archive_key_max,
 };
 
 int storage_sqlite_schema_current(void)
@@ -1389,6 +1584,86 @@ static int schema_version(sqlite_db_t *d, int *version)
     return rc;
 }
 
+/* The largest gap between an old entry's stamp and the counter in its id (a burst of ids). */
+#define MIGRATE_SKEW_US (60 * 1000000LL)
+
+/* Copies one old row (user_id, archive_id, stamp, with_bare, with_full, data) as key. */
+static int migrate_row(sqlite_db_t *d, sqlite3_stmt *ins, sqlite3_stmt *old, sqlite3_int64 key,
+                       const uint64_t *nonce)
+{
+    sqlite3_bind_int64(ins, 1, sqlite3_column_int64(old, 0));
+    sqlite3_bind_int64(ins, 2, key);
+    if (nonce != NULL)
+        sqlite3_bind_int64(ins, 3, (sqlite3_int64)*nonce);
+    else
+        sqlite3_bind_value(ins, 7, sqlite3_column_value(old, 1));
+    sqlite3_bind_value(ins, 4, sqlite3_column_value(old, 3));
+    const char *full = (const char *)sqlite3_column_text(old, 4);
+    const char *slash = full != NULL ? strchr(full, '/') : NULL;
+    if (slash != NULL)
+        sqlite3_bind_text(ins, 5, slash + 1, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_value(ins, 6, sqlite3_column_value(old, 5));
+    return run(d, ins);
+}
+
+/*
+ * Migration 6's data: each user's old entries in their order (seq), with keys that keep it.
+ * An old id the sm made (a counter from the clock and a random number, the same text
+ * storage_archive_id_format makes) decodes to its key and nonce, and stays an id found by
+ * decoding, when its counter is above the previous entry's key and close to its stamp.
+ * Any other entry gets the key max(stamp, previous + 1) and keeps its id in old_id.
+ */
+static int archive_migrate_v6(sqlite_db_t *d)
+{
+    sqlite3_stmt *old = NULL, *ins = NULL;
+    int rc = map_err(sqlite3_prepare_v2(d->h,
+                                        "SELECT user_id, archive_id, stamp, with_bare, with_full,"
+                                        " data FROM archive_v4 ORDER BY user_id, seq",
+                                        -1, &old, NULL));
+    if (rc == 0)
+        rc = map_err(sqlite3_prepare_v2(
+            d->h,
+            "INSERT INTO archive (owner, key, nonce, with_bare, with_res, data, old_id)"
+            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            -1, &ins, NULL));
+    sqlite3_int64 user = 0, prev = -1, key_max = 0;
+    int step;
+    while (rc == 0 && (step = sqlite3_step(old)) == SQLITE_ROW) {
+        if (sqlite3_column_int64(old, 0) != user) {
+            user = sqlite3_column_int64(old, 0);
+            prev = -1;
+        }
+        sqlite3_int64 stamp = sqlite3_column_int64(old, 2);
+        const char *id = (const char *)sqlite3_column_text(old, 1);
+        int64_t k;
+        uint64_t nonce;
+        bool decodes = id != NULL && storage_archive_id_parse(id, &k, &nonce) == 0 && k > prev &&
+            k >= stamp && k - stamp <= MIGRATE_SKEW_US;
+        if (!decodes)
+            k = stamp > prev ? (stamp > 0 ? stamp : 0) : prev + 1;
+        if (k <= prev)
+            k = prev + 1;
+        rc = migrate_row(d, ins, old, k, decodes ? &nonce : NULL);
+        prev = k;
+        key_max = k > key_max ? k : key_max;
+    }
+    if (rc == 0 && step != SQLITE_DONE)
+        rc = map_err(step);
+    sqlite3_finalize(old);
+    sqlite3_finalize(ins);
+    char sql[96];
+    snprintf(sql, sizeof(sql), "UPDATE archive_state SET key_max = %lld", (long long)key_max);
+    if (rc == 0)
+        rc = exec(d, sql);
+    if (rc == 0)
+        rc = exec(d,
+                  "DROP TABLE archive_v4;"
+                  "CREATE INDEX archive_key ON archive(owner, key, with_bare);"
+                  "CREATE UNIQUE INDEX archive_old_id ON archive(owner, old_id)"
+                  " WHERE old_id IS NOT NULL;");
+    return rc;
+}
+
 /*
  * Brings the schema to target in one transaction. The write lock is taken first, so two
  * processes opening an old database at once migrate it once.
@@ -1408,6 +1683,8 @@ static int migrate(sqlite_db_t *d, int target)
     }
     for (int i = version; i < target; i++) {
         rc = exec(d, migrations[i]);
+        if (rc == 0 && i + 1 == 6)
+            rc = archive_migrate_v6(d);
         if (rc < 0)
             goto fail;
     }

@@ -187,11 +187,13 @@ static int record_parse(const char *line, size_t len, record_t *r)
     return 0;
 }
 
+/* The entry's id (storage_archive_id_format) and its key as the stamp. */
 static void record_write(core_buf_t *b, const storage_archive_entry_t *e)
 {
-    char num[32];
-    core_buf_append_str(b, e->id);
-    snprintf(num, sizeof(num), "\t%" PRId64 "\t", e->stamp_us);
+    char num[32], id[STORAGE_ARCHIVE_ID_LEN + 1];
+    storage_archive_id_format(e->key, e->nonce, id);
+    core_buf_append_str(b, id);
+    snprintf(num, sizeof(num), "\t%" PRId64 "\t", e->key);
     core_buf_append_str(b, num);
     storage_files_escape(b, e->with, strlen(e->with));
     core_buf_append(b, "\t", 1);
@@ -234,9 +236,26 @@ static int archive_cut(const storage_files_db_t *f, int dir, int fd, uint64_t le
 /* ---- appending ---- */
 
 typedef struct pending {
-    const char *key; /* the user (when grouping) or the id (when looking for duplicates) */
+    const char *key; /* the owner (when grouping), an id, or an id's key part (see dup_len) */
     size_t index; /* into the batch */
 } pending_t;
+
+/*
+ * What makes two entries the same (storage.h: a key already there is -EEXIST): for an id
+ * storage_archive_id_format made, its first half (the key); any other id (an old one) whole.
+ */
+#define KEY_DIGITS (STORAGE_ARCHIVE_ID_LEN / 2)
+static size_t dup_len(const char *id, size_t len)
+{
+    char buf[STORAGE_ARCHIVE_ID_LEN + 1];
+    int64_t key;
+    uint64_t nonce;
+    if (len != STORAGE_ARCHIVE_ID_LEN)
+        return len;
+    memcpy(buf, id, len);
+    buf[len] = '\0';
+    return storage_archive_id_parse(buf, &key, &nonce) == 0 ? KEY_DIGITS : len;
+}
 
 static int pending_cmp(const void *a, const void *b)
 {
@@ -527,6 +546,7 @@ static int archive_scan_ids(storage_files_ids_t *c, archive_ids_t *k, int fd, ui
             rc = -EBADMSG;
             break;
         }
+        id_len = dup_len(line, id_len);
         for (size_t j = pending_find(ids, n, line, id_len);
              j < n && key_is(ids[j].key, line, id_len); j++)
             status[ids[j].index] = -EEXIST;
@@ -571,18 +591,45 @@ static int archive_find_dups(storage_files_db_t *f, archive_ids_t *k, int fd, co
     return rc;
 }
 
-/* Appends one user's entries (idx[0..k), in batch order) to its archive. */
+/*
+ * Opens the folder of an archive's owner: a user's (-ENOENT without the account), or a
+ * service entity's (owner holds '@'; its name is encoded like a user's, and since a user
+ * name never holds '@' the two cannot meet). With create, a missing service folder is made;
+ * without, its absence is -ENOENT, which callers take as an empty archive.
+ */
+static int owner_open(storage_files_db_t *f, const char *owner, bool lock, bool create,
+                      storage_files_user_t *u)
+{
+    bool service = strchr(owner, '@') != NULL;
+    if (service && create) {
+        char enc[STORAGE_FILES_NAME_MAX + 1];
+        int rc = storage_files_name_encode(owner, enc);
+        if (rc < 0)
+            return rc;
+        if (mkdirat(f->root, enc, 0700) == 0) {
+            rc = storage_files_sync(f, f->root);
+            if (rc < 0)
+                return rc;
+        } else if (errno != EEXIST) {
+            return -errno;
+        }
+    }
+    return storage_files_user_open(f, owner, lock, !service, u);
+}
+
+/* Appends one owner's entries (idx[0..k), in batch order) to its archive. */
 static int append_user(storage_files_db_t *f, const storage_archive_entry_t *entries,
                        const pending_t *idx, size_t k, int *status)
 {
     storage_files_user_t u;
     pending_t *ids = core_malloc(k * sizeof(*ids));
+    char(*keys)[KEY_DIGITS + 1] = core_malloc(k * sizeof(*keys));
     core_buf_t b = {0};
     archive_ids_t *known = NULL;
     id_scan_t scan = {0};
     int fd = -1;
     bool created = false;
-    int rc = storage_files_user_open(f, entries[idx[0].index].user, true, true, &u);
+    int rc = owner_open(f, entries[idx[0].index].owner, true, true, &u);
     if (rc == -ENOENT) {
         for (size_t j = 0; j < k; j++)
             status[idx[j].index] = -ENOENT;
@@ -591,10 +638,15 @@ static int append_user(storage_files_db_t *f, const storage_archive_entry_t *ent
     }
     if (rc < 0)
         goto out;
-    for (size_t j = 0; j < k; j++)
-        ids[j] = (pending_t){.key = entries[idx[j].index].id, .index = idx[j].index};
+    for (size_t j = 0; j < k; j++) {
+        char id[STORAGE_ARCHIVE_ID_LEN + 1];
+        storage_archive_id_format(entries[idx[j].index].key, 0, id);
+        memcpy(keys[j], id, KEY_DIGITS);
+        keys[j][KEY_DIGITS] = '\0';
+        ids[j] = (pending_t){.key = keys[j], .index = idx[j].index};
+    }
     qsort(ids, k, sizeof(*ids), pending_cmp);
-    /* A second entry with an id is a duplicate of the first one of the batch. */
+    /* A second entry with a key is a duplicate of the first one of the batch. */
     for (size_t j = 1; j < k; j++)
         if (strcmp(ids[j].key, ids[j - 1].key) == 0)
             status[ids[j].index] = -EEXIST;
@@ -620,8 +672,7 @@ static int append_user(storage_files_db_t *f, const storage_archive_entry_t *ent
         if (status[idx[j].index] == 0) {
             last = b.len;
             record_write(&b, &entries[idx[j].index]);
-            ids_add(f->ids, known,
-                    id_hash(f->ids, entries[idx[j].index].id, strlen(entries[idx[j].index].id)));
+            ids_add(f->ids, known, id_hash(f->ids, keys[j], KEY_DIGITS));
         }
     }
     if (b.len > header_len) {
@@ -646,6 +697,7 @@ out:
         close(fd);
     core_buf_release(&b);
     core_free(ids);
+    core_free(keys);
     storage_files_user_close(&u);
     return rc;
 }
@@ -656,7 +708,7 @@ int storage_files_archive_append(storage_db_t *db, const storage_archive_entry_t
     storage_files_db_t *f = (storage_files_db_t *)db;
     pending_t *order = core_malloc(n * sizeof(*order));
     for (size_t i = 0; i < n; i++)
-        order[i] = (pending_t){.key = entries[i].user, .index = i};
+        order[i] = (pending_t){.key = entries[i].owner, .index = i};
     qsort(order, n, sizeof(*order), pending_cmp);
     /*
      * Each user's entries go in one append, but a batch spanning users cannot be one atomic
@@ -820,13 +872,17 @@ static int page_choose(int fd, const scan_t *s, storage_archive_result_t *out)
     return take > 0 ? read_page(fd, s, first, take, out) : 0;
 }
 
-int storage_files_archive_query(storage_db_t *db, const char *user,
+int storage_files_archive_query(storage_db_t *db, const char *owner,
                                 const storage_archive_query_t *q, storage_archive_result_t *out)
 {
     storage_files_user_t u;
     scan_t s = {.q = q, .after = SIZE_MAX, .before = SIZE_MAX};
     int fd = -1;
-    int rc = storage_files_user_open((storage_files_db_t *)db, user, false, true, &u);
+    int rc = owner_open((storage_files_db_t *)db, owner, false, false, &u);
+    if (rc == -ENOENT && strchr(owner, '@') != NULL) {
+        rc = page_choose(-1, &s, out); /* a service's archive nothing was appended to yet */
+        goto out;
+    }
     if (rc < 0)
         goto out;
     if (q->nids > 0) {
@@ -907,11 +963,13 @@ static int expire_file(const storage_files_db_t *f, int dir, int fd, int64_t bef
     return rc;
 }
 
-int storage_files_archive_expire(storage_db_t *db, const char *user, int64_t before_us)
+int storage_files_archive_expire(storage_db_t *db, const char *owner, int64_t before_us)
 {
     storage_files_db_t *f = (storage_files_db_t *)db;
     storage_files_user_t u;
-    int rc = storage_files_user_open(f, user, true, true, &u);
+    int rc = owner_open(f, owner, true, false, &u);
+    if (rc == -ENOENT && strchr(owner, '@') != NULL)
+        return 0; /* a service's archive nothing was appended to */
     if (rc == 0) {
         /* A new file replaces this one: what the cache knew of it is of no use. */
         storage_files_archive_forget(f, u.enc);

@@ -69,9 +69,11 @@ typedef struct storage_backend_ops {
     int (*archive_append)(storage_db_t *db, const storage_archive_entry_t *entries, size_t n,
                           int *status);
     /* q checked; q->ids is used only when q->nids > 0. */
-    int (*archive_query)(storage_db_t *db, const char *user, const storage_archive_query_t *q,
+    int (*archive_query)(storage_db_t *db, const char *owner, const storage_archive_query_t *q,
                          storage_archive_result_t *out);
-    int (*archive_expire)(storage_db_t *db, const char *user, int64_t before_us);
+    int (*archive_expire)(storage_db_t *db, const char *owner, int64_t before_us);
+    /* NULL: the backend keeps no mark (storage_db_archive_key_max answers 0). */
+    int (*archive_key_max)(storage_db_t *db, int64_t *out);
 } storage_backend_ops_t;
 
 /* The head of every backend's handle (backends embed it as their first member). */
@@ -112,6 +114,7 @@ int storage_check_svc_doc(const char *service, const char *kind, const char *key
 int storage_check_svc_value(const char *data, size_t len);
 int storage_check_item(const storage_roster_item_t *item);
 int storage_check_archive_id(const char *id);
+int storage_check_archive_owner(const char *owner);
 int storage_check_archive_entry(const storage_archive_entry_t *e);
 int storage_check_archive_query(const storage_archive_query_t *q);
 

@@ -360,11 +360,77 @@ int storage_check_archive_id(const char *id)
     return 0;
 }
 
+int storage_check_archive_owner(const char *owner)
+{
+    if (owner == NULL)
+        return -EINVAL;
+    if (strchr(owner, '@') == NULL)
+        return storage_check_user(owner);
+    /* A service entity's archive is its bare JID's (XEP-0313 §3.2: a MUC room's). */
+    if (storage_check_jid(owner) < 0 || strchr(owner, '/') != NULL)
+        return -EINVAL;
+    return 0;
+}
+
 int storage_check_archive_entry(const storage_archive_entry_t *e)
 {
-    if (storage_check_user(e->user) < 0 || storage_check_archive_id(e->id) < 0 ||
-        storage_check_jid(e->with) < 0 || storage_check_value(e->data, e->len) < 0)
+    if (storage_check_archive_owner(e->owner) < 0 || e->key < 0 || storage_check_jid(e->with) < 0 ||
+        storage_check_value(e->data, e->len) < 0)
         return -EINVAL;
+    return 0;
+}
+
+/* ---- archive ids ---- */
+
+/* base32hex (RFC 4648 §7), lower case: the text sorts as the number does. */
+static const char b32_digits[] = "0123456789abcdefghijklmnopqrstuv";
+#define B32_DIGITS 13 /* 65 bits: one 64-bit number */
+
+static void b32_put(char *out, uint64_t v)
+{
+    for (int i = B32_DIGITS - 1; i >= 0; i--) {
+        out[i] = b32_digits[v & 31];
+        v >>= 5;
+    }
+}
+
+static bool b32_get(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    /* The first digit holds the top 5 of 65 bits: above 'f' the number needs 65 bits. */
+    if (!((s[0] >= '0' && s[0] <= '9') || (s[0] >= 'a' && s[0] <= 'f')))
+        return false;
+    for (int i = 0; i < B32_DIGITS; i++) {
+        char c = s[i];
+        unsigned d;
+        if (c >= '0' && c <= '9')
+            d = (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'v')
+            d = (unsigned)(c - 'a') + 10;
+        else
+            return false;
+        v = (v << 5) | d;
+    }
+    *out = v;
+    return true;
+}
+
+void storage_archive_id_format(int64_t key, uint64_t nonce, char out[STORAGE_ARCHIVE_ID_LEN + 1])
+{
+    b32_put(out, (uint64_t)key);
+    b32_put(out + B32_DIGITS, nonce);
+    out[STORAGE_ARCHIVE_ID_LEN] = '\0';
+}
+
+int storage_archive_id_parse(const char *id, int64_t *key, uint64_t *nonce)
+{
+    uint64_t k, n;
+    /* Only the one spelling format makes: an id names one entry, or none. */
+    if (strnlen(id, STORAGE_ARCHIVE_ID_LEN + 1) != STORAGE_ARCHIVE_ID_LEN || !b32_get(id, &k) ||
+        !b32_get(id + B32_DIGITS, &n) || k > (uint64_t)INT64_MAX)
+        return -ENOMSG;
+    *key = (int64_t)k;
+    *nonce = n;
     return 0;
 }
 
@@ -703,13 +769,13 @@ int storage_db_archive_append(storage_db_t *db, const storage_archive_entry_t *e
     return r;
 }
 
-int storage_db_archive_query(storage_db_t *db, const char *user, const storage_archive_query_t *q,
+int storage_db_archive_query(storage_db_t *db, const char *owner, const storage_archive_query_t *q,
                              storage_archive_result_t *out)
 {
-    if (storage_check_user(user) < 0 || storage_check_archive_query(q) < 0)
+    if (storage_check_archive_owner(owner) < 0 || storage_check_archive_query(q) < 0)
         return -EINVAL;
     storage_archive_result_t res = {0};
-    int r = db->ops->archive_query(db, user, q, &res);
+    int r = db->ops->archive_query(db, owner, q, &res);
     if (r < 0) {
         storage_archive_result_clear(&res);
         return r;
@@ -718,9 +784,15 @@ int storage_db_archive_query(storage_db_t *db, const char *user, const storage_a
     return 0;
 }
 
-int storage_db_archive_expire(storage_db_t *db, const char *user, int64_t before_us)
+int storage_db_archive_expire(storage_db_t *db, const char *owner, int64_t before_us)
 {
-    if (storage_check_user(user) < 0)
+    if (storage_check_archive_owner(owner) < 0)
         return -EINVAL;
-    return db->ops->archive_expire(db, user, before_us);
+    return db->ops->archive_expire(db, owner, before_us);
+}
+
+int storage_db_archive_key_max(storage_db_t *db, int64_t *out)
+{
+    *out = 0;
+    return db->ops->archive_key_max != NULL ? db->ops->archive_key_max(db, out) : 0;
 }

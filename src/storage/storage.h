@@ -258,11 +258,25 @@ int storage_db_svc_get_all(storage_db_t *db, const char *service, const char *ki
 /* ---- the message archive (XEP-0313) ---- */
 
 /*
- * Each user has an archive of messages: entries in the order they were appended, each with
- * an id unique in that archive (the XEP-0359 stanza-id the sm chose, 1..STORAGE_ARCHIVE_ID_MAX
- * bytes of [A-Za-z0-9_-]), a time stamp, the other party's JID, and the stanza as bytes.
+ * An archive has an owner: a local user name (no '@': the account must exist, and its
+ * archive goes when the account goes), or the bare JID of a service entity holding an
+ * archive of its own, which contains '@' (a MUC room, "room@conference.example"): such an
+ * archive exists implicitly (empty until something is appended) and is removed with
+ * storage_*_archive_expire(..., INT64_MAX). Owner names are checked like user names and
+ * JIDs; a JID owner must be bare (no '/').
+ *
+ * Each entry has a key, a 64-bit number unique in its archive that also is its time stamp
+ * (microseconds since the epoch): the archive is ordered by key, and the appender gives
+ * strictly increasing keys (the sm: the clock in microseconds, bumped by one on a collision
+ * and never below storage_*_archive_key_max, see docs/storage.md), so key order is append
+ * order. The entry's XEP-0359 id is made from its key and a random nonce by
+ * storage_archive_id_format; the store finds an entry from its id by decoding it, with no
+ * index on the text. Entries a Parley before schema 6 archived keep the ids they had (up to
+ * STORAGE_ARCHIVE_ID_MAX bytes of [A-Za-z0-9_-]), and queries still find them by those.
  */
 #define STORAGE_ARCHIVE_ID_MAX 64
+/* The ids storage_archive_id_format makes: 13 base32hex digits of the key, 13 of the nonce. */
+#define STORAGE_ARCHIVE_ID_LEN 26
 /* Entries one query returns at most (XEP-0059 max beyond it is cut to this). */
 #define STORAGE_ARCHIVE_PAGE_MAX 1000
 /* Ids one query may name (urn:xmpp:mam:2#extended 'ids'). */
@@ -270,9 +284,9 @@ int storage_db_svc_get_all(storage_db_t *db, const char *service, const char *ki
 
 /* One entry to append (all borrowed). */
 typedef struct storage_archive_entry {
-    const char *user; /* whose archive */
-    const char *id; /* unique in that archive: a duplicate is -EEXIST for that entry */
-    int64_t stamp_us; /* microseconds since the epoch */
+    const char *owner; /* whose archive: a user name or a service's bare JID (see above) */
+    int64_t key; /* >= 0: the order and the stamp; a key already there is -EEXIST */
+    uint64_t nonce; /* random: the part of the id that cannot be guessed (XEP-0313 §3) */
     const char *with; /* the other party: a full or bare JID, prepared */
     const char *data; /* the stanza's bytes */
     size_t len;
@@ -280,8 +294,8 @@ typedef struct storage_archive_entry {
 
 /* One entry read back (owned by the result that holds it). */
 typedef struct storage_archive_item {
-    char *id;
-    int64_t stamp_us;
+    char *id; /* storage_archive_id_format's, or the old id of an entry from before schema 6 */
+    int64_t stamp_us; /* the key */
     char *with;
     storage_blob_t data;
 } storage_archive_item_t;
@@ -289,7 +303,7 @@ typedef struct storage_archive_item {
 /*
  * What to read. Filters combine (AND); ids, when given, select those entries only (in
  * archive order; unknown ids are left out) and after_id/before_id/max still apply.
- * Paging is by position in the archive (append order), not by stamp.
+ * Paging is by position in the archive (key order, which is append order).
  */
 typedef struct storage_archive_query {
     const char *with; /* NULL: anyone. A bare JID matches every resource of it; a full JID
@@ -322,17 +336,32 @@ typedef struct storage_archive_result {
 
 void storage_archive_result_clear(storage_archive_result_t *r);
 
+/* The id of the entry (key, nonce): STORAGE_ARCHIVE_ID_LEN characters and a NUL. */
+void storage_archive_id_format(int64_t key, uint64_t nonce, char out[STORAGE_ARCHIVE_ID_LEN + 1]);
+/* The key and nonce of an id format made; -ENOMSG for any other text (not one of ours). */
+int storage_archive_id_parse(const char *id, int64_t *key, uint64_t *nonce);
+
 /*
- * Appends entries to their users' archives in one transaction (a user that does not exist
- * is skipped: its entry's status is -ENOENT). status[i] (if status is not NULL) receives each
- * entry's result. Returns 0 when the batch was written, or an error when nothing was.
+ * Appends entries to their owners' archives in one transaction (an owner user that does not
+ * exist is skipped: its entry's status is -ENOENT). status[i] (if status is not NULL)
+ * receives each entry's result. Returns 0 when the batch was written, or an error when
+ * nothing was.
  */
 int storage_db_archive_append(storage_db_t *db, const storage_archive_entry_t *entries, size_t n,
                               int *status);
-int storage_db_archive_query(storage_db_t *db, const char *user, const storage_archive_query_t *q,
+/* A query of owner's archive (-ENOENT for a user that does not exist; a JID owner's archive
+ * with nothing in it is empty). after_id/before_id not in it: -ENOMSG. */
+int storage_db_archive_query(storage_db_t *db, const char *owner, const storage_archive_query_t *q,
                              storage_archive_result_t *out);
-/* Removes the user's entries stamped before before_us (retention); all: INT64_MAX. */
-int storage_db_archive_expire(storage_db_t *db, const char *user, int64_t before_us);
+/* Removes the owner's entries stamped before before_us (retention); all: INT64_MAX. */
+int storage_db_archive_expire(storage_db_t *db, const char *owner, int64_t before_us);
+/*
+ * The largest key ever appended to any archive of the store (0 if none; expiry does not
+ * lower it): an appender starting up makes its keys greater, so a clock that went back
+ * since the last run cannot give an archive a key out of order. The files backend keeps no
+ * such mark and answers 0 (its archives are in file order, see docs/storage.md).
+ */
+int storage_db_archive_key_max(storage_db_t *db, int64_t *out);
 
 /* ---- asynchronous front ---- */
 
@@ -427,10 +456,12 @@ int storage_doc_list(storage_t *st, const char *user, const char *kind, storage_
 typedef void (*storage_archive_cb)(void *arg, int status, const storage_archive_result_t *res);
 int storage_archive_append(storage_t *st, const storage_archive_entry_t *entries, size_t n,
                            storage_status_cb cb, void *arg);
-int storage_archive_query(storage_t *st, const char *user, const storage_archive_query_t *q,
+int storage_archive_query(storage_t *st, const char *owner, const storage_archive_query_t *q,
                           storage_archive_cb cb, void *arg);
-int storage_archive_expire(storage_t *st, const char *user, int64_t before_us, storage_status_cb cb,
-                           void *arg);
+int storage_archive_expire(storage_t *st, const char *owner, int64_t before_us,
+                           storage_status_cb cb, void *arg);
+/* storage_db_archive_key_max as read when the store was opened (no request: loop thread). */
+int64_t storage_archive_key_max(const storage_t *st);
 
 /*
  * Documents of a service (see "documents of a service" above). get's callback gets the bytes

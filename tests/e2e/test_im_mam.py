@@ -777,16 +777,18 @@ def test_archive_survives_restart(make_im, storage):
 
 def age_entries(srv, user, count, days):
     """Moves the stamps of the user's count oldest entries days back, in the store itself
-    (the server stopped): the sqlite table or the files backend's archive file, as
-    docs/storage.md describes them."""
+    (the server stopped): the sqlite table (where the stamp is the key, so those entries' ids
+    change too) or the files backend's archive file, as docs/storage.md describes them."""
     shift = days * 86400 * 1000000
     if srv.opts["storage"] == "sqlite":
         db = sqlite3.connect(os.path.join(srv.workdir, "data", "parley.db"), timeout=5)
         try:
             with db:
+                # The key is the stamp (docs/storage.md): moving it back keeps the order.
                 cur = db.execute(
-                    "UPDATE archive SET stamp = stamp - ? WHERE seq IN (SELECT a.seq FROM archive a"
-                    " JOIN users u ON u.id = a.user_id WHERE u.name = ? ORDER BY a.seq LIMIT ?)",
+                    "UPDATE archive SET key = key - ?1 WHERE owner = (SELECT id FROM users"
+                    " WHERE name = ?2) AND key IN (SELECT key FROM archive WHERE owner ="
+                    " (SELECT id FROM users WHERE name = ?2) ORDER BY key LIMIT ?3)",
                     (shift, user, count))
                 assert cur.rowcount == count
         finally:

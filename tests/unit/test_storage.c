@@ -252,29 +252,97 @@ static void test_two_handles(void **state)
 
 /* ---- the message archive ---- */
 
-/* An entry of a batch (all strings borrowed from the caller). */
-static storage_archive_entry_t entry(const char *user, const char *id, int64_t stamp,
-                                     const char *with, const char *data)
+/* The nonce the tests give the entry with key (any function will do). */
+static uint64_t nonce_of(int64_t key)
 {
-    return (storage_archive_entry_t){
-        .user = user, .id = id, .stamp_us = stamp, .with = with, .data = data, .len = strlen(data)};
+    return (uint64_t)key * 0x9e3779b97f4a7c15ull + 1;
 }
 
-/* Runs a query and checks the ids it returned, in order ("a1 a2"), and its counts. */
-static void expect_page(storage_db_t *db, const char *user, const storage_archive_query_t *q,
-                        const char *ids, size_t total, size_t first_index, bool complete)
+/* The id of the entry with key (a static buffer, eight in rotation). */
+static const char *kid(int64_t key)
+{
+    static char bufs[8][STORAGE_ARCHIVE_ID_LEN + 1];
+    static unsigned next;
+    char *b = bufs[next++ % 8];
+    storage_archive_id_format(key, nonce_of(key), b);
+    return b;
+}
+
+/* An entry of a batch (all strings borrowed from the caller). */
+static storage_archive_entry_t entry(const char *owner, int64_t key, const char *with,
+                                     const char *data)
+{
+    return (storage_archive_entry_t){.owner = owner,
+                                     .key = key,
+                                     .nonce = nonce_of(key),
+                                     .with = with,
+                                     .data = data,
+                                     .len = strlen(data)};
+}
+
+/*
+ * Runs a query and checks the items it returned, in order, and its counts. An item whose id
+ * is the one kid() gives its stamp shows as that stamp ("1000 2000"), any other as its id.
+ */
+static void expect_page(storage_db_t *db, const char *owner, const storage_archive_query_t *q,
+                        const char *want, size_t total, size_t first_index, bool complete)
 {
     storage_archive_result_t r = {0};
-    assert_int_equal(storage_db_archive_query(db, user, q, &r), 0);
+    assert_int_equal(storage_db_archive_query(db, owner, q, &r), 0);
     char got[1024] = "";
     size_t n = 0;
-    for (size_t i = 0; i < r.count; i++)
-        n += (size_t)snprintf(got + n, sizeof(got) - n, "%s%s", i > 0 ? " " : "", r.items[i].id);
-    assert_string_equal(got, ids);
+    for (size_t i = 0; i < r.count; i++) {
+        const char *sep = i > 0 ? " " : "";
+        if (strcmp(r.items[i].id, kid(r.items[i].stamp_us)) == 0)
+            n += (size_t)snprintf(got + n, sizeof(got) - n, "%s%lld", sep,
+                                  (long long)r.items[i].stamp_us);
+        else
+            n += (size_t)snprintf(got + n, sizeof(got) - n, "%s%s", sep, r.items[i].id);
+    }
+    assert_string_equal(got, want);
     assert_int_equal(r.total, total);
     assert_int_equal(r.first_index, first_index);
     assert_int_equal(r.complete, complete);
     storage_archive_result_clear(&r);
+}
+
+/* Ids decode to their key and nonce; any other text is -ENOMSG. */
+static void test_archive_ids(void **state)
+{
+    (void)state;
+    char id[STORAGE_ARCHIVE_ID_LEN + 1];
+    int64_t key;
+    uint64_t nonce;
+    const int64_t keys[] = {0, 1, 1795483951443595, INT64_MAX};
+    const uint64_t nonces[] = {0, 31, 0x8000000000000000ull, UINT64_MAX};
+    for (size_t i = 0; i < 4; i++) {
+        storage_archive_id_format(keys[i], nonces[i], id);
+        assert_int_equal(strlen(id), STORAGE_ARCHIVE_ID_LEN);
+        assert_int_equal(storage_archive_id_parse(id, &key, &nonce), 0);
+        assert_int_equal(key, keys[i]);
+        assert_true(nonce == nonces[i]);
+    }
+    /* base32hex, so the text sorts as the key does. */
+    char a[STORAGE_ARCHIVE_ID_LEN + 1], b[STORAGE_ARCHIVE_ID_LEN + 1];
+    storage_archive_id_format(1795483951443595, UINT64_MAX, a);
+    storage_archive_id_format(1795483951443596, 0, b);
+    assert_true(strcmp(a, b) < 0);
+    assert_string_equal(b + 13, "0000000000000");
+    storage_archive_id_format(1, 2, id);
+    assert_string_equal(id, "00000000000010000000000002");
+    const char *bad[] = {
+        "",
+        "a1",
+        "0000000000001000000000000", /* 25 */
+        "000000000000100000000000020", /* 27 */
+        "0000000000001000000000000W", /* upper case: not the spelling format makes */
+        "0000000000001000000000000w", /* beyond base32hex */
+        "80000000000000000000000000", /* a key above INT64_MAX */
+        "0000000000000g000000000000", /* a nonce of 65 bits */
+        "000000000000-0000000000000",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(storage_archive_id_parse(bad[i], &key, &nonce), -ENOMSG);
 }
 
 static void test_archive(void **state)
@@ -286,61 +354,67 @@ static void test_archive(void **state)
     /* Any bytes: escapes, a NUL, a line break, a tab, a backslash, UTF-8. */
     static const char odd[] = "<message>a\n\tb\\c\0d\r é</message>";
     storage_archive_entry_t batch[] = {
-        entry("juliet", "a1", 1000, "romeo@montague.example/garden", "<m1/>"),
-        entry("romeo", "a1", 1000, "juliet@capulet.example/balcony", "<m1/>"),
-        entry("nobody", "x1", 1000, "juliet@capulet.example", "<m/>"),
-        entry("juliet", "a2", 2000, "nurse@capulet.example", "<m2/>"),
-        entry("juliet", "a1", 2500, "nurse@capulet.example", "<dup/>"),
-        entry("juliet", "a3", 3000, "capulet.example", "<m3/>"),
-        entry("juliet", "a4", 4000, "romeo@montague.example/orchard", "<m4/>"),
-        entry("juliet", "a5", 5000, "capulet.example/service", "<m5/>"),
-        entry("juliet", "a-6_Z", 6000, "tybalt@capulet.example", ""),
+        entry("juliet", 1000, "romeo@montague.example/garden", "<m1/>"),
+        entry("romeo", 1000, "juliet@capulet.example/balcony", "<m1/>"),
+        entry("nobody", 1000, "juliet@capulet.example", "<m/>"),
+        entry("juliet", 2000, "nurse@capulet.example", "<m2/>"),
+        entry("juliet", 1000, "nurse@capulet.example", "<dup/>"),
+        entry("juliet", 3000, "capulet.example", "<m3/>"),
+        entry("juliet", 4000, "romeo@montague.example/orchard", "<m4/>"),
+        entry("juliet", 5000, "capulet.example/service", "<m5/>"),
+        entry("juliet", 6000, "tybalt@capulet.example", ""),
     };
     batch[6].data = odd;
     batch[6].len = sizeof(odd) - 1;
+    batch[4].nonce = 99; /* the key decides: another nonce is no other entry */
     int status[9];
     memset(status, 0x55, sizeof(status));
     assert_int_equal(storage_db_archive_append(db, batch, 9, status), 0);
     const int want[9] = {0, 0, -ENOENT, 0, -EEXIST, 0, 0, 0, 0};
     for (size_t i = 0; i < 9; i++)
         assert_int_equal(status[i], want[i]);
-    /* An id already stored is a duplicate too; the others of the batch are written. */
-    storage_archive_entry_t again[] = {
-        entry("juliet", "a2", 7000, "x@y", "<again/>"),
-        entry("juliet", "a7", 7000, "nurse@capulet.example", "<m7/>")};
+    /* A key already stored is a duplicate too; the others of the batch are written. */
+    storage_archive_entry_t again[] = {entry("juliet", 2000, "x@y", "<again/>"),
+                                       entry("juliet", 7000, "nurse@capulet.example", "<m7/>")};
     assert_int_equal(storage_db_archive_append(db, again, 2, status), 0);
     assert_int_equal(status[0], -EEXIST);
     assert_int_equal(status[1], 0);
     assert_int_equal(storage_db_archive_append(db, again, 0, NULL), 0);
 
     storage_archive_query_t q = {.max = 100};
-    expect_page(db, "juliet", &q, "a1 a2 a3 a4 a5 a-6_Z a7", 7, 0, true);
-    expect_page(db, "romeo", &q, "a1", 1, 0, true);
+    expect_page(db, "juliet", &q, "1000 2000 3000 4000 5000 6000 7000", 7, 0, true);
+    expect_page(db, "romeo", &q, "1000", 1, 0, true);
     /* XEP-0313 §4.1.1: a bare JID matches its resources, a full JID itself, a domain itself. */
     q.with = "romeo@montague.example";
-    expect_page(db, "juliet", &q, "a1 a4", 2, 0, true);
+    expect_page(db, "juliet", &q, "1000 4000", 2, 0, true);
     q.with = "romeo@montague.example/orchard";
-    expect_page(db, "juliet", &q, "a4", 1, 0, true);
+    expect_page(db, "juliet", &q, "4000", 1, 0, true);
     q.with = "capulet.example";
-    expect_page(db, "juliet", &q, "a3 a5", 2, 0, true);
+    expect_page(db, "juliet", &q, "3000 5000", 2, 0, true);
     q.with = "capulet.example/service";
-    expect_page(db, "juliet", &q, "a5", 1, 0, true);
+    expect_page(db, "juliet", &q, "5000", 1, 0, true);
     q.with = "montague.example";
     expect_page(db, "juliet", &q, "", 0, 0, true);
-    /* Time stamps: start and end are inclusive. */
+    /* Time stamps (the keys): start and end are inclusive. */
     q = (storage_archive_query_t){
         .max = 100, .has_start = true, .start_us = 2000, .has_end = true, .end_us = 4000};
-    expect_page(db, "juliet", &q, "a2 a3 a4", 3, 0, true);
+    expect_page(db, "juliet", &q, "2000 3000 4000", 3, 0, true);
     q.with = "romeo@montague.example";
-    expect_page(db, "juliet", &q, "a4", 1, 0, true);
-    /* ids: in archive order, unknown ones left out, other filters still apply. */
-    const char *ids[] = {"a7", "a2", "zz", "a4"};
-    q = (storage_archive_query_t){.max = 100, .ids = ids, .nids = 4};
-    expect_page(db, "juliet", &q, "a2 a4 a7", 3, 0, true);
+    expect_page(db, "juliet", &q, "4000", 1, 0, true);
+    /* ids: in archive order, unknown ones left out (also a known key with another nonce),
+     * other filters still apply. */
+    char wrong_nonce[STORAGE_ARCHIVE_ID_LEN + 1];
+    storage_archive_id_format(3000, 1, wrong_nonce);
+    const char *ids[] = {kid(7000), kid(2000), "zz", kid(4000), wrong_nonce, kid(8000)};
+    q = (storage_archive_query_t){.max = 100, .ids = ids, .nids = 6};
+    expect_page(db, "juliet", &q, "2000 4000 7000", 3, 0, true);
     q.with = "nurse@capulet.example";
-    expect_page(db, "juliet", &q, "a2 a7", 2, 0, true);
+    expect_page(db, "juliet", &q, "2000 7000", 2, 0, true);
     q.max = 1;
-    expect_page(db, "juliet", &q, "a2", 2, 0, false);
+    expect_page(db, "juliet", &q, "2000", 2, 0, false);
+    const char *none[] = {"zz", wrong_nonce};
+    q = (storage_archive_query_t){.max = 100, .ids = none, .nids = 2};
+    expect_page(db, "juliet", &q, "", 0, 0, true);
     /* max 0: only the count. */
     q = (storage_archive_query_t){.max = 0};
     expect_page(db, "juliet", &q, "", 7, 0, false);
@@ -349,11 +423,11 @@ static void test_archive(void **state)
 
     /* The items themselves. */
     storage_archive_result_t r = {0};
-    const char *one[] = {"a4"};
+    const char *one[] = {kid(4000)};
     q = (storage_archive_query_t){.max = 10, .ids = one, .nids = 1};
     assert_int_equal(storage_db_archive_query(db, "juliet", &q, &r), 0);
     assert_int_equal(r.count, 1);
-    assert_string_equal(r.items[0].id, "a4");
+    assert_string_equal(r.items[0].id, kid(4000));
     assert_int_equal(r.items[0].stamp_us, 4000);
     assert_string_equal(r.items[0].with, "romeo@montague.example/orchard");
     assert_int_equal(r.items[0].data.len, sizeof(odd) - 1);
@@ -364,6 +438,10 @@ static void test_archive(void **state)
     q = (storage_archive_query_t){.max = 10, .after_id = "nope"};
     assert_int_equal(storage_db_archive_query(db, "juliet", &q, &r), -ENOMSG);
     q = (storage_archive_query_t){.max = 10, .before_id = "nope"};
+    assert_int_equal(storage_db_archive_query(db, "juliet", &q, &r), -ENOMSG);
+    q = (storage_archive_query_t){.max = 10, .after_id = wrong_nonce};
+    assert_int_equal(storage_db_archive_query(db, "juliet", &q, &r), -ENOMSG);
+    q = (storage_archive_query_t){.max = 10, .before_id = kid(2500)};
     assert_int_equal(storage_db_archive_query(db, "juliet", &q, &r), -ENOMSG);
     q = (storage_archive_query_t){.max = 10};
     assert_int_equal(storage_db_archive_query(db, "nobody", &q, &r), -ENOENT);
@@ -376,45 +454,104 @@ static void test_archive(void **state)
     assert_int_equal(storage_db_archive_query(db, "juliet", &q, &r), -EINVAL);
     q = (storage_archive_query_t){.max = 10, .ids = ids, .nids = STORAGE_ARCHIVE_IDS_MAX + 1};
     assert_int_equal(storage_db_archive_query(db, "juliet", &q, &r), -EINVAL);
-    storage_archive_entry_t bad[] = {entry("juliet", "ok", 1, "x@y", "<m/>"),
-                                     entry("juliet", "not ok", 1, "x@y", "<m/>")};
+    storage_archive_entry_t bad[] = {entry("juliet", 8000, "x@y", "<m/>"),
+                                     entry("juliet", -1, "x@y", "<m/>")};
     assert_int_equal(storage_db_archive_append(db, bad, 2, NULL), -EINVAL);
-    char longid[STORAGE_ARCHIVE_ID_MAX + 2];
-    memset(longid, 'a', sizeof(longid) - 1);
-    longid[sizeof(longid) - 1] = '\0';
-    bad[1].id = longid;
+    bad[1] = entry("room@muc.example/nick", 9000, "x@y", "<m/>");
     assert_int_equal(storage_db_archive_append(db, bad, 2, NULL), -EINVAL);
-    longid[STORAGE_ARCHIVE_ID_MAX] = '\0';
-    bad[1].id = longid;
+    bad[1] = entry("", 9000, "x@y", "<m/>");
+    assert_int_equal(storage_db_archive_append(db, bad, 2, NULL), -EINVAL);
+    bad[1] = entry("juliet", 9000, "x@y", "<m/>");
     assert_int_equal(storage_db_archive_append(db, bad, 2, NULL), 0);
     storage_db_close(db);
 
     /* It survives reopening; expiry removes by stamp, per user. */
     db = open_db(f);
     q = (storage_archive_query_t){.max = 100};
-    char all[256];
-    snprintf(all, sizeof(all), "a1 a2 a3 a4 a5 a-6_Z a7 ok %s", longid);
-    expect_page(db, "juliet", &q, all, 9, 0, true);
+    expect_page(db, "juliet", &q, "1000 2000 3000 4000 5000 6000 7000 8000 9000", 9, 0, true);
     assert_int_equal(storage_db_archive_expire(db, "juliet", 3000), 0);
-    expect_page(db, "juliet", &q, "a3 a4 a5 a-6_Z a7", 5, 0, true);
-    expect_page(db, "romeo", &q, "a1", 1, 0, true);
-    q.after_id = "a1";
+    expect_page(db, "juliet", &q, "3000 4000 5000 6000 7000 8000 9000", 7, 0, true);
+    expect_page(db, "romeo", &q, "1000", 1, 0, true);
+    q.after_id = kid(1000);
     assert_int_equal(storage_db_archive_query(db, "juliet", &q, &r), -ENOMSG);
     q.after_id = NULL;
     assert_int_equal(storage_db_archive_expire(db, "juliet", 0), 0);
-    expect_page(db, "juliet", &q, "a3 a4 a5 a-6_Z a7", 5, 0, true);
+    expect_page(db, "juliet", &q, "3000 4000 5000 6000 7000 8000 9000", 7, 0, true);
     assert_int_equal(storage_db_archive_expire(db, "juliet", INT64_MAX), 0);
     expect_page(db, "juliet", &q, "", 0, 0, true);
-    /* Expired ids may be used again. */
+    /* The store does not refuse an expired key (the sm never gives one twice). */
     assert_int_equal(storage_db_archive_append(db, batch, 1, status), 0);
     assert_int_equal(status[0], 0);
-    expect_page(db, "juliet", &q, "a1", 1, 0, true);
+    expect_page(db, "juliet", &q, "1000", 1, 0, true);
 
     /* Deleting the account deletes its archive. */
     assert_int_equal(storage_db_user_delete(db, "romeo"), 0);
     assert_int_equal(storage_db_archive_query(db, "romeo", &q, &r), -ENOENT);
     assert_int_equal(storage_db_user_create(db, "romeo", "c"), 0);
     expect_page(db, "romeo", &q, "", 0, 0, true);
+    storage_db_close(db);
+}
+
+/*
+ * Archives of service entities (a MUC room): no account, created by the first append, gone
+ * with expire(INT64_MAX); the largest key stored (sqlite) survives it.
+ */
+static void test_archive_rooms(void **state)
+{
+    fixture_t *f = *state;
+    storage_db_t *db = open_db(f);
+    const char *room = "balcony@chat.capulet.example";
+    assert_int_equal(storage_db_user_create(db, "juliet", "c"), 0);
+    storage_archive_query_t q = {.max = 10};
+    expect_page(db, room, &q, "", 0, 0, true);
+    q.after_id = kid(1);
+    storage_archive_result_t r = {0};
+    assert_int_equal(storage_db_archive_query(db, room, &q, &r), -ENOMSG);
+    assert_int_equal(storage_db_archive_expire(db, room, INT64_MAX), 0);
+    storage_archive_entry_t batch[] = {
+        entry(room, 10, "balcony@chat.capulet.example/Juliet", "<g1/>"),
+        entry("juliet", 10, "romeo@montague.example", "<m1/>"),
+        entry(room, 20, "balcony@chat.capulet.example/Romeo", "<g2/>"),
+        entry("other@chat.capulet.example", 30, "x@y", "<g3/>"),
+    };
+    int status[4];
+    assert_int_equal(storage_db_archive_append(db, batch, 4, status), 0);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(status[i], 0);
+    q = (storage_archive_query_t){.max = 10};
+    expect_page(db, room, &q, "10 20", 2, 0, true);
+    expect_page(db, "juliet", &q, "10", 1, 0, true);
+    expect_page(db, "other@chat.capulet.example", &q, "30", 1, 0, true);
+    q.with = "balcony@chat.capulet.example/Romeo";
+    expect_page(db, room, &q, "20", 1, 0, true);
+    q = (storage_archive_query_t){.max = 10, .after_id = kid(10)};
+    expect_page(db, room, &q, "20", 2, 1, true);
+    /* A room is no account, and an account's deletion leaves the rooms alone. */
+    storage_list_t users = {0};
+    assert_int_equal(storage_db_user_list(db, &users), 0);
+    assert_int_equal(users.count, 1);
+    assert_string_equal(users.items[0].data, "juliet");
+    storage_list_clear(&users);
+    assert_int_equal(storage_db_user_exists(db, room), -EINVAL);
+    assert_int_equal(storage_db_user_delete(db, "juliet"), 0);
+    q = (storage_archive_query_t){.max = 10};
+    expect_page(db, room, &q, "10 20", 2, 0, true);
+    /* Expiry by stamp, then of everything. */
+    assert_int_equal(storage_db_archive_expire(db, room, 15), 0);
+    expect_page(db, room, &q, "20", 1, 0, true);
+    assert_int_equal(storage_db_archive_expire(db, room, INT64_MAX), 0);
+    expect_page(db, room, &q, "", 0, 0, true);
+    expect_page(db, "other@chat.capulet.example", &q, "30", 1, 0, true);
+    int64_t key_max = -1;
+    assert_int_equal(storage_db_archive_key_max(db, &key_max), 0);
+    assert_int_equal(key_max, f->cfg.backend == STORAGE_BACKEND_SQLITE ? 30 : 0);
+    /* Appending again makes it anew. */
+    assert_int_equal(storage_db_archive_append(db, batch, 1, status), 0);
+    assert_int_equal(status[0], 0);
+    expect_page(db, room, &q, "10", 1, 0, true);
+    /* Malformed owners. */
+    assert_int_equal(storage_db_archive_query(db, "room@chat/x", &q, &r), -EINVAL);
+    assert_int_equal(storage_db_archive_expire(db, "a@b/c", 0), -EINVAL);
     storage_db_close(db);
 }
 
@@ -425,9 +562,10 @@ static void test_archive_two_handles(void **state)
     storage_db_t *a = open_db(f);
     storage_db_t *b = open_db(f);
     assert_int_equal(storage_db_user_create(a, "juliet", "c"), 0);
-    storage_archive_entry_t x = entry("juliet", "x", 1, "romeo@montague.example", "<x/>");
-    storage_archive_entry_t y = entry("juliet", "y", 2, "romeo@montague.example", "<y/>");
-    storage_archive_entry_t z = entry("juliet", "z", 3, "romeo@montague.example", "<z/>");
+    storage_archive_entry_t x = entry("juliet", 1, "romeo@montague.example", "<x/>");
+    storage_archive_entry_t y = entry("juliet", 2, "romeo@montague.example", "<y/>");
+    storage_archive_entry_t z = entry("juliet", 3, "romeo@montague.example", "<z/>");
+    storage_archive_entry_t w = entry("juliet", 4, "romeo@montague.example", "<w/>");
     int st = 1;
     assert_int_equal(storage_db_archive_append(a, &x, 1, &st), 0);
     assert_int_equal(st, 0);
@@ -441,23 +579,23 @@ static void test_archive_two_handles(void **state)
     assert_int_equal(storage_db_archive_append(b, &x, 1, &st), 0);
     assert_int_equal(st, -EEXIST);
     storage_archive_query_t q = {.max = 10};
-    expect_page(a, "juliet", &q, "x y", 2, 0, true);
-    /* An expiry by one handle: the other may use the expired id again, not the kept one. */
+    expect_page(a, "juliet", &q, "1 2", 2, 0, true);
+    /* An expiry by one handle: the other sees it, and still refuses the kept key. */
     assert_int_equal(storage_db_archive_expire(b, "juliet", 2), 0);
     assert_int_equal(storage_db_archive_append(a, &y, 1, &st), 0);
     assert_int_equal(st, -EEXIST);
-    assert_int_equal(storage_db_archive_append(a, &x, 1, &st), 0);
+    assert_int_equal(storage_db_archive_append(a, &w, 1, &st), 0);
     assert_int_equal(st, 0);
-    expect_page(b, "juliet", &q, "y x", 2, 0, true);
+    expect_page(b, "juliet", &q, "2 4", 2, 0, true);
     /* The account deleted and made again by one handle: a new, empty archive for both. */
     assert_int_equal(storage_db_user_delete(b, "juliet"), 0);
     assert_int_equal(storage_db_user_create(b, "juliet", "c"), 0);
-    assert_int_equal(storage_db_archive_append(b, &z, 1, &st), 0);
-    assert_int_equal(storage_db_archive_append(a, &y, 1, &st), 0);
-    assert_int_equal(st, 0);
+    assert_int_equal(storage_db_archive_append(b, &y, 1, &st), 0);
     assert_int_equal(storage_db_archive_append(a, &z, 1, &st), 0);
+    assert_int_equal(st, 0);
+    assert_int_equal(storage_db_archive_append(a, &y, 1, &st), 0);
     assert_int_equal(st, -EEXIST);
-    expect_page(a, "juliet", &q, "z y", 2, 0, true);
+    expect_page(a, "juliet", &q, "2 3", 2, 0, true);
     storage_db_close(a);
     storage_db_close(b);
 }
@@ -469,106 +607,122 @@ static void test_archive_paging(void **state)
     storage_db_t *db = open_db(f);
     assert_int_equal(storage_db_user_create(db, "juliet", "c"), 0);
     storage_archive_entry_t batch[25];
-    char ids[25][8];
-    for (int i = 0; i < 25; i++) {
-        snprintf(ids[i], sizeof(ids[i]), "e%02d", i);
+    for (int i = 0; i < 25; i++)
         batch[i] =
-            entry("juliet", ids[i], 1000 + i,
+            entry("juliet", 1000 + i,
                   i % 2 == 0 ? "romeo@montague.example/r" : "nurse@capulet.example", "<message/>");
-    }
     assert_int_equal(storage_db_archive_append(db, batch, 25, NULL), 0);
 
     /* Forward (XEP-0059 <after/>). */
     storage_archive_query_t q = {.max = 10};
-    expect_page(db, "juliet", &q, "e00 e01 e02 e03 e04 e05 e06 e07 e08 e09", 25, 0, false);
-    q.after_id = "e09";
-    expect_page(db, "juliet", &q, "e10 e11 e12 e13 e14 e15 e16 e17 e18 e19", 25, 10, false);
-    q.after_id = "e19";
-    expect_page(db, "juliet", &q, "e20 e21 e22 e23 e24", 25, 20, true);
-    q.after_id = "e24";
+    expect_page(db, "juliet", &q, "1000 1001 1002 1003 1004 1005 1006 1007 1008 1009", 25, 0,
+                false);
+    q.after_id = kid(1009);
+    expect_page(db, "juliet", &q, "1010 1011 1012 1013 1014 1015 1016 1017 1018 1019", 25, 10,
+                false);
+    q.after_id = kid(1019);
+    expect_page(db, "juliet", &q, "1020 1021 1022 1023 1024", 25, 20, true);
+    q.after_id = kid(1024);
     expect_page(db, "juliet", &q, "", 25, 25, true);
     /* Exactly a page left: complete, since nothing lies beyond it. */
-    q.after_id = "e14";
-    expect_page(db, "juliet", &q, "e15 e16 e17 e18 e19 e20 e21 e22 e23 e24", 25, 15, true);
+    q.after_id = kid(1014);
+    expect_page(db, "juliet", &q, "1015 1016 1017 1018 1019 1020 1021 1022 1023 1024", 25, 15,
+                true);
 
     /* Backward (XEP-0059 <before/>): the newest page first, items still oldest first. */
     q = (storage_archive_query_t){.max = 10, .from_end = true};
-    expect_page(db, "juliet", &q, "e15 e16 e17 e18 e19 e20 e21 e22 e23 e24", 25, 15, false);
-    q.before_id = "e15";
-    expect_page(db, "juliet", &q, "e05 e06 e07 e08 e09 e10 e11 e12 e13 e14", 25, 5, false);
-    q.before_id = "e05";
-    expect_page(db, "juliet", &q, "e00 e01 e02 e03 e04", 25, 0, true);
-    q.before_id = "e00";
+    expect_page(db, "juliet", &q, "1015 1016 1017 1018 1019 1020 1021 1022 1023 1024", 25, 15,
+                false);
+    q.before_id = kid(1015);
+    expect_page(db, "juliet", &q, "1005 1006 1007 1008 1009 1010 1011 1012 1013 1014", 25, 5,
+                false);
+    q.before_id = kid(1005);
+    expect_page(db, "juliet", &q, "1000 1001 1002 1003 1004", 25, 0, true);
+    q.before_id = kid(1000);
     expect_page(db, "juliet", &q, "", 25, 0, true);
 
     /* Between two ids, both ways. */
-    q = (storage_archive_query_t){.max = 3, .after_id = "e02", .before_id = "e08"};
-    expect_page(db, "juliet", &q, "e03 e04 e05", 25, 3, false);
+    q = (storage_archive_query_t){.max = 3, .after_id = kid(1002), .before_id = kid(1008)};
+    expect_page(db, "juliet", &q, "1003 1004 1005", 25, 3, false);
     q.from_end = true;
-    expect_page(db, "juliet", &q, "e05 e06 e07", 25, 5, false);
+    expect_page(db, "juliet", &q, "1005 1006 1007", 25, 5, false);
     q.max = 5;
-    expect_page(db, "juliet", &q, "e03 e04 e05 e06 e07", 25, 3, true);
-    q.after_id = "e08";
-    q.before_id = "e02";
+    expect_page(db, "juliet", &q, "1003 1004 1005 1006 1007", 25, 3, true);
+    q.after_id = kid(1008);
+    q.before_id = kid(1002);
     expect_page(db, "juliet", &q, "", 25, 2, true);
 
     /* With a filter: positions count only matches; the ids need not match it. */
     q = (storage_archive_query_t){.max = 5, .with = "romeo@montague.example"};
-    expect_page(db, "juliet", &q, "e00 e02 e04 e06 e08", 13, 0, false);
-    q.after_id = "e09";
-    expect_page(db, "juliet", &q, "e10 e12 e14 e16 e18", 13, 5, false);
-    q.after_id = "e18";
-    expect_page(db, "juliet", &q, "e20 e22 e24", 13, 10, true);
+    expect_page(db, "juliet", &q, "1000 1002 1004 1006 1008", 13, 0, false);
+    q.after_id = kid(1009);
+    expect_page(db, "juliet", &q, "1010 1012 1014 1016 1018", 13, 5, false);
+    q.after_id = kid(1018);
+    expect_page(db, "juliet", &q, "1020 1022 1024", 13, 10, true);
     q = (storage_archive_query_t){.max = 5, .with = "romeo@montague.example", .from_end = true};
-    expect_page(db, "juliet", &q, "e16 e18 e20 e22 e24", 13, 8, false);
-    q.before_id = "e16";
-    expect_page(db, "juliet", &q, "e06 e08 e10 e12 e14", 13, 3, false);
-    q.before_id = "e06";
-    expect_page(db, "juliet", &q, "e00 e02 e04", 13, 0, true);
+    expect_page(db, "juliet", &q, "1016 1018 1020 1022 1024", 13, 8, false);
+    q.before_id = kid(1016);
+    expect_page(db, "juliet", &q, "1006 1008 1010 1012 1014", 13, 3, false);
+    q.before_id = kid(1006);
+    expect_page(db, "juliet", &q, "1000 1002 1004", 13, 0, true);
     q = (storage_archive_query_t){.max = 4,
                                   .with = "nurse@capulet.example",
                                   .has_start = true,
                                   .start_us = 1004,
                                   .from_end = true,
-                                  .before_id = "e20"};
-    expect_page(db, "juliet", &q, "e13 e15 e17 e19", 10, 4, false);
+                                  .before_id = kid(1020)};
+    expect_page(db, "juliet", &q, "1013 1015 1017 1019", 10, 4, false);
     storage_db_close(db);
 }
 
-/* The files backend's archive file: its format, an append cut short, a hand edit gone wrong. */
+/*
+ * The files backend's archive file: its format, an old id kept, an append cut short, a hand
+ * edit gone wrong.
+ */
 static void test_archive_file(void **state)
 {
     fixture_t *f = *state;
     storage_db_t *db = open_db(f);
     assert_int_equal(storage_db_user_create(db, "juliet", "c"), 0);
-    storage_archive_entry_t e[] = {entry("juliet", "a1", -5, "romeo@montague.example/g", "<a\tb/>"),
-                                   entry("juliet", "a2", 7, "nurse@capulet.example", "<c/>")};
-    assert_int_equal(storage_db_archive_append(db, e, 2, NULL), 0);
     char path[256];
     snprintf(path, sizeof(path), "%s/juliet/archive", f->path);
-    FILE *fp = fopen(path, "r");
+    /* An entry an older Parley archived, with an id of its own. */
+    FILE *fp = fopen(path, "w");
+    fputs("parley archive 1\nold-1\t3\tnurse@capulet.example\t<old/>\n", fp);
+    fclose(fp);
+    storage_archive_entry_t e[] = {entry("juliet", 5, "romeo@montague.example/g", "<a\tb/>"),
+                                   entry("juliet", 7, "nurse@capulet.example", "<c/>")};
+    assert_int_equal(storage_db_archive_append(db, e, 2, NULL), 0);
+    fp = fopen(path, "r");
     assert_non_null(fp);
     char text[1024];
     size_t n = fread(text, 1, sizeof(text) - 1, fp);
     text[n] = '\0';
     fclose(fp);
+    char want[512];
+    snprintf(want, sizeof(want),
+             "\n%s\t5\tromeo@montague.example/g\t<a\\tb/>\n"
+             "%s\t7\tnurse@capulet.example\t<c/>\n",
+             kid(5), kid(7));
     assert_non_null(strstr(text, "parley archive 1\n"));
-    assert_non_null(strstr(text,
-                           "\na1\t-5\tromeo@montague.example/g\t<a\\tb/>\n"
-                           "a2\t7\tnurse@capulet.example\t<c/>\n"));
+    assert_non_null(strstr(text, want));
+    storage_archive_query_t q = {.max = 10};
+    expect_page(db, "juliet", &q, "old-1 5 7", 3, 0, true);
+    q.after_id = "old-1";
+    expect_page(db, "juliet", &q, "5 7", 3, 1, true);
+    q.after_id = NULL;
 
     /* A crash in the middle of an append leaves a line without its newline: ignored... */
     fp = fopen(path, "a");
-    fputs("a3\t9\tromeo@montague.example\t<cut", fp);
+    fprintf(fp, "%s\t9\tromeo@montague.example\t<cut", kid(9));
     fclose(fp);
-    storage_archive_query_t q = {.max = 10};
-    expect_page(db, "juliet", &q, "a1 a2", 2, 0, true);
+    expect_page(db, "juliet", &q, "old-1 5 7", 3, 0, true);
     /* ...and dropped by the next append, which then adds whole lines. */
-    storage_archive_entry_t e3[] = {entry("juliet", "a3", 9, "romeo@montague.example", "<m3/>")};
+    storage_archive_entry_t e3[] = {entry("juliet", 9, "romeo@montague.example", "<m3/>")};
     assert_int_equal(storage_db_archive_append(db, e3, 1, NULL), 0);
-    expect_page(db, "juliet", &q, "a1 a2 a3", 3, 0, true);
+    expect_page(db, "juliet", &q, "old-1 5 7 9", 4, 0, true);
     storage_archive_result_t r = {0};
-    q.after_id = "a2";
+    q.after_id = kid(7);
     assert_int_equal(storage_db_archive_query(db, "juliet", &q, &r), 0);
     assert_int_equal(r.count, 1);
     assert_string_equal(r.items[0].data.data, "<m3/>");
@@ -586,12 +740,112 @@ static void test_archive_file(void **state)
     assert_int_equal(storage_db_archive_expire(db, "juliet", 8), -EBADMSG);
     /* Another user's entries in the same batch are still written. */
     assert_int_equal(storage_db_user_create(db, "romeo", "c"), 0);
-    storage_archive_entry_t two[] = {entry("juliet", "b1", 9, "x@y", "<m/>"),
-                                     entry("romeo", "b1", 9, "x@y", "<m/>")};
+    storage_archive_entry_t two[] = {entry("juliet", 10, "x@y", "<m/>"),
+                                     entry("romeo", 10, "x@y", "<m/>")};
     int st2[2];
     assert_int_equal(storage_db_archive_append(db, two, 2, st2), 0);
     assert_int_equal(st2[0], -EBADMSG);
     assert_int_equal(st2[1], 0);
+    storage_db_close(db);
+}
+
+/*
+ * A database with the migration-4 archive, holding ids the old sm made (the same text as
+ * storage_archive_id_format's, with a counter from the clock) and others: migration 6 keeps
+ * every entry in its order, and every old id still names its entry.
+ */
+static void test_archive_migration(void **state)
+{
+    fixture_t *f = *state;
+    storage_db_t *db = NULL;
+    assert_int_equal(storage_sqlite_open_at(&f->cfg, 4, &db), 0);
+    assert_int_equal(storage_db_user_create(db, "juliet", "c"), 0);
+    assert_int_equal(storage_db_user_create(db, "romeo", "c"), 0);
+    storage_db_close(db);
+    char a[STORAGE_ARCHIVE_ID_LEN + 1], back[STORAGE_ARCHIVE_ID_LEN + 1],
+        c[STORAGE_ARCHIVE_ID_LEN + 1], skew[STORAGE_ARCHIVE_ID_LEN + 1];
+    storage_archive_id_format(1000005, 77, a); /* counter a little above its stamp */
+    storage_archive_id_format(999999, 5, back); /* the clock went back: below the previous */
+    storage_archive_id_format(2000000, 9, c);
+    storage_archive_id_format(9000000000, 4, skew); /* far from its stamp */
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open(f->path, &h), SQLITE_OK);
+    char sql[2048];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO archive (user_id, archive_id, stamp, with_bare, with_full, data)"
+             " VALUES"
+             " (1, '%s', 1000000, 'romeo@montague.example', 'romeo@montague.example/g', '<1/>'),"
+             " (2, '%s', 1000000, 'juliet@capulet.example', 'juliet@capulet.example', '<r/>'),"
+             " (1, 'legacy-x', 1000010, 'nurse@capulet.example', 'nurse@capulet.example',"
+             "  '<2/>'),"
+             " (1, '%s', 999999, 'romeo@montague.example', 'romeo@montague.example', '<3/>'),"
+             " (1, '%s', 2000000, 'nurse@capulet.example', 'nurse@capulet.example', '<4/>'),"
+             " (1, '%s', 2000001, 'nurse@capulet.example', 'nurse@capulet.example', '<5/>')",
+             a, a, back, c, skew);
+    assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+
+    db = open_db(f);
+    storage_archive_result_t r = {0};
+    storage_archive_query_t q = {.max = 10};
+    assert_int_equal(storage_db_archive_query(db, "juliet", &q, &r), 0);
+    assert_int_equal(r.count, 5);
+    const char *ids[] = {a, "legacy-x", back, c, skew};
+    const int64_t stamps[] = {1000005, 1000010, 1000011, 2000000, 2000001};
+    for (size_t i = 0; i < 5; i++) {
+        assert_string_equal(r.items[i].id, ids[i]);
+        assert_int_equal(r.items[i].stamp_us, stamps[i]);
+    }
+    assert_string_equal(r.items[0].with, "romeo@montague.example/g");
+    assert_string_equal(r.items[0].data.data, "<1/>");
+    assert_string_equal(r.items[1].with, "nurse@capulet.example");
+    storage_archive_result_clear(&r);
+    /* Every old id is found, as a bound and in 'ids'. */
+    for (size_t i = 0; i < 5; i++) {
+        q = (storage_archive_query_t){.max = 10, .after_id = ids[i]};
+        assert_int_equal(storage_db_archive_query(db, "juliet", &q, &r), 0);
+        assert_int_equal(r.count, 4 - i);
+        assert_int_equal(r.first_index, i + 1);
+        storage_archive_result_clear(&r);
+        q = (storage_archive_query_t){.max = 10, .before_id = ids[i], .from_end = true};
+        assert_int_equal(storage_db_archive_query(db, "juliet", &q, &r), 0);
+        assert_int_equal(r.count, i);
+        storage_archive_result_clear(&r);
+    }
+    q = (storage_archive_query_t){.max = 10, .ids = ids + 1, .nids = 3};
+    assert_int_equal(storage_db_archive_query(db, "juliet", &q, &r), 0);
+    assert_int_equal(r.count, 3);
+    assert_string_equal(r.items[0].id, "legacy-x");
+    assert_string_equal(r.items[2].id, c);
+    storage_archive_result_clear(&r);
+    q = (storage_archive_query_t){.max = 10, .with = "romeo@montague.example"};
+    assert_int_equal(storage_db_archive_query(db, "juliet", &q, &r), 0);
+    assert_int_equal(r.count, 2);
+    storage_archive_result_clear(&r);
+    /* The same old id in another user's archive is that user's entry. */
+    q = (storage_archive_query_t){.max = 10, .ids = ids, .nids = 1};
+    assert_int_equal(storage_db_archive_query(db, "romeo", &q, &r), 0);
+    assert_int_equal(r.count, 1);
+    assert_string_equal(r.items[0].data.data, "<r/>");
+    storage_archive_result_clear(&r);
+    /* New keys go above the old ones. */
+    int64_t key_max = 0;
+    assert_int_equal(storage_db_archive_key_max(db, &key_max), 0);
+    assert_int_equal(key_max, 2000001);
+    storage_archive_entry_t e = entry("juliet", 2000002, "romeo@montague.example", "<6/>");
+    assert_int_equal(storage_db_archive_append(db, &e, 1, NULL), 0);
+    q = (storage_archive_query_t){.max = 2, .from_end = true};
+    char last[128];
+    snprintf(last, sizeof(last), "%s 2000002", skew);
+    expect_page(db, "juliet", &q, last, 6, 4, false);
+    /* Expiry and the account's deletion take the old entries too. */
+    assert_int_equal(storage_db_archive_expire(db, "juliet", 1000011), 0);
+    q = (storage_archive_query_t){.max = 10, .after_id = "legacy-x"};
+    assert_int_equal(storage_db_archive_query(db, "juliet", &q, &r), -ENOMSG);
+    assert_int_equal(storage_db_user_delete(db, "romeo"), 0);
+    assert_int_equal(storage_db_user_create(db, "romeo", "c"), 0);
+    q = (storage_archive_query_t){.max = 10};
+    expect_page(db, "romeo", &q, "", 0, 0, true);
     storage_db_close(db);
 }
 
@@ -624,10 +878,10 @@ static void test_migration(void **state)
     storage_blob_t b = {0};
     assert_int_equal(storage_db_doc_get(db, "juliet", "vcard", "v", &b), 0);
     storage_blob_clear(&b);
-    storage_archive_entry_t e[] = {entry("juliet", "a1", 1, "romeo@montague.example", "<m/>")};
+    storage_archive_entry_t e[] = {entry("juliet", 1, "romeo@montague.example", "<m/>")};
     assert_int_equal(storage_db_archive_append(db, e, 1, NULL), 0);
     storage_archive_query_t q = {.max = 10};
-    expect_page(db, "juliet", &q, "a1", 1, 0, true);
+    expect_page(db, "juliet", &q, "1", 1, 0, true);
     /* The archive goes with the account, also in a migrated database. */
     assert_int_equal(storage_db_user_delete(db, "juliet"), 0);
     assert_int_equal(storage_db_user_create(db, "juliet", "creds"), 0);
@@ -876,9 +1130,11 @@ static void on_archive(void *arg, int status, const storage_archive_result_t *r)
         return;
     }
     size_t n = 0;
-    for (size_t i = 0; i < r->count; i++)
-        n += (size_t)snprintf(s->ids + n, sizeof(s->ids) - n, "%s%s", i > 0 ? " " : "",
-                              r->items[i].id);
+    for (size_t i = 0; i < r->count; i++) {
+        assert_string_equal(r->items[i].id, kid(r->items[i].stamp_us));
+        n += (size_t)snprintf(s->ids + n, sizeof(s->ids) - n, "%s%lld", i > 0 ? " " : "",
+                              (long long)r->items[i].stamp_us);
+    }
     s->total = r->total;
     s->first_index = r->first_index;
     s->complete = r->complete;
@@ -904,11 +1160,10 @@ static void test_archive_async(void **state)
     char(*text)[4][40] = calloc(12, sizeof(*text));
     for (int i = 0; i < 12; i++) {
         snprintf(text[i][0], 40, "%s", i == 11 ? "nobody" : "juliet");
-        snprintf(text[i][1], 40, "m%02d", i);
         snprintf(text[i][2], 40, "%s",
                  i % 3 == 0 ? "romeo@montague.example/r" : "nurse@capulet.example");
         snprintf(text[i][3], 40, "<message n='%d'/>", i);
-        batch[i] = entry(text[i][0], text[i][1], 100 * i, text[i][2], text[i][3]);
+        batch[i] = entry(text[i][0], 100 * i, text[i][2], text[i][3]);
     }
     assert_int_equal(storage_archive_append(run.st, batch, 12, on_archive_status, &steps[1]), 0);
     memset(text, 'x', 12 * sizeof(*text));
@@ -919,11 +1174,11 @@ static void test_archive_async(void **state)
     /* So is the query, ids included. */
     storage_archive_query_t *q = calloc(1, sizeof(*q));
     char *with = strdup("romeo@montague.example");
-    char *after = strdup("m00");
+    char *after = strdup(kid(0));
     char **ids = calloc(3, sizeof(char *));
-    ids[0] = strdup("m09");
-    ids[1] = strdup("m03");
-    ids[2] = strdup("m06");
+    ids[0] = strdup(kid(900));
+    ids[1] = strdup(kid(300));
+    ids[2] = strdup(kid(600));
     *q = (storage_archive_query_t){
         .with = with, .after_id = after, .ids = (const char *const *)ids, .nids = 3, .max = 2};
     assert_int_equal(storage_archive_query(run.st, "juliet", q, on_archive, &steps[2]), 0);
@@ -945,9 +1200,9 @@ static void test_archive_async(void **state)
     /* Malformed arguments are refused at submission, and nothing runs. */
     q->after_id = "no way";
     assert_int_equal(storage_archive_query(run.st, "juliet", q, on_archive, NULL), -EINVAL);
-    storage_archive_entry_t bad = entry("juliet", "", 1, "x@y", "<m/>");
+    storage_archive_entry_t bad = entry("juliet", -1, "x@y", "<m/>");
     assert_int_equal(storage_archive_append(run.st, &bad, 1, on_archive_status, NULL), -EINVAL);
-    assert_int_equal(storage_archive_expire(run.st, "a@b", 0, on_archive_status, NULL), -EINVAL);
+    assert_int_equal(storage_archive_expire(run.st, "a@b/c", 0, on_archive_status, NULL), -EINVAL);
     free(q);
     assert_int_equal(run.n, 0);
 
@@ -960,16 +1215,16 @@ static void test_archive_async(void **state)
     assert_int_equal(steps[0].status, 0);
     assert_int_equal(steps[1].status, 0); /* nobody's entry skipped, the rest written */
     assert_int_equal(steps[2].status, 0);
-    assert_string_equal(steps[2].ids, "m03 m06");
+    assert_string_equal(steps[2].ids, "300 600");
     assert_int_equal(steps[2].total, 3);
     assert_int_equal(steps[2].first_index, 0);
     assert_false(steps[2].complete);
     assert_string_equal(steps[2].data, "<message n='3'/>");
-    assert_string_equal(steps[3].ids, "m00 m01 m02 m03 m04 m05 m06 m07 m08 m09 m10");
+    assert_string_equal(steps[3].ids, "0 100 200 300 400 500 600 700 800 900 1000");
     assert_int_equal(steps[3].total, 11);
     assert_true(steps[3].complete);
     assert_int_equal(steps[4].status, 0);
-    assert_string_equal(steps[5].ids, "m05 m06 m07 m08 m09 m10");
+    assert_string_equal(steps[5].ids, "500 600 700 800 900 1000");
     assert_int_equal(steps[6].status, -ENOMSG);
     assert_int_equal(steps[7].status, -ENOENT);
     assert_int_equal(uv_loop_close(&loop), 0);
@@ -990,8 +1245,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_two_handles, setup_files, teardown),
         cmocka_unit_test_setup_teardown(test_async_front, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(test_async_front, setup_files, teardown),
+        cmocka_unit_test(test_archive_ids),
         cmocka_unit_test_setup_teardown(test_archive, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(test_archive, setup_files, teardown),
+        cmocka_unit_test_setup_teardown(test_archive_rooms, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_archive_rooms, setup_files, teardown),
         cmocka_unit_test_setup_teardown(test_archive_paging, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(test_archive_paging, setup_files, teardown),
         cmocka_unit_test_setup_teardown(test_archive_file, setup_files, teardown),
@@ -1000,6 +1258,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_archive_async, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(test_archive_async, setup_files, teardown),
         cmocka_unit_test_setup_teardown(test_migration, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_archive_migration, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(test_doc_get_all, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(test_doc_get_all, setup_files, teardown),
         cmocka_unit_test_setup_teardown(test_user_load_kinds, setup_sqlite, teardown),
