@@ -114,6 +114,8 @@ static void affil_free_cb(void *ud, const char *key, void *v)
     muc_affiliation_t *a = v;
     core_free(a->jid);
     core_free(a->reason);
+    core_free(a->nick);
+    core_free(a->nick_fold);
     core_free(a);
 }
 

@@ -51,6 +51,8 @@ static void encode_affil(void *ud, muc_affiliation_t *a)
     xml_node_set_attr(c->st, n, NULL, "affiliation", muc_affil_name(a->affil));
     if (a->reason != NULL)
         xml_node_set_attr(c->st, n, NULL, "reason", a->reason);
+    if (a->nick != NULL)
+        xml_node_set_attr(c->st, n, NULL, "nick", a->nick);
 }
 
 xml_stanza_t *muc_roomstore_encode(const muc_room_t *room)
@@ -197,6 +199,8 @@ int muc_roomstore_decode(muc_room_t *room, const xml_node_t *el)
             if (jid == NULL || muc_affil_parse(xml_node_attr(n, "affiliation"), &a) < 0)
                 return -EINVAL;
             muc_room_affil_set(room, jid, a, xml_node_attr(n, "reason"));
+            if (muc_register_nick_set(room, jid, xml_node_attr(n, "nick")) < 0)
+                return -EINVAL;
         } else if (xml_node_is(n, NS_STORE, "subject")) {
             size_t len;
             const char *text = xml_node_text(n, &len);
