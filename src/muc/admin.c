@@ -348,6 +348,8 @@ static void change_set(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const jid
     bool gone = false;
     for (size_t i = 0; i < n && !gone; i++)
         gone = apply_one(room, &v[i], actor_nick, inviter);
+    if (!gone)
+        muc_room_save(room); /* affiliations and reserved nicks are the room's state */
     core_free(actor_nick);
     core_free(inviter);
     changes_free(v, n);

@@ -68,7 +68,8 @@ void muc_owner_destroy(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const xml
     xml_stanza_t *r = muc_iq_result(st);
     muc_send(muc, r);
     xml_stanza_unref(r);
-    /* Persistent or not, the room goes (§10.9), occupants with it. */
+    /* Persistent or not, the room goes (§10.9), occupants with it, and from the store. */
+    muc_room_forget(room);
     muc_room_destroy(room);
     if (venue != NULL)
         jid_clear(&vj);

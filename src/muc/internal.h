@@ -273,10 +273,13 @@ struct muc {
 int muc_send(muc_t *muc, xml_stanza_t *st);
 
 /*
- * A stanza for one recipient of a fan-out: src's content with its own from and to (either
- * NULL: unchanged). A new stanza (one reference); src is not changed.
+ * A stanza for one recipient of a fan-out: src's content, shared, with its own from and to
+ * (either NULL: src's). A new reference; src is frozen from then on (xml_stanza_readdress).
  */
 xml_stanza_t *muc_stanza_readdress(xml_stanza_t *src, const char *from, const char *to);
+
+/* A copy of src with its own from and to, for one recipient (src stays writable). */
+xml_stanza_t *muc_stanza_forward(const xml_stanza_t *src, const char *from, const char *to);
 
 /*
  * Sends the error reply to st (RFC 6120 §8.3): type (NULL: the condition's own, RFC 6120
@@ -502,7 +505,19 @@ int muc_form_bool(const char *v, size_t len, bool *out);
 xml_node_t *muc_form_field(xml_stanza_t *st, xml_node_t *x, const char *var, const char *type,
                            const char *label, const char *value);
 
-/* ---- persistence (roomstore.c) ---- */
+/* ---- persistence (persist.c, roomstore.c) ---- */
+
+/* Writes the room to the store if it changed (deleted when it is no longer persistent). */
+void muc_room_save(muc_room_t *room);
+/* Removes a persistent room from the store (it is being destroyed). */
+void muc_room_forget(muc_room_t *room);
+/*
+ * Reads every persistent room of the service, then opens the link (muc_link_open). Returns 0
+ * (the link opens when they are read) or a negative error (no store: open it yourself).
+ */
+int muc_rooms_load(muc_t *muc);
+/* Opens the link to the router (muc.c). */
+void muc_link_open(muc_t *muc);
 
 /*
  * A room's configuration, affiliations and subject as one element (for the store), in a new

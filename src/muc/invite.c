@@ -109,6 +109,7 @@ static void invite(muc_room_t *room, muc_occupant_t *o, xml_stanza_t *st, const 
         jid_clear(&to);
     }
     core_free(inviter);
+    muc_room_save(room); /* new members of a members-only room */
 }
 
 /* §7.8.2: the invitee's "no", passed to the inviter from the room, naming the invitee. */

@@ -95,7 +95,7 @@ static void occupant_answer(muc_t *muc, xml_stanza_t *st, const jid_t *from, con
     if (responder == NULL || asker == NULL)
         return;
     char *f = muc_occupant_jid(responder);
-    xml_stanza_t *c = muc_stanza_readdress(st, f, asker->jid.full);
+    xml_stanza_t *c = muc_stanza_forward(st, f, asker->jid.full);
     core_free(f);
     muc_send(muc, c);
     xml_stanza_unref(c);
@@ -118,8 +118,8 @@ static void occupant_iq(muc_t *muc, xml_stanza_t *st, const xml_node_t *q, const
         bool disco =
             xml_node_is(q, MUC_NS_DISCO_INFO, NULL) || xml_node_is(q, MUC_NS_DISCO_ITEMS, NULL);
         muc_reply_error(muc, st,
-                        disco ? CORE_STANZA_ERR_BAD_REQUEST : CORE_STANZA_ERR_NOT_ACCEPTABLE, NULL,
-                        rj);
+                        disco ? CORE_STANZA_ERR_BAD_REQUEST : CORE_STANZA_ERR_NOT_ACCEPTABLE,
+                        disco ? NULL : "cancel", rj); /* XEP-0410 §3.2's example: cancel */
     } else if (target == o && is_type(st, "get") && xml_node_is(q, MUC_NS_PING, "ping")) {
         reply_empty(muc, st); /* XEP-0410 §3.3: the service answers for a joined occupant */
     } else if (target == NULL) {
@@ -127,7 +127,7 @@ static void occupant_iq(muc_t *muc, xml_stanza_t *st, const xml_node_t *q, const
     } else {
         /* Forwarded without revealing either real JID (§17.3). */
         char *f = muc_occupant_jid(o);
-        xml_stanza_t *c = muc_stanza_readdress(st, f, target->jid.full);
+        xml_stanza_t *c = muc_stanza_forward(st, f, target->jid.full);
         core_free(f);
         muc_send(muc, c);
         xml_stanza_unref(c);

@@ -147,6 +147,7 @@ static void set_subject(muc_room_t *room, muc_occupant_t *o, xml_stanza_t *st, c
     room->subject_nick = core_strdup(o->nick);
     room->subject_stamp = muc_now();
     room->dirty = true;
+    muc_room_save(room);
     /* The change goes out as the occupant sent it (§8.1), from its occupant JID. */
     xml_stanza_t *base = xml_stanza_copy(st);
     strip_stanza_ids(base, room->jid);

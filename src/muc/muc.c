@@ -190,16 +190,21 @@ int muc_send(muc_t *muc, xml_stanza_t *st)
 }
 
 /*
- * Every fan-out goes through here: one copy per recipient, with its own addresses. When the
- * xml library can share the children of src between the copies, only this function changes.
+ * Every fan-out goes through here: each recipient's stanza shares src's children and its
+ * serialised content (xml_stanza_readdress), so N recipients cost N start tags, not N copies.
+ * src is frozen from then on.
  */
 xml_stanza_t *muc_stanza_readdress(xml_stanza_t *src, const char *from, const char *to)
 {
+    return xml_stanza_readdress(src, from != NULL ? from : xml_stanza_from(src),
+                                to != NULL ? to : xml_stanza_to(src));
+}
+
+xml_stanza_t *muc_stanza_forward(const xml_stanza_t *src, const char *from, const char *to)
+{
     xml_stanza_t *c = xml_stanza_copy(src);
-    if (from != NULL)
-        xml_stanza_set_root_attr(c, "from", from);
-    if (to != NULL)
-        xml_stanza_set_root_attr(c, "to", to);
+    xml_stanza_set_root_attr(c, "from", from);
+    xml_stanza_set_root_attr(c, "to", to);
     return c;
 }
 
@@ -338,15 +343,27 @@ static void on_down(void *ud)
     core_log(muc->log, CORE_LOG_WARN, 0, "lost the router link");
 }
 
-int muc_start(muc_t *muc)
+void muc_link_open(muc_t *muc)
 {
     static const link_endpoint_ops_t ops = {
         .on_up = on_up,
         .on_stanza = on_stanza,
         .on_down = on_down,
     };
+    if (muc->stopping || muc->link != NULL)
+        return;
     link_options_t opt = {.name = muc->cfg->name};
     muc->link = muc->opener->open(muc->opener->ctx, &opt, &ops, muc);
+    if (muc->link == NULL)
+        core_log(muc->log, CORE_LOG_ERROR, 0, "cannot link %s to the router", muc->cfg->name);
+}
+
+int muc_start(muc_t *muc)
+{
+    /* Persistent rooms are read before anyone can reach them: no join finds them missing. */
+    if (muc_rooms_load(muc) == 0)
+        return 0;
+    muc_link_open(muc);
     return muc->link != NULL ? 0 : -ENOTCONN;
 }
 

@@ -117,6 +117,7 @@ static void submit(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const xml_nod
     room->locked = false;
     room->dirty = true;
     muc_history_trim(&room->history, (size_t)room->cfg.history_length);
+    muc_room_save(room);
     xml_stanza_t *r = muc_iq_result(st);
     muc_send(muc, r);
     xml_stanza_unref(r);

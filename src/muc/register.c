@@ -198,8 +198,10 @@ static void submit(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const jid_t *
     bool gone = false;
     if (muc_room_affil(room, bare, from->bare_len) < MUC_AFFIL_MEMBER)
         gone = muc_admin_affil_apply(room, bare, MUC_AFFIL_MEMBER, NULL, NULL, NULL);
-    if (!gone)
+    if (!gone) {
         muc_register_nick_set(room, bare, prepared);
+        muc_room_save(room);
+    }
     core_log(muc->log, CORE_LOG_INFO, 0, "%s: %s registered as %s", room->jid, bare, prepared);
     core_free(bare);
     core_free(prepared);
@@ -220,7 +222,8 @@ static void unregister(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const jid
     muc_send(muc, r);
     xml_stanza_unref(r);
     char *bare = core_strndup(from->full, from->bare_len);
-    muc_admin_affil_apply(room, bare, MUC_AFFIL_NONE, NULL, NULL, NULL);
+    if (!muc_admin_affil_apply(room, bare, MUC_AFFIL_NONE, NULL, NULL, NULL))
+        muc_room_save(room);
     core_free(bare);
 }
 

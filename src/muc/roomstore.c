@@ -40,19 +40,38 @@ static void set_roles(xml_stanza_t *st, xml_node_t *n, const char *name, unsigne
 }
 
 typedef struct enc_ctx {
-    xml_stanza_t *st;
+    const muc_affiliation_t **v;
+    size_t n;
 } enc_ctx_t;
 
-static void encode_affil(void *ud, muc_affiliation_t *a)
+static void collect_affil(void *ud, muc_affiliation_t *a)
 {
     enc_ctx_t *c = ud;
-    xml_node_t *n = xml_node_add_element(c->st, c->st->root, NS_STORE, "affiliation");
-    xml_node_set_attr(c->st, n, NULL, "jid", a->jid);
-    xml_node_set_attr(c->st, n, NULL, "affiliation", muc_affil_name(a->affil));
-    if (a->reason != NULL)
-        xml_node_set_attr(c->st, n, NULL, "reason", a->reason);
-    if (a->nick != NULL)
-        xml_node_set_attr(c->st, n, NULL, "nick", a->nick);
+    c->v[c->n++] = a;
+}
+
+static int cmp_affil(const void *a, const void *b)
+{
+    return strcmp((*(const muc_affiliation_t *const *)a)->jid,
+                  (*(const muc_affiliation_t *const *)b)->jid);
+}
+
+/* Affiliations sorted by JID: the same room always gives the same bytes. */
+static void encode_affils(xml_stanza_t *st, const muc_room_t *room)
+{
+    enc_ctx_t c = {.v = core_calloc(room->naffils + 1, sizeof(muc_affiliation_t *))};
+    muc_room_affil_each(room, collect_affil, &c);
+    qsort(c.v, c.n, sizeof(c.v[0]), cmp_affil);
+    for (size_t i = 0; i < c.n; i++) {
+        xml_node_t *n = xml_node_add_element(st, st->root, NS_STORE, "affiliation");
+        xml_node_set_attr(st, n, NULL, "jid", c.v[i]->jid);
+        xml_node_set_attr(st, n, NULL, "affiliation", muc_affil_name(c.v[i]->affil));
+        if (c.v[i]->reason != NULL)
+            xml_node_set_attr(st, n, NULL, "reason", c.v[i]->reason);
+        if (c.v[i]->nick != NULL)
+            xml_node_set_attr(st, n, NULL, "nick", c.v[i]->nick);
+    }
+    core_free(c.v);
 }
 
 xml_stanza_t *muc_roomstore_encode(const muc_room_t *room)
@@ -81,8 +100,7 @@ xml_stanza_t *muc_roomstore_encode(const muc_room_t *room)
     set_int(st, n, "history", c->history_length);
     set_roles(st, n, "presencebroadcast", c->presence_broadcast);
     set_roles(st, n, "getmemberlist", c->get_member_list);
-    enc_ctx_t ec = {.st = st};
-    muc_room_affil_each(room, encode_affil, &ec);
+    encode_affils(st, room);
     if (room->subject != NULL) {
         xml_node_t *s = xml_node_add_element(st, st->root, NS_STORE, "subject");
         if (room->subject_nick != NULL)

@@ -124,7 +124,12 @@ static void envelope_input(sm_t *sm, xml_stanza_t *env)
         if (sess != NULL) {
             xml_stanza_t *end = xml_stanza_new(SM_NS_SESSION, "session");
             xml_node_set_attr(end, end->root, NULL, "action", "end");
-            sm_session_control(sm, sess->c2s, sess->sid, end->root);
+            /* Copies: ending the session frees its names while they are still read. */
+            char *c2s_name = core_strdup(sess->c2s);
+            char *sid_copy = core_strdup(sess->sid);
+            sm_session_control(sm, c2s_name, sid_copy, end->root);
+            core_free(c2s_name);
+            core_free(sid_copy);
             xml_stanza_unref(end);
         }
         return;
