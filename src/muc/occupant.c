@@ -236,12 +236,12 @@ static void join(muc_t *muc, xml_stanza_t *st, const jid_t *from, const jid_t *t
         created = true;
     }
     muc_affil_t affil = muc_room_affil(room, from->full, from->bare_len);
-    if (muc_register_nick_taken(room, fold, from->full, from->bare_len)) {
-        muc_reply_error(muc, st, CORE_STANZA_ERR_CONFLICT, NULL, room_jid); /* §7.12 */
-        goto out;
-    }
     if (!may_enter(room, affil, fold, flen, x, &err)) {
         muc_reply_error(muc, st, err, join_error_type(err), room_jid);
+        goto out;
+    }
+    if (muc_register_nick_taken(room, fold, from->full, from->bare_len)) {
+        muc_reply_error(muc, st, CORE_STANZA_ERR_CONFLICT, NULL, room_jid); /* §7.12 */
         goto out;
     }
     /* §7.2.3 / 210: the nick as prepared differs from the one asked for. */
