@@ -134,8 +134,9 @@ def room_with(owner, others, name, config=None):
     instant_room(owner, r, owner.user)
     if config:
         ok(configure(owner, r, config))
+    password = (config or {}).get("muc#roomconfig_roomsecret")
     for c in others:
-        enter(c, r, c.user)
+        enter(c, r, c.user, password=password)
     for c in (owner, *others):
         c.drain(settle=0.2)
     return r
