@@ -59,7 +59,10 @@ static void collect_bare(void *ud, const char *key, void *v)
 {
     occ_vec_t *l = ud;
     muc_occupant_t *o = v;
-    if (same_bare(&o->jid, l->bare, l->blen))
+    /* §9.2: an affiliation of a domain (no '@') is every user of that domain's too. */
+    bool domain = memchr(l->bare, '@', l->blen) == NULL && o->jid.domain_len == l->blen &&
+        memcmp(jid_domain_ptr(&o->jid), l->bare, l->blen) == 0;
+    if (domain || same_bare(&o->jid, l->bare, l->blen))
         l->v[l->n++] = o;
 }
 
@@ -113,6 +116,9 @@ bool muc_admin_affil_apply(muc_room_t *room, const char *bare, muc_affil_t a, co
     bool gone = false;
     for (size_t i = 0; i < l.n && !gone; i++) {
         muc_occupant_t *o = l.v[i];
+        /* A user of a banned domain with an affiliation of its own is not banned. */
+        if (!same_bare(&o->jid, bare, strlen(bare)) && muc_occupant_affil(o) != MUC_AFFIL_OUTCAST)
+            continue;
         if (a == MUC_AFFIL_OUTCAST || (room->cfg.members_only && a < MUC_AFFIL_MEMBER)) {
             /* §9.1: banned (301); §9.4: no longer a member of a members-only room (321),
              * with no presence of the new affiliation before (§9.4 "SHOULD only send"). */
@@ -144,7 +150,8 @@ typedef struct change {
     bool is_role;
     muc_role_t role;
     muc_affil_t affil;
-    muc_occupant_t *occ; /* a role's target */
+    muc_occupant_t *occ; /* a role's target, while checking */
+    char *occ_nick; /* its nick (owned): found again when applied, earlier items may remove it */
     char *bare; /* an affiliation's target (owned) */
     char *nick; /* a nick to reserve with the affiliation (owned): NULL unchanged, "" none */
     char *reason; /* owned, or NULL */
@@ -154,6 +161,7 @@ static void changes_free(change_t *v, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         core_free(v[i].bare);
+        core_free(v[i].occ_nick);
         core_free(v[i].nick);
         core_free(v[i].reason);
     }
@@ -215,9 +223,12 @@ static bool parse_item(muc_room_t *room, const xml_node_t *el, change_t *ch, cor
         if (muc_role_parse(role, &ch->role) < 0 || nick == NULL)
             return false;
         ch->occ = muc_occupant_by_nick(room, nick, strlen(nick));
-        if (ch->occ == NULL)
+        if (ch->occ == NULL) {
             *err = CORE_STANZA_ERR_ITEM_NOT_FOUND;
-        return ch->occ != NULL;
+            return false;
+        }
+        ch->occ_nick = core_strdup(ch->occ->nick);
+        return true;
     }
     if (muc_affil_parse(affil, &ch->affil) < 0)
         return false;
@@ -301,9 +312,13 @@ static bool apply_one(muc_room_t *room, const change_t *c, const char *actor, co
 {
     muc_t *muc = room->muc;
     if (c->is_role) {
-        core_log(muc->log, CORE_LOG_INFO, 0, "%s: %s made %s %s", room->jid, by, c->occ->nick,
+        /* A ban earlier in the same request may have taken the occupant out. */
+        muc_occupant_t *o = muc_occupant_by_nick(room, c->occ_nick, strlen(c->occ_nick));
+        if (o == NULL)
+            return false;
+        core_log(muc->log, CORE_LOG_INFO, 0, "%s: %s made %s %s", room->jid, by, o->nick,
                  muc_role_name(c->role));
-        return muc_admin_role_apply(c->occ, c->role, c->reason, actor);
+        return muc_admin_role_apply(o, c->role, c->reason, actor);
     }
     core_log(muc->log, CORE_LOG_INFO, 0, "%s: %s made %s %s", room->jid, by, c->bare,
              muc_affil_name(c->affil));

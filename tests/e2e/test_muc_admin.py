@@ -283,3 +283,28 @@ def test_member_list_per_getmemberlist(mc):
     assert list_items(admin_get(b, r, affiliation="member")) == [
         {"affiliation": "member", "jid": bare("carol")}]
     assert error_cond(admin_get(b, r, affiliation="none"))[1] == "bad-request"
+
+
+def test_domain_ban_and_ban_with_role_in_one_delta(mc):
+    """§9.2: a ban of a domain bans its users (unless they have an affiliation of their own);
+    a ban and a role change of the same user in one delta: the ban wins, nothing breaks."""
+    a, b, c = mc("alice"), mc("bob"), mc("carol")
+    r = room_with(a, [b, c], "domains")
+    ok(admin_set(a, r, item_xml(jid=bare("carol"), affiliation="member")))
+    for x in (a, b, c):
+        x.recv(pres(f"{r}/carol"))
+    ok(admin_set(a, r, item_xml(jid="localhost", affiliation="outcast", reason="all of you")))
+    el = b.recv(gone(f"{r}/bob"))
+    assert codes(el) == [110, 301] and user_item(el)["affiliation"] == "outcast", dump(el)
+    c.expect_silence(0.3, gone(f"{r}/carol"))
+    a.expect_silence(0.1, gone(f"{r}/alice"))
+    assert join_error(b, r, "bob") == ("auth", "forbidden", r)
+    ok(admin_set(a, r, item_xml(jid="localhost", affiliation="none")))
+    enter(b, r, "bob")
+    for x in (a, b, c):
+        x.drain(settle=0.2)
+    ok(admin_set(a, r, item_xml(jid=bare("bob"), affiliation="outcast"),
+                 item_xml(nick="bob", role="visitor")))
+    el = c.recv(gone(f"{r}/bob"))
+    assert codes(el) == [301], dump(el)
+    c.expect_silence(0.3, pres(f"{r}/bob"))
