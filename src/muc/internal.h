@@ -205,6 +205,8 @@ typedef struct muc_affiliation {
     char *jid; /* prepared bare JID (owned) */
     muc_affil_t affil;
     char *reason; /* owned, or NULL */
+    char *nick; /* the nick reserved by registration (§7.10, §9.4) (owned), or NULL */
+    char *nick_fold; /* its muc_nick_fold key (owned), or NULL */
 } muc_affiliation_t;
 
 /* One occupant: one real full JID under one nick. */
@@ -347,6 +349,10 @@ void muc_occupant_ghost(muc_t *muc, const xml_stanza_t *st, const jid_t *from, c
  */
 bool muc_occupant_remove(muc_occupant_t *o, const int *codes, size_t ncodes, const char *reason);
 
+/* The same with every detail of the unavailable presence given (actor, role, affiliation). */
+struct muc_pres_opts;
+bool muc_occupant_remove_with(muc_occupant_t *o, const struct muc_pres_opts *opts);
+
 /* ---- presence broadcast (presence.c) ---- */
 
 /* What a presence from an occupant carries beyond the occupant's own state. */
@@ -358,6 +364,7 @@ typedef struct muc_pres_opts {
     size_t nself_codes;
     const char *new_nick; /* <item nick=…/> (303) */
     const char *reason; /* <item><reason/> */
+    const char *actor; /* <item><actor nick=…/>: who kicked, banned, changed it (§8.2, §9.1) */
     const char *self_id; /* the id of the occupant's own stanza, reflected to it */
     muc_affil_t *affil; /* overrides the occupant's affiliation (NULL: its own) */
     muc_role_t *role; /* overrides its role (NULL: its own) */
@@ -398,8 +405,105 @@ void muc_disco_items(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const jid_t
 void muc_owner_iq(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const jid_t *from);
 /* muc#admin get/set on a room (XEP-0045 §8, §9: roles and affiliations). admin.c */
 void muc_admin_iq(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const jid_t *from);
-/* §10.9: an owner destroys the room (destroy: the <destroy/> element). admin.c */
+/* §10.9: an owner destroys the room (destroy: the <destroy/> element). destroy.c */
 void muc_owner_destroy(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const xml_node_t *destroy);
+
+/* ---- who may change whom (rules.c; XEP-0045 §5, §8, §9, §10) ---- */
+
+/*
+ * The rules are pure: each says whether an actor may do something and, if not, which error
+ * condition the request gets (*why): forbidden when the actor lacks the privilege itself,
+ * not-allowed when it may not do it to this target (one of equal or higher affiliation, an
+ * admin's or owner's voice), conflict for what may not be done to oneself, bad-request for
+ * what is not a change at all. actor_role is the highest role the actor's bare JID holds in
+ * the room (NONE when it is not in), counted as moderator for admins and owners.
+ */
+bool muc_rules_role_change(muc_affil_t actor_affil, muc_role_t actor_role, muc_affil_t target_affil,
+                           muc_role_t target_role, muc_role_t new_role, bool self,
+                           core_stanza_err_t *why);
+bool muc_rules_affil_change(muc_affil_t actor_affil, muc_affil_t old_affil, muc_affil_t new_affil,
+                            bool self, core_stanza_err_t *why);
+/* Reading the list of occupants with a role (§8.5, §9.8). */
+bool muc_rules_role_list(muc_affil_t actor_affil, muc_role_t actor_role, core_stanza_err_t *why);
+/* Reading the list of an affiliation (§9.2, §9.5 + §7.11 getmemberlist, §10.5, §10.8). */
+bool muc_rules_affil_list(muc_affil_t want, muc_affil_t actor_affil, muc_role_t actor_role,
+                          const muc_room_config_t *cfg, core_stanza_err_t *why);
+/* Sending a mediated invitation (§7.8.2, §9.5; muc#roomconfig_allowinvites). */
+bool muc_rules_invite(muc_affil_t actor_affil, muc_role_t actor_role, const muc_room_config_t *cfg,
+                      core_stanza_err_t *why);
+
+/* ---- moderation (admin.c): roles and affiliations, §8, §9, §10.3-§10.8 ---- */
+
+/* Who sends a request: its affiliation, its highest role, and its occupant (may be NULL). */
+typedef struct muc_actor {
+    muc_affil_t affil;
+    muc_role_t role; /* as the rules want it: moderator for admins and owners */
+    muc_occupant_t *occ; /* the occupant of the sender's full JID, else one of its bare JID */
+} muc_actor_t;
+
+void muc_admin_actor(const muc_room_t *room, const jid_t *from, muc_actor_t *out);
+
+/*
+ * Sets the affiliation of a bare JID and tells the room as §9 and §10 say: occupants with
+ * that bare JID are banned (301) or, in a members-only room, removed (321), or their new
+ * affiliation (and the role it brings) is broadcast. reason and actor (a nick) may be NULL.
+ * inviter (a bare JID, may be NULL): a new member of a members-only room who is not in it is
+ * invited in its name (§9.5). Returns true if the room went with its last occupant.
+ */
+bool muc_admin_affil_apply(muc_room_t *room, const char *bare, muc_affil_t a, const char *reason,
+                           const char *actor, const char *inviter);
+/* Sets an occupant's role (NONE: kicked, 307) and tells the room. True if the room went. */
+bool muc_admin_role_apply(muc_occupant_t *o, muc_role_t r, const char *reason, const char *actor);
+
+/* ---- messages to the room itself (invite.c, voice.c) ---- */
+
+/*
+ * A message to the room that is not groupchat: mediated invitations and declines (§7.8.2),
+ * voice requests and their approvals (§7.13, §8.6); anything else is bad-request (§17.1).
+ * o: the sender's occupant, or NULL.
+ */
+void muc_invite_input(muc_room_t *room, muc_occupant_t *o, xml_stanza_t *st, const jid_t *from);
+/*
+ * Sends a mediated invitation from the room to 'to' in the name of 'from' (a JID), with the
+ * room's password if it has one (§7.8.2). reason and id (the invitation's) may be NULL.
+ */
+void muc_invite_send(muc_room_t *room, const char *to, const char *from, const char *reason,
+                     const char *id);
+/* A muc#request form in st (§7.13, §8.6): handled (true), or not one (false). */
+bool muc_voice_input(muc_room_t *room, muc_occupant_t *o, xml_stanza_t *st, const jid_t *from);
+
+/* ---- registration and reserved nicks (register.c; §7.10, §7.12) ---- */
+
+/* jabber:iq:register get/set on a room. */
+void muc_register_iq(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const jid_t *from);
+/* disco#info with node x-roomuser-item: the sender's reserved nick (§7.12). */
+void muc_register_nick_query(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const jid_t *from);
+/*
+ * Reserves nick (prepared; NULL or "": none) for the bare JID, which must hold an
+ * affiliation. Returns 0, -ENOENT (no affiliation) or -EINVAL (not a valid nick).
+ */
+int muc_register_nick_set(muc_room_t *room, const char *bare, const char *nick);
+/* True if the nick (its fold key) is reserved by a bare JID other than bare[0..len) (§7.12). */
+bool muc_register_nick_taken(const muc_room_t *room, const char *fold, const char *bare,
+                             size_t len);
+/*
+ * Prepares a nick given in a form or an attribute (Resourceprep, §15.1) into out (owned,
+ * core_free it) and its fold key. Returns 0 or -EINVAL.
+ */
+int muc_register_nick_prep(muc_t *muc, const char *nick, size_t len, char **out,
+                           char fold[MUC_NICK_FOLD_MAX + 1]);
+
+/* ---- data forms (form.c; XEP-0004) ---- */
+
+/* The first <value/> of the field var in x (borrowed, *len), or NULL when absent. */
+const char *muc_form_value(const xml_node_t *x, const char *var, size_t *len);
+/* True if x is a form of this FORM_TYPE. */
+bool muc_form_is(const xml_node_t *x, const char *form_type);
+/* A XEP-0004 boolean ("1"/"true"/"0"/"false"). Returns 0 or -EINVAL. */
+int muc_form_bool(const char *v, size_t len, bool *out);
+/* Adds <field var type label><value/></field> to x (type, label, value may be NULL). */
+xml_node_t *muc_form_field(xml_stanza_t *st, xml_node_t *x, const char *var, const char *type,
+                           const char *label, const char *value);
 
 /* ---- persistence (persist.c, roomstore.c) ---- */
 

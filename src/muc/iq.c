@@ -48,6 +48,12 @@ static void service_iq(muc_t *muc, xml_stanza_t *st, const xml_node_t *q, const 
         muc_reply_error(muc, st, CORE_STANZA_ERR_SERVICE_UNAVAILABLE, NULL, NULL);
 }
 
+static bool is_roomuser_node(const xml_node_t *q)
+{
+    const char *node = xml_node_attr(q, "node");
+    return node != NULL && strcmp(node, "x-roomuser-item") == 0;
+}
+
 static void room_iq(muc_t *muc, xml_stanza_t *st, const xml_node_t *q, const jid_t *from,
                     const jid_t *to)
 {
@@ -59,6 +65,10 @@ static void room_iq(muc_t *muc, xml_stanza_t *st, const xml_node_t *q, const jid
         char *rj = core_strndup(to->full, to->bare_len);
         muc_reply_error(muc, st, CORE_STANZA_ERR_ITEM_NOT_FOUND, NULL, rj); /* §7.2.11 */
         core_free(rj);
+    } else if (get && xml_node_is(q, MUC_NS_DISCO_INFO, "query") && is_roomuser_node(q)) {
+        muc_register_nick_query(muc, st, room, from); /* §7.12, register.c */
+    } else if (xml_node_is(q, "jabber:iq:register", "query")) {
+        muc_register_iq(muc, st, room, from); /* §7.10, register.c */
     } else if (get && xml_node_is(q, MUC_NS_DISCO_INFO, "query")) {
         muc_disco_info(muc, st, room, from);
     } else if (get && xml_node_is(q, MUC_NS_DISCO_ITEMS, "query")) {

@@ -251,14 +251,6 @@ static void private_message(muc_room_t *room, muc_occupant_t *o, xml_stanza_t *s
     xml_stanza_unref(c);
 }
 
-/* A message to the room that is not groupchat: invitations and voice requests go here. */
-static void room_other(muc_room_t *room, muc_occupant_t *o, xml_stanza_t *st)
-{
-    (void)o;
-    /* §17.1: a service may reject messages that are improperly typed. */
-    muc_reply_error(room->muc, st, CORE_STANZA_ERR_BAD_REQUEST, NULL, room->jid);
-}
-
 void muc_message_input(muc_t *muc, xml_stanza_t *st, const jid_t *from, const jid_t *to)
 {
     const char *type = xml_stanza_type(st);
@@ -291,5 +283,5 @@ void muc_message_input(muc_t *muc, xml_stanza_t *st, const jid_t *from, const ji
     else if (type != NULL && strcmp(type, "groupchat") == 0)
         groupchat(room, o, st);
     else
-        room_other(room, o, st);
+        muc_invite_input(room, o, st, from); /* invitations, voice requests: invite.c */
 }

@@ -62,10 +62,15 @@ static void occupant_free(muc_occupant_t *o)
 
 bool muc_occupant_remove(muc_occupant_t *o, const int *codes, size_t ncodes, const char *reason)
 {
-    muc_room_t *room = o->room;
     muc_pres_opts_t opts = {
         .unavailable = true, .codes = codes, .ncodes = ncodes, .reason = reason};
-    muc_presence_broadcast(o, &opts);
+    return muc_occupant_remove_with(o, &opts);
+}
+
+bool muc_occupant_remove_with(muc_occupant_t *o, const muc_pres_opts_t *opts)
+{
+    muc_room_t *room = o->room;
+    muc_presence_broadcast(o, opts);
     core_map_del(&room->by_nick, o->fold, strlen(o->fold));
     core_map_del(&room->by_jid, o->jid.full, o->jid.full_len);
     room->noccupants--;
@@ -235,6 +240,10 @@ static void join(muc_t *muc, xml_stanza_t *st, const jid_t *from, const jid_t *t
         muc_reply_error(muc, st, err, join_error_type(err), room_jid);
         goto out;
     }
+    if (muc_register_nick_taken(room, fold, from->full, from->bare_len)) {
+        muc_reply_error(muc, st, CORE_STANZA_ERR_CONFLICT, NULL, room_jid); /* §7.12 */
+        goto out;
+    }
     /* §7.2.3 / 210: the nick as prepared differs from the one asked for. */
     const char *asked = strchr(xml_stanza_to(st), '/');
     bool renamed = asked == NULL || strcmp(asked + 1, nick) != 0;
@@ -363,7 +372,8 @@ void muc_occupant_presence(muc_t *muc, xml_stanza_t *st, const jid_t *from, cons
             join(muc, st, from, to, nick, fold, flen);
     } else if (strcmp(o->fold, fold) != 0 || strcmp(o->nick, nick) != 0) {
         muc_occupant_t *other = core_map_get(&room->by_nick, fold, flen);
-        if (other != NULL && other != o)
+        if ((other != NULL && other != o) ||
+            muc_register_nick_taken(room, fold, from->full, from->bare_len))
             muc_reply_error(muc, st, CORE_STANZA_ERR_CONFLICT, NULL, room_jid); /* §7.6 */
         else
             change_nick(o, st, nick, fold);

@@ -63,6 +63,10 @@ static xml_stanza_t *build(muc_occupant_t *o, const muc_pres_opts_t *opts, bool 
         xml_node_set_attr(p, item, NULL, "jid", o->jid.full);
     if (opts != NULL && opts->new_nick != NULL)
         xml_node_set_attr(p, item, NULL, "nick", opts->new_nick);
+    if (opts != NULL && opts->actor != NULL) {
+        xml_node_t *a = xml_node_add_element(p, item, MUC_NS_USER, "actor");
+        xml_node_set_attr(p, a, NULL, "nick", opts->actor);
+    }
     if (opts != NULL && opts->reason != NULL) {
         xml_node_t *r = xml_node_add_element(p, item, MUC_NS_USER, "reason");
         xml_node_add_text(p, r, opts->reason, strlen(opts->reason));

@@ -114,6 +114,8 @@ static void affil_free_cb(void *ud, const char *key, void *v)
     muc_affiliation_t *a = v;
     core_free(a->jid);
     core_free(a->reason);
+    core_free(a->nick);
+    core_free(a->nick_fold);
     core_free(a);
 }
 
@@ -183,6 +185,14 @@ muc_affil_t muc_room_affil(const muc_room_t *room, const char *bare, size_t len)
     const muc_affiliation_t *a = core_map_get(&room->affils, bare, len);
     if (a != NULL)
         return a->affil;
+    /* §9.2: a ban of a domain bans its users ("<domain> (the domain itself matches, as does
+     * any user@domain)"). */
+    const char *at = memchr(bare, '@', len);
+    if (at != NULL) {
+        a = core_map_get(&room->affils, at + 1, len - (size_t)(at + 1 - bare));
+        if (a != NULL && a->affil == MUC_AFFIL_OUTCAST)
+            return MUC_AFFIL_OUTCAST;
+    }
     /* Service admins own every room (XEP-0045 §5.2: a service may have such admins). */
     if (muc_is_admin(room->muc, bare, len))
         return MUC_AFFIL_OWNER;

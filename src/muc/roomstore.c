@@ -68,6 +68,8 @@ static void encode_affils(xml_stanza_t *st, const muc_room_t *room)
         xml_node_set_attr(st, n, NULL, "affiliation", muc_affil_name(c.v[i]->affil));
         if (c.v[i]->reason != NULL)
             xml_node_set_attr(st, n, NULL, "reason", c.v[i]->reason);
+        if (c.v[i]->nick != NULL)
+            xml_node_set_attr(st, n, NULL, "nick", c.v[i]->nick);
     }
     core_free(c.v);
 }
@@ -215,6 +217,8 @@ int muc_roomstore_decode(muc_room_t *room, const xml_node_t *el)
             if (jid == NULL || muc_affil_parse(xml_node_attr(n, "affiliation"), &a) < 0)
                 return -EINVAL;
             muc_room_affil_set(room, jid, a, xml_node_attr(n, "reason"));
+            if (muc_register_nick_set(room, jid, xml_node_attr(n, "nick")) < 0)
+                return -EINVAL;
         } else if (xml_node_is(n, NS_STORE, "subject")) {
             size_t len;
             const char *text = xml_node_text(n, &len);
