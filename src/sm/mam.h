@@ -66,11 +66,12 @@ typedef struct mam_pending {
 typedef struct mam {
     sm_t *sm;
     unsigned slot;
-    /* The batch of this loop iteration (see queue_entry in mod_mam.c). */
+    /* The entries waiting to go to the store as one batch (group commit in mod_mam.c). */
     core_buf_t buf;
     mam_pending_t *pending;
     size_t npending, cap;
-    uv_check_t *check; /* runs at the end of the iteration to send the batch; NULL: none */
+    uint64_t first_ms; /* when the oldest of them came (the loop's clock) */
+    uv_timer_t *timer; /* sends them once the oldest has waited long enough; NULL: none */
     unsigned inflight; /* batches the store has not answered yet */
     bool failing; /* the last batch failed, or entries were dropped: logged once */
     /* Ids: the key (a counter that follows the clock in microseconds, storage.h) and random

@@ -16,11 +16,16 @@
 #define PREFS_KEY "prefs"
 
 /*
- * Group commit: the entries of a loop iteration go to the store at its end when the store has
- * no batch of ours in hand; otherwise they wait and go together when it answers. A busy
- * server so writes few, large transactions (one fsync each) instead of one per iteration,
- * and the batch grows just as far as the store is slow.
+ * Group commit: entries wait until MAM_BATCH_FULL of them are there or the oldest has waited
+ * MAM_BATCH_WAIT_MS, and go to the store as one batch when it has no batch of ours in hand;
+ * otherwise they wait and go together when it answers. A busy server so writes few, large
+ * transactions (one fsync each): a transaction's cost is mostly the pages it dirties — the
+ * tail of each archive in the index, the WAL frames — so 20 entries cost about twice as
+ * much CPU each as 1000 (bench/archive_append.c, docs/storage.md). A query flushes first, so
+ * it always sees what was archived before it.
  */
+#define MAM_BATCH_FULL 1024u
+#define MAM_BATCH_WAIT_MS 10u
 /* Entries and bytes that may wait for the store; beyond, messages are delivered but not
  * archived (logged). A few seconds of the busiest load measured here (bench/README.md). */
 #define MAM_PENDING_MAX 262144u
@@ -76,6 +81,8 @@ static void note_failure(mam_t *m, const char *what, int err)
              err < 0 ? ": " : "", err < 0 ? strerror(-err) : "");
 }
 
+static void batch_schedule(mam_t *m);
+
 static void on_appended(void *arg, int status)
 {
     mam_t *m = arg;
@@ -86,9 +93,9 @@ static void on_appended(void *arg, int status)
         m->failing = false;
         core_log(m->sm->log, CORE_LOG_INFO, 0, "mam: archiving works again");
     }
-    /* What waited while the store wrote goes now, as one batch. */
+    /* What waited while the store wrote goes now if it is enough or old enough. */
     if (m->inflight == 0 && !m->sm->stopping)
-        mam_flush(m);
+        batch_schedule(m);
 }
 
 void mam_flush(mam_t *m)
@@ -118,18 +125,24 @@ void mam_flush(mam_t *m)
         core_buf_release(&m->buf);
 }
 
-static void on_check_closed(uv_handle_t *h)
+static void on_timer_closed(uv_handle_t *h)
 {
     core_free(h);
 }
 
-/* The end of the loop iteration that archived something: its batch goes to the store,
- * unless a batch is being written (then it goes when that one is answered). */
-static void on_check(uv_check_t *h)
+static void timer_drop(mam_t *m)
+{
+    if (m->timer != NULL) {
+        uv_close((uv_handle_t *)m->timer, on_timer_closed);
+        m->timer = NULL;
+    }
+}
+
+/* The oldest waiting entry has waited long enough: its batch goes, unless one is in hand. */
+static void on_timer(uv_timer_t *h)
 {
     mam_t *m = h->data;
-    m->check = NULL;
-    uv_close((uv_handle_t *)h, on_check_closed);
+    timer_drop(m);
     if (!m->sm->stopping) {
         if (m->inflight == 0)
             mam_flush(m);
@@ -140,6 +153,29 @@ static void on_check(uv_check_t *h)
         m->npending = 0;
         core_buf_release(&m->buf);
     }
+}
+
+/*
+ * With no batch in hand: sends the waiting entries if they are MAM_BATCH_FULL or the oldest
+ * has waited MAM_BATCH_WAIT_MS, else makes sure a timer sends them when it has.
+ */
+static void batch_schedule(mam_t *m)
+{
+    if (m->npending == 0)
+        return;
+    uint64_t waited_ms = (uv_now(m->sm->loop) - m->first_ms);
+    if (m->npending >= MAM_BATCH_FULL || waited_ms >= MAM_BATCH_WAIT_MS) {
+        timer_drop(m);
+        mam_flush(m);
+        return;
+    }
+    if (m->timer != NULL)
+        return;
+    uv_timer_t *h = core_malloc(sizeof(*h));
+    uv_timer_init(m->sm->loop, h);
+    h->data = m;
+    uv_timer_start(h, on_timer, MAM_BATCH_WAIT_MS - waited_ms, 0);
+    m->timer = h;
 }
 
 /* Copies s[0..len) and a NUL into the batch's buffer; returns its offset there. */
@@ -182,13 +218,10 @@ static bool queue_entry(mam_t *m, sm_user_t *u, const jid_t *with, xml_stanza_t 
     p->with = put_str(m, with->full, with->full_len);
     p->data = put_str(m, bytes, len);
     p->data_len = len;
-    if (m->check == NULL && m->inflight == 0) {
-        uv_check_t *h = core_malloc(sizeof(*h));
-        uv_check_init(m->sm->loop, h);
-        h->data = m;
-        uv_check_start(h, on_check);
-        m->check = h;
-    }
+    if (m->npending == 1)
+        m->first_ms = uv_now(m->sm->loop);
+    if (m->inflight == 0)
+        batch_schedule(m);
     return true;
 }
 
@@ -703,8 +736,7 @@ static int init(sm_t *sm, sm_mod_t *mod)
 static void fini(sm_t *sm, sm_mod_t *mod)
 {
     mam_t *m = mod->data;
-    if (m->check != NULL)
-        uv_close((uv_handle_t *)m->check, on_check_closed);
+    timer_drop(m);
     core_buf_release(&m->buf);
     core_free(m->pending);
     core_free(m);
