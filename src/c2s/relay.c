@@ -197,7 +197,7 @@ void c2s_relay_sm_name(c2s_t *c2s, const char *name, bool bound)
      */
     size_t n = 0;
     for (c2s_conn_t *c = c2s->conns; c != NULL; c = c->next) {
-        if (c->s != NULL && c->started) {
+        if (c->s != NULL && c->started && !c->s->closing) {
             stream_error(c->s, CORE_STREAM_ERR_SYSTEM_SHUTDOWN, "the session manager is gone");
             n++;
         }

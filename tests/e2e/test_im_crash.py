@@ -9,6 +9,7 @@ is bounded by GONE_WITHIN seconds from the kill, and nothing is sent to the dead
 meanwhile, so the old way (learning it when something for them bounced) cannot pass.
 """
 
+import asyncio
 import time
 
 import pytest
@@ -32,6 +33,22 @@ def online(pool, user, c2s2=False):
     return c
 
 
+def sm_online(pool, user, c2s2=False, timeout=10.0):
+    """As online, with stream management (XEP-0198, resumption asked for) through slixmpp's
+    xep_0198 plugin."""
+    c = im.IMClient(pool, user, pool.server.users[user], None, None, False)
+    c.c2s2 = c2s2
+    c.xmpp.register_plugin("xep_0198")
+    enabled = pool.loop.create_future()
+    c.xmpp.add_event_handler("sm_enabled", lambda _: enabled.done() or enabled.set_result(1))
+    pool.clients.append(c)
+    c.start(timeout)
+    pool.run(asyncio.shield(enabled), timeout)
+    c.roster_get()
+    c.available()
+    return c
+
+
 def unavailable(frm):
     return match("presence", frm=frm, type="unavailable")
 
@@ -49,16 +66,19 @@ def occupants(client, room):
 
 def test_c2s_killed(make_im):
     """kill -9 of the second c2s process with bob and carol on it, both in a room with alice
-    (on the first c2s), bob her contact, carol with directed presence to her: within
-    GONE_WITHIN alice gets bob's and carol's unavailable presence (RFC 6121 §4.6.3) and the
-    room's unavailable for both (role none); then bob logs in again on the first c2s and
-    rejoins. Both topologies: the sm in `parleyd all` or in its own process."""
+    (on the first c2s), bob her contact, carol with directed presence to her and stream
+    management on: within GONE_WITHIN alice gets bob's and carol's unavailable presence (RFC
+    6121 §4.6.3) and the room's unavailable for both (role none). The stream-managed session
+    ends like the other (the sm knows nothing of XEP-0198; no other c2s could resume it), so
+    a message to carol meanwhile is stored offline. Then bob logs in again on the first c2s
+    and rejoins, and carol gets her message there. Both topologies: the sm in `parleyd all`
+    or in its own process."""
     srv = make_im(muc=True, c2s2=True)
     pool = im.IMPool(srv)
     try:
         a = online(pool, "alice")
         b = online(pool, "bob", c2s2=True)
-        c = online(pool, "carol", c2s2=True)
+        c = sm_online(pool, "carol", c2s2=True)
         subscribe_both(a, b)
         c.presence(to=a.jid, status="directed")
         a.recv(match("presence", type="", frm=c.jid))
@@ -79,6 +99,7 @@ def test_c2s_killed(make_im):
         took = time.monotonic() - dead
         assert took <= GONE_WITHIN, f"took {took:.2f}s"
         assert occupants(a, r) == ["1"]
+        a.message(c.bare, "while you were away", id="away")
         a.drain()
         b2 = online(pool, "bob")
         a.recv(match("presence", type="", frm=b2.jid))
@@ -86,6 +107,11 @@ def test_c2s_killed(make_im):
         el = a.recv(match("presence", type="", frm=f"{r}/b"))
         assert item(el)["role"] == "participant", dump(el)
         assert occupants(a, r) == ["2"]
+        c2 = pool.client("carol")
+        c2.roster_get()
+        c2.presence()
+        el = c2.recv(match("message", id="away"))
+        assert el.find(q("urn:xmpp:delay", "delay")) is not None, dump(el)
     finally:
         pool.close()
 
