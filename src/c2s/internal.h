@@ -296,6 +296,11 @@ void c2s_authdelay_cancel(c2s_conn_t *c);
 /* relay.c */
 void c2s_relay_client(c2s_conn_t *c, xml_stanza_t *st);
 void c2s_relay_from_link(c2s_t *c2s, xml_stanza_t *st);
+/*
+ * The router says the name of our sm (name, prepared) was bound or unbound. Unbound: every
+ * session there is gone with it, so each bound client gets <system-shutdown/>.
+ */
+void c2s_relay_sm_name(c2s_t *c2s, const char *name, bool bound);
 int c2s_relay_control(c2s_conn_t *c, const char *action, const char *jid);
 /* Session control for a session by its sid (jid may be NULL). Returns 0 or an error (logged). */
 int c2s_relay_control_sid(c2s_t *c2s, const char *sid, const char *action, const char *jid);
@@ -353,6 +358,9 @@ bool c2s_smgmt_from_link(c2s_t *c2s, const char *sid, xml_stanza_t *env);
 bool c2s_smgmt_hand_back(c2s_t *c2s, const char *sid, xml_stanza_t *st);
 /* The link is down: sessions waiting for ended will not hear it. */
 void c2s_smgmt_link_down(c2s_t *c2s);
+/* The sm's name was unbound: sessions waiting to be resumed end (what they held goes to
+ * whichever sm comes next, or bounces), and those waiting for ended stop waiting. */
+void c2s_smgmt_sm_gone(c2s_t *c2s);
 /* Stopping: every session waiting to be resumed ends; the timer closes. */
 void c2s_smgmt_stop(c2s_t *c2s);
 /* Frees what is left (c2s_free) and a connection's state (conn_free). */

@@ -281,10 +281,16 @@ static void on_link_stanza(void *ud, xml_stanza_t *st)
     c2s_relay_from_link(ud, st);
 }
 
+static void on_link_name(void *ud, const char *name, bool bound)
+{
+    c2s_relay_sm_name(ud, name, bound);
+}
+
 static const link_endpoint_ops_t c2s_link_ops = {
     .on_up = on_link_up,
     .on_stanza = on_link_stanza,
     .on_down = on_link_down,
+    .on_name = on_link_name,
 };
 
 static void on_accept_plain(void *ud, net_conn_t *nc)
@@ -309,7 +315,9 @@ static int listen_on(c2s_t *c2s, const char *addr, net_accept_fn fn, net_listene
 
 int c2s_start(c2s_t *c2s)
 {
-    link_options_t o = {.name = c2s->cfg->name};
+    /* Told when our sm goes away (docs/link-protocol.md), not when a client's stanza bounces. */
+    const char *watch[] = {c2s->cfg->domain};
+    link_options_t o = {.name = c2s->cfg->name, .watch = watch, .n_watch = 1};
     c2s->link = c2s->opener->open(c2s->opener->ctx, &o, &c2s_link_ops, c2s);
     if (c2s->link == NULL)
         return -ENOTCONN;

@@ -181,3 +181,27 @@ void c2s_relay_from_link(c2s_t *c2s, xml_stanza_t *st)
     c2s_conn_send(c, out);
     xml_stanza_unref(out);
 }
+
+void c2s_relay_sm_name(c2s_t *c2s, const char *name, bool bound)
+{
+    if (strcmp(name, c2s->cfg->domain) != 0 || c2s->stopping)
+        return; /* stopping: every client has its <system-shutdown/> already */
+    if (bound) {
+        core_log(c2s->log, CORE_LOG_INFO, 0, "the sm of %s is there: clients may bind", name);
+        return;
+    }
+    /*
+     * The sm process stopped or died, and every session it had with it: a client that went
+     * on would talk to no one, and to a new sm that knows nothing of it. RFC 6120 §4.9.3.22:
+     * <system-shutdown/>; the client logs in again (binding fails until the sm is back).
+     */
+    size_t n = 0;
+    for (c2s_conn_t *c = c2s->conns; c != NULL; c = c->next) {
+        if (c->s != NULL && c->started && !c->s->closing) {
+            stream_error(c->s, CORE_STREAM_ERR_SYSTEM_SHUTDOWN, "the session manager is gone");
+            n++;
+        }
+    }
+    core_log(c2s->log, CORE_LOG_WARN, 0, "the sm of %s is gone: closed %zu sessions", name, n);
+    c2s_smgmt_sm_gone(c2s);
+}

@@ -626,6 +626,20 @@ void c2s_smgmt_link_down(c2s_t *c2s)
     rearm(c2s);
 }
 
+void c2s_smgmt_sm_gone(c2s_t *c2s)
+{
+    /* The sm that was to answer end is gone; the sessions waiting for a resumption were its. */
+    while (c2s->sm_ending.head != NULL)
+        record_drop(c2s, c2s->sm_ending.head);
+    while (c2s->sm_detached.head != NULL) {
+        c2s_smgmt_t *m = c2s->sm_detached.head;
+        core_log(c2s->log, CORE_LOG_INFO, 0, "session %s (%s) ends: the sm is gone", m->sid,
+                 m->jid.full);
+        finish(c2s, m, m->sid, m->jid.full);
+    }
+    rearm(c2s);
+}
+
 void c2s_smgmt_stop(c2s_t *c2s)
 {
     while (c2s->sm_detached.head != NULL) {

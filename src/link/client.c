@@ -30,6 +30,9 @@ typedef struct slink {
     char **extra;
     size_t n_extra;
     bool default_route;
+    char **watch;
+    size_t n_watch;
+    bool watch_all;
     xml_limits_t limits;
     bool has_limits;
     uint64_t min_ms;
@@ -53,6 +56,9 @@ static void maybe_free(slink_t *sl)
     for (size_t i = 0; i < sl->n_extra; i++)
         core_free(sl->extra[i]);
     core_free(sl->extra);
+    for (size_t i = 0; i < sl->n_watch; i++)
+        core_free(sl->watch[i]);
+    core_free(sl->watch);
     core_free(sl->name);
     if (sl->secret != NULL) {
         OPENSSL_cleanse(sl->secret, strlen(sl->secret));
@@ -93,6 +99,32 @@ static void send_bind(slink_t *sl, const char *name, bool dflt)
         xml_node_set_attr(st, st->root, NULL, "default", "true");
     sl->binds_pending++;
     send_element(sl, st);
+}
+
+/*
+ * Not waited for: the router takes elements in order, so the watch holds for everything after
+ * it, and waiting would hold back the stanzas routed to the link meanwhile.
+ */
+static void send_watch(slink_t *sl, const char *name)
+{
+    xml_stanza_t *st = xml_stanza_new(LINK_NS, "watch");
+    if (name != NULL)
+        xml_node_set_attr(st, st->root, NULL, "name", name);
+    else
+        xml_node_set_attr(st, st->root, NULL, "all", "true");
+    send_element(sl, st);
+}
+
+static void on_watch_answer(slink_t *sl, xml_stanza_t *st)
+{
+    const char *result = xml_node_attr(st->root, "result");
+    if (result != NULL && strcmp(result, "ok") == 0)
+        return;
+    const char *name = xml_node_attr(st->root, "name");
+    const xml_node_t *cond = xml_node_first_element(st->root);
+    core_log(sl->log, CORE_LOG_ERROR, stream_conn_id(sl->s),
+             "link %s: the router refused to watch %s: %s", sl->name, name ? name : "every name",
+             cond ? cond->name : "no reason");
 }
 
 static void become_up(slink_t *sl)
@@ -158,6 +190,11 @@ static void on_element(stream_t *s, xml_stanza_t *st)
             send_bind(sl, sl->extra[i], false);
         if (sl->default_route)
             send_bind(sl, NULL, true);
+        /* Again on every connection: a new router knows nothing of the old one's watches. */
+        for (size_t i = 0; i < sl->n_watch; i++)
+            send_watch(sl, sl->watch[i]);
+        if (sl->watch_all)
+            send_watch(sl, NULL);
         if (sl->binds_pending == 0)
             become_up(sl);
         return;
@@ -167,7 +204,11 @@ static void on_element(stream_t *s, xml_stanza_t *st)
             on_bind_answer(sl, st);
             return;
         }
-        if (sl->state == SLINK_UP)
+        if (xml_node_is(root, LINK_NS, "watch")) {
+            on_watch_answer(sl, st);
+            return;
+        }
+        if (sl->state == SLINK_UP && !link_notice_take(sl->ops, sl->ud, st))
             sl->ops->on_stanza(sl->ud, st);
         return;
     default:
@@ -293,6 +334,11 @@ link_endpoint_t *link_stream_open(net_ctx_t *net, const link_options_t *opt,
     for (size_t i = 0; i < opt->n_extra; i++)
         sl->extra[i] = core_strdup(opt->extra_names[i]);
     sl->default_route = opt->default_route;
+    sl->n_watch = opt->n_watch;
+    sl->watch = core_calloc(opt->n_watch ? opt->n_watch : 1, sizeof(char *));
+    for (size_t i = 0; i < opt->n_watch; i++)
+        sl->watch[i] = core_strdup(opt->watch[i]);
+    sl->watch_all = opt->watch_all;
     if (opt->limits != NULL) {
         sl->limits = *opt->limits;
         sl->has_limits = true;

@@ -20,6 +20,18 @@ void link_endpoint_close(link_endpoint_t *e)
     e->vt->close(e);
 }
 
+bool link_notice_take(const link_endpoint_ops_t *ops, void *ud, const xml_stanza_t *st)
+{
+    const xml_node_t *r = st->root;
+    bool bound = xml_node_is(r, LINK_NS, "bound");
+    if (!bound && !xml_node_is(r, LINK_NS, "unbound"))
+        return false;
+    const char *name = xml_node_attr(r, "name");
+    if (name != NULL && ops->on_name != NULL)
+        ops->on_name(ud, name, bound);
+    return true;
+}
+
 void link_handshake_digest(const char *id, const char *secret, char out[41])
 {
     static const char hex[] = "0123456789abcdef";

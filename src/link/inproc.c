@@ -110,7 +110,8 @@ static void on_idle(uv_idle_t *h)
     }
     for (size_t n = ip->to_component.len; n > 0 && !ip->down; n--) {
         xml_stanza_t *st = queue_pop(&ip->to_component);
-        ip->ops->on_stanza(ip->ud, st);
+        if (!link_notice_take(ip->ops, ip->ud, st))
+            ip->ops->on_stanza(ip->ud, st);
         xml_stanza_unref(st);
     }
     if (ip->down)
@@ -220,9 +221,14 @@ link_endpoint_t *link_inproc_open(uv_loop_t *loop, const link_hub_t *hub, const 
         err = hub->bind(hub->ctx, &ip->link, opt->extra_names[i], false, true);
     if (err == 0 && opt->default_route)
         err = hub->bind(hub->ctx, &ip->link, NULL, true, true);
+    /* Watched from the start: nothing bound or unbound from now on is missed. */
+    for (size_t i = 0; err == 0 && i < opt->n_watch; i++)
+        err = hub->watch(hub->ctx, &ip->link, opt->watch[i], false);
+    if (err == 0 && opt->watch_all)
+        err = hub->watch(hub->ctx, &ip->link, NULL, true);
     if (err < 0) {
-        core_log(log, CORE_LOG_ERROR, 0, "in-process link %s: cannot bind its names: %s", opt->name,
-                 strerror(-err));
+        core_log(log, CORE_LOG_ERROR, 0, "in-process link %s: cannot bind or watch its names: %s",
+                 opt->name, strerror(-err));
         ip->down_told = true;
         hub->gone(hub->ctx, &ip->link);
         uv_close((uv_handle_t *)&ip->idle, on_idle_closed);

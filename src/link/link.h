@@ -65,6 +65,12 @@ typedef struct link_hub {
      */
     int (*bind)(void *ctx, link_t *l, const char *name, bool default_route, bool trusted);
     void (*unbind)(void *ctx, link_t *l, const char *name);
+    /*
+     * From now on, tells l (through ops->deliver, as a <bound/> or <unbound/> element in
+     * LINK_NS) when another link binds or unbinds name, or any name with all true. Lasts as
+     * long as the link. Returns 0 or -EINVAL (name is not a domain).
+     */
+    int (*watch)(void *ctx, link_t *l, const char *name, bool all);
     /* The link is gone: everything it bound is unbound. */
     void (*gone)(void *ctx, link_t *l);
     /* The link's backlog has drained: links paused on its account may send again. */
@@ -82,6 +88,11 @@ typedef struct link_endpoint_ops {
     void (*on_stanza)(void *ud, xml_stanza_t *st);
     /* The link is down (a stream endpoint then reconnects by itself, with backoff). */
     void (*on_down)(void *ud);
+    /*
+     * Optional: a watched name (link_options_t watch, watch_all) was bound (true) or unbound
+     * (false) by another link. name is borrowed. Runs only while the link is up.
+     */
+    void (*on_name)(void *ud, const char *name, bool bound);
 } link_endpoint_ops_t;
 
 typedef struct link_options {
@@ -89,6 +100,9 @@ typedef struct link_options {
     const char *const *extra_names; /* more names to bind (Parley's extension) */
     size_t n_extra;
     bool default_route; /* claim the default route */
+    const char *const *watch; /* names to watch (docs/link-protocol.md), each time it is up */
+    size_t n_watch;
+    bool watch_all; /* watch every name */
     /* stream links only */
     const char *router_addr; /* "127.0.0.1:5347" */
     const char *secret;

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-/* The router's side of stream links: XEP-0114 handshake, then Parley's bind extension. */
+/* The router's side of stream links: XEP-0114 handshake, then Parley's bind and watch extension. */
 #include "router/internal.h"
 
 #include "core/alloc.h"
@@ -202,6 +202,28 @@ static void on_link_control(router_session_t *rs, xml_stanza_t *st)
     xml_stanza_unref(ans);
 }
 
+/* <watch name='…'/> or <watch all='true'/>: notices of other links' bindings from now on. */
+static void on_watch(router_session_t *rs, xml_stanza_t *st)
+{
+    const char *name = xml_node_attr(st->root, "name");
+    const char *all = xml_node_attr(st->root, "all");
+    bool want_all = all != NULL && strcmp(all, "true") == 0;
+    int err = name != NULL || want_all
+        ? router_watch(rs->r, &rs->link, name, want_all && name == NULL)
+        : -EINVAL;
+    xml_stanza_t *ans = xml_stanza_new(LINK_NS, "watch");
+    if (name != NULL)
+        xml_node_set_attr(ans, ans->root, NULL, "name", name);
+    if (want_all)
+        xml_node_set_attr(ans, ans->root, NULL, "all", "true");
+    xml_node_set_attr(ans, ans->root, NULL, "result", err == 0 ? "ok" : "error");
+    if (err < 0)
+        xml_node_add_element(ans, ans->root, CORE_NS_STANZA_ERRORS,
+                             core_stanza_err_name(CORE_STANZA_ERR_BAD_REQUEST));
+    stream_send(rs->s, ans);
+    xml_stanza_unref(ans);
+}
+
 static void on_element(stream_t *s, xml_stanza_t *st)
 {
     router_session_t *rs = s->ud;
@@ -214,6 +236,8 @@ static void on_element(stream_t *s, xml_stanza_t *st)
     case SESSION_READY:
         if (xml_node_is(st->root, LINK_NS, "bind") || xml_node_is(st->root, LINK_NS, "unbind"))
             on_link_control(rs, st);
+        else if (xml_node_is(st->root, LINK_NS, "watch"))
+            on_watch(rs, st);
         else
             router_input(rs->r, &rs->link, st);
         break;

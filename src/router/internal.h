@@ -29,6 +29,9 @@ typedef struct router_link {
     link_t **waiters; /* links paused until this one drains */
     size_t nwaiters;
     unsigned blocked_on; /* how many links this one waits for (paused while > 0) */
+    char **watch; /* names it watches, prepared (docs/link-protocol.md) */
+    size_t nwatch;
+    bool watch_all; /* it watches every name */
     struct router_link *next;
 } router_link_t;
 
@@ -59,6 +62,9 @@ void router_input(router_t *r, link_t *l, xml_stanza_t *st);
 int router_bind(router_t *r, link_t *l, const char *name, bool default_route, bool trusted,
                 const router_component_config_t *cfg);
 void router_unbind(router_t *r, link_t *l, const char *name);
+/* From now on l hears when another link binds or unbinds name (every name if all). 0 or
+ * -EINVAL (not a domain). */
+int router_watch(router_t *r, link_t *l, const char *name, bool all);
 void router_link_gone(router_t *r, link_t *l);
 /* l's backlog is empty again: resume the links paused on its account. */
 void router_link_drained(router_t *r, link_t *l);

@@ -23,6 +23,11 @@ static void hub_unbind(void *ctx, link_t *l, const char *name)
     router_unbind(ctx, l, name);
 }
 
+static int hub_watch(void *ctx, link_t *l, const char *name, bool all)
+{
+    return router_watch(ctx, l, name, all);
+}
+
 static void hub_gone(void *ctx, link_t *l)
 {
     router_link_gone(ctx, l);
@@ -108,6 +113,7 @@ int router_new(net_ctx_t *net, const core_log_t *log, const core_cfg_t *cfg, rou
         .input = hub_input,
         .bind = hub_bind,
         .unbind = hub_unbind,
+        .watch = hub_watch,
         .gone = hub_gone,
         .drained = hub_drained,
     };
@@ -174,6 +180,7 @@ static void free_route(void *ud, const char *key, void *v)
 
 void router_free(router_t *r)
 {
+    r->stopping = true; /* the links that go now tell no one */
     while (r->links != NULL)
         router_link_gone(r, r->links->link);
     core_map_each(&r->routes, free_route, NULL);
@@ -199,6 +206,66 @@ static router_link_t *link_record(router_t *r, link_t *l, const router_component
         r->stats.links++;
     }
     return rl;
+}
+
+static bool watches(const router_link_t *rl, const char *prepared)
+{
+    if (rl->watch_all)
+        return true;
+    for (size_t i = 0; i < rl->nwatch; i++) {
+        if (strcmp(rl->watch[i], prepared) == 0)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * Tells every link that watches the prepared name, except the one that holds it (src), that
+ * it is bound or unbound now (docs/link-protocol.md). Through deliver, like a stanza, so it
+ * comes after everything routed to the watcher before. Only bindings: what a name going away
+ * means is the watcher's business. Not while the router stops: every link goes then, and
+ * the components reconnect to the next router.
+ */
+static void notify(router_t *r, link_t *src, const char *name, bool bound)
+{
+    if (r->stopping)
+        return;
+    xml_stanza_t *st = NULL;
+    for (router_link_t *rl = r->links; rl != NULL; rl = rl->next) {
+        if (rl->link == src || !watches(rl, name))
+            continue;
+        if (st == NULL) {
+            st = xml_stanza_new(LINK_NS, bound ? "bound" : "unbound");
+            xml_node_set_attr(st, st->root, NULL, "name", name);
+        }
+        if (rl->link->ops->deliver(rl->link, st) < 0)
+            core_log(r->log, CORE_LOG_WARN, rl->link->id, "%s missed that %s was %s",
+                     rl->link->name ? rl->link->name : "a watcher", name,
+                     bound ? "bound" : "unbound");
+    }
+    xml_stanza_unref(st);
+}
+
+int router_watch(router_t *r, link_t *l, const char *name, bool all)
+{
+    router_link_t *rl = link_record(r, l, NULL);
+    if (all) {
+        rl->watch_all = true;
+        return 0;
+    }
+    char *p = name != NULL ? router_prep_domain(r, name) : NULL;
+    if (p == NULL)
+        return -EINVAL;
+    for (size_t i = 0; i < rl->nwatch; i++) {
+        if (strcmp(rl->watch[i], p) == 0) {
+            core_free(p); /* watched already */
+            return 0;
+        }
+    }
+    rl->watch = core_realloc(rl->watch, (rl->nwatch + 1) * sizeof(char *));
+    rl->watch[rl->nwatch++] = p;
+    core_log(r->log, CORE_LOG_DEBUG, l->id, "%s watches %s", l->name ? l->name : "link", p);
+    return 0;
 }
 
 static bool may_bind(const router_link_t *rl, router_t *r, const char *prepared)
@@ -251,6 +318,7 @@ int router_bind(router_t *r, link_t *l, const char *name, bool default_route, bo
     if (l->name == NULL)
         l->name = rt->name;
     core_log(r->log, CORE_LOG_INFO, l->id, "bound %s", rt->name);
+    notify(r, l, rt->name, true);
     return 0;
 }
 
@@ -267,6 +335,7 @@ static void drop_route(router_t *r, router_link_t *rl, size_t i)
         }
     }
     core_log(r->log, CORE_LOG_INFO, rl->link->id, "unbound %s", name);
+    notify(r, rl->link, name, false);
     core_free(name);
     rl->names[i] = rl->names[--rl->nnames];
 }
@@ -354,6 +423,9 @@ void router_link_gone(router_t *r, link_t *l)
         }
     }
     core_free(rl->names);
+    for (size_t i = 0; i < rl->nwatch; i++)
+        core_free(rl->watch[i]);
+    core_free(rl->watch);
     core_free(rl);
     l->hub_data = NULL;
     r->stats.links--;

@@ -351,6 +351,14 @@ sm_sess_t *sm_session_by_resource(sm_user_t *u, const char *full);
 void sm_session_kick(sm_t *sm, sm_sess_t *sess, const char *cond);
 /* Ends every session (stop). */
 void sm_session_end_all(sm_t *sm);
+/*
+ * Ends a session whose c2s is gone (an envelope to it bounced): as its 'end' would, with
+ * unavailable presence to contacts and directed-presence recipients, but with no answer,
+ * since no one is there to read it. Releases the user.
+ */
+void sm_session_lost(sm_t *sm, sm_sess_t *sess);
+/* Ends every session at the c2s whose link name (prepared) was unbound, as sm_session_lost. */
+void sm_session_c2s_gone(sm_t *sm, const char *name);
 
 /* deliver.c */
 /* A stanza from the router (not an envelope). */

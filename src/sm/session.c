@@ -170,19 +170,59 @@ void sm_session_control(sm_t *sm, const char *c2s, const char *sid, const xml_no
         start(sm, c2s, sid, xml_node_attr(ctl, "jid"));
     } else if (strcmp(action, "end") == 0) {
         sm_sess_t *s = sm_session_find(sm, c2s, sid);
-        if (s != NULL) {
-            sm_user_t *u = s->user;
-            /* What its c2s hands back next (XEP-0198) is delivered knowing where it went. */
-            if (s->started)
-                sm_user_note_gone(u, s->sid, s->available, s->priority);
-            session_end(sm, s);
-            sm_user_release(sm, u);
-        }
+        if (s != NULL)
+            sm_session_lost(sm, s);
         /* Nothing more goes to this sid; the c2s may forget it (docs/link-protocol.md). */
         control_send(sm, c2s, sid, "ended", NULL);
     } else {
         core_log(sm->log, CORE_LOG_INFO, 0, "unknown session action '%s' from %s", action, c2s);
     }
+}
+
+void sm_session_lost(sm_t *sm, sm_sess_t *sess)
+{
+    sm_user_t *u = sess->user;
+    /* What its c2s hands back next (XEP-0198) is delivered knowing where it went. */
+    if (sess->started)
+        sm_user_note_gone(u, sess->sid, sess->available, sess->priority);
+    session_end(sm, sess);
+    sm_user_release(sm, u);
+}
+
+typedef struct at_c2s {
+    sm_t *sm;
+    const char *name; /* prepared */
+    char **keys; /* of the sessions there, copies */
+    size_t n;
+} at_c2s_t;
+
+static void collect_at(void *ud, const char *key, void *v)
+{
+    at_c2s_t *a = ud;
+    sm_sess_t *s = v;
+    const char *dom;
+    size_t len;
+    /* The c2s wrote its name as configured; the router names it prepared. */
+    if (jid_domain(a->sm->jids, s->c2s, strlen(s->c2s), &dom, &len) == 0 &&
+        len == strlen(a->name) && memcmp(dom, a->name, len) == 0)
+        a->keys[a->n++] = core_strdup(s->key);
+}
+
+void sm_session_c2s_gone(sm_t *sm, const char *name)
+{
+    at_c2s_t a = {.sm = sm, .name = name};
+    a.keys = core_calloc(sm->sessions.count + 1, sizeof(char *));
+    core_map_each(&sm->sessions, collect_at, &a);
+    if (a.n > 0)
+        core_log(sm->log, CORE_LOG_INFO, 0, "%s is gone: ending its %zu sessions", name, a.n);
+    /* By key, not by pointer: ending one session must not leave us holding another freed. */
+    for (size_t i = 0; i < a.n; i++) {
+        sm_sess_t *s = core_map_get(&sm->sessions, a.keys[i], strlen(a.keys[i]));
+        if (s != NULL)
+            sm_session_lost(sm, s);
+        core_free(a.keys[i]);
+    }
+    core_free(a.keys);
 }
 
 void sm_session_kick(sm_t *sm, sm_sess_t *sess, const char *cond)

@@ -117,21 +117,15 @@ static void envelope_input(sm_t *sm, xml_stanza_t *env)
     }
     const char *type = xml_node_attr(r, "type");
     if (type != NULL && strcmp(type, "error") == 0) {
-        /* Our envelope bounced: that c2s is gone, and with it the session. */
+        /*
+         * Our envelope bounced: that c2s is gone, and with it the session. Usually its
+         * <unbound/> came first (on_name) and the session is gone already.
+         */
         sm_sess_t *sess = sm_session_find(sm, c2s, sid);
         if (sess == NULL)
             sess = sm_session_find(sm, xml_node_attr(r, "to"), sid);
-        if (sess != NULL) {
-            xml_stanza_t *end = xml_stanza_new(SM_NS_SESSION, "session");
-            xml_node_set_attr(end, end->root, NULL, "action", "end");
-            /* Copies: ending the session frees its names while they are still read. */
-            char *c2s_name = core_strdup(sess->c2s);
-            char *sid_copy = core_strdup(sess->sid);
-            sm_session_control(sm, c2s_name, sid_copy, end->root);
-            core_free(c2s_name);
-            core_free(sid_copy);
-            xml_stanza_unref(end);
-        }
+        if (sess != NULL)
+            sm_session_lost(sm, sess);
         return;
     }
     if (xml_node_is(child, SM_NS_SESSION, "session")) {
@@ -175,6 +169,19 @@ static void on_up(void *ud)
     core_log(sm->log, CORE_LOG_INFO, 0, "serving %s", sm->cfg->domain);
 }
 
+/*
+ * A name bound or unbound at the router (we watch them all, docs/link-protocol.md): when it
+ * is a c2s we have sessions at, that c2s is gone, and so are they, at once rather than when
+ * something for them bounces.
+ */
+static void on_name(void *ud, const char *name, bool bound)
+{
+    sm_t *sm = ud;
+    core_log(sm->log, CORE_LOG_DEBUG, 0, "%s %s at the router", name, bound ? "bound" : "unbound");
+    if (!bound)
+        sm_session_c2s_gone(sm, name);
+}
+
 static void on_down(void *ud)
 {
     sm_t *sm = ud;
@@ -187,8 +194,13 @@ int sm_start(sm_t *sm)
         .on_up = on_up,
         .on_stanza = on_stanza,
         .on_down = on_down,
+        .on_name = on_name,
     };
-    link_options_t opt = {.name = sm->cfg->domain};
+    /*
+     * Every name, not each c2s's as its first session starts: a watch sent then could reach
+     * the router after that c2s had gone already. Names come and go rarely.
+     */
+    link_options_t opt = {.name = sm->cfg->domain, .watch_all = true};
     sm->link = sm->opener->open(sm->opener->ctx, &opt, &ops, sm);
     return sm->link != NULL ? 0 : -ENOTCONN;
 }

@@ -479,6 +479,51 @@ ssl = {{ certificate = "{self.cert}", key = "{self.key}" }}
         router = next(x for x in self.procs if x.name == "parleyd-router")
         self._start_muc(router)
 
+    def proc_named(self, name):
+        """The running process called name (parleyd-router, -sm, -c2s, -c2s2, -muc)."""
+        p = next((x for x in self.procs if x.name == name), None)
+        assert p is not None, f"no running {name} process"
+        return p
+
+    def kill_proc(self, name):
+        """Kills a process by its pid with SIGKILL, as a crash; it counts as ended on purpose.
+        Returns the time.monotonic() at which it was dead."""
+        p = self.proc_named(name)
+        p.proc.kill()
+        p.proc.wait(timeout=STOP_TIMEOUT)
+        p.returncode, p.sanitized = 0, False  # killed on purpose: not a failure of the process
+        self.procs.remove(p)
+        return time.monotonic()
+
+    def _authenticated(self, router, name):
+        return router.log_text().count(f"component {name} authenticated")
+
+    def start_sm(self):
+        """Split topology: starts a `parleyd sm` again (after kill_proc("parleyd-sm")) and
+        waits (bounded) until the router has it."""
+        router = self.proc_named("parleyd-router")
+        before = self._authenticated(router, DOMAIN)
+        sm = self._proc("parleyd-sm", [self.parleyd, "--config", self.conf_path, "sm"])
+        self._wait(sm, lambda: self._authenticated(router, DOMAIN) > before,
+                   "linked to the router")
+
+    def restart_router(self):
+        """Split topology: stops the router (SIGTERM) and starts a new one on the same port;
+        waits (bounded) until every other process has linked to it again."""
+        old = self.proc_named("parleyd-router")
+        names = {"parleyd-sm": DOMAIN, "parleyd-c2s": C2S_NAME, "parleyd-c2s2": C2S2_NAME,
+                 "parleyd-muc": MUC_DOMAIN}
+        # The new router appends to the same log: count what comes after.
+        before = {names[p.name]: self._authenticated(old, names[p.name])
+                  for p in self.procs if p.name in names}
+        old.stop()
+        self.procs.remove(old)
+        router = self._proc("parleyd-router", [self.parleyd, "--config", self.conf_path,
+                                               "router"])
+        self._wait(router, lambda: all(self._authenticated(router, n) > k
+                                       for n, k in before.items()),
+                   f"rejoined by {', '.join(before)}")
+
     def _wait_soft(self, proc, ready, timeout=START_TIMEOUT):
         """Waits for a log line that says a link is up; goes on (bounded) if none comes."""
         deadline = time.monotonic() + timeout

@@ -137,9 +137,10 @@ def test_server_stop_tells_occupants(server):
 
 
 def test_c2s_process_killed(make_im):
-    """A c2s process killed with its clients: the sm learns it when something for them
-    bounces (here the room's next message), ends their sessions and sends unavailable to the
-    occupant JIDs; the room removes them."""
+    """A c2s process killed with its clients: the sm learns it from the router (the c2s's
+    name unbound; before that, only when something for them bounced, as the room's next
+    message here would), ends their sessions and sends unavailable to the occupant JIDs; the
+    room removes them. test_im_crash.py checks the time it takes."""
     srv = make_im(muc=True, c2s2=True)
     pool = im.IMPool(srv)
     try:

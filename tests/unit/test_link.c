@@ -230,11 +230,167 @@ static void test_inproc_by_reference(void **state)
     core_cfg_free(&cfg);
 }
 
+/* ---- watching names, on both kinds ---- */
+
+typedef struct watcher {
+    link_endpoint_t *ep;
+    int up;
+    int stanzas;
+    char events[8][40]; /* "+name" bound, "-name" unbound */
+    int nevents;
+    struct watch_world *w;
+} watcher_t;
+
+typedef struct watch_world {
+    uv_loop_t loop;
+    core_log_t log;
+    net_ctx_t net;
+    core_cfg_t cfg;
+    router_t *r;
+    watcher_t inproc; /* in process, watches remote.test */
+    watcher_t remote; /* over TCP, watches every name */
+    watcher_t late; /* in process, bound once remote watches */
+    uv_timer_t guard;
+    int step;
+} watch_world_t;
+
+static void watch_advance(watch_world_t *w);
+
+static void w_on_up(void *ud)
+{
+    watcher_t *c = ud;
+    c->up++;
+    watch_advance(c->w);
+}
+
+static void w_on_stanza(void *ud, xml_stanza_t *st)
+{
+    watcher_t *c = ud;
+    c->stanzas++;
+    watch_advance(c->w);
+}
+
+static void w_on_name(void *ud, const char *name, bool bound)
+{
+    watcher_t *c = ud;
+    assert_true(c->nevents < 8);
+    snprintf(c->events[c->nevents++], sizeof(c->events[0]), "%c%s", bound ? '+' : '-', name);
+    watch_advance(c->w);
+}
+
+static const link_endpoint_ops_t watcher_ops = {
+    .on_up = w_on_up,
+    .on_stanza = w_on_stanza,
+    .on_name = w_on_name,
+};
+
+static void watch_advance(watch_world_t *w)
+{
+    switch (w->step) {
+    case 0: /* both up, and the in-process watcher saw remote.test bound by its handshake */
+        if (!w->inproc.up || !w->remote.up || w->inproc.nevents < 1)
+            return;
+        assert_string_equal(w->inproc.events[0], "+remote.test");
+        w->step = 1;
+        /* Once this arrives, the router has read remote's <watch/>, which came before it. */
+        xml_stanza_t *st = fixture_parse("<message from='remote.test' to='inproc.test'/>");
+        assert_int_equal(link_endpoint_send(w->remote.ep, st), 0);
+        xml_stanza_unref(st);
+        return;
+    case 1:
+        if (w->inproc.stanzas < 1)
+            return;
+        w->step = 2;
+        link_options_t lo = {.name = "late.test"};
+        w->late.ep =
+            link_inproc_open(&w->loop, router_hub(w->r), &lo, &watcher_ops, &w->late, &w->log);
+        assert_non_null(w->late.ep);
+        return;
+    case 2: /* remote watches every name: it hears late.test bound, then unbound */
+        if (w->remote.nevents < 1)
+            return;
+        assert_string_equal(w->remote.events[0], "+late.test");
+        w->step = 3;
+        link_endpoint_close(w->late.ep);
+        w->late.ep = NULL;
+        return;
+    case 3:
+        if (w->remote.nevents < 2)
+            return;
+        assert_string_equal(w->remote.events[1], "-late.test");
+        w->step = 4;
+        /* The stream link goes: its name is unbound for the in-process watcher. */
+        link_endpoint_close(w->remote.ep);
+        w->remote.ep = NULL;
+        return;
+    case 4:
+        if (w->inproc.nevents < 2)
+            return;
+        assert_string_equal(w->inproc.events[1], "-remote.test");
+        w->step = 5;
+        link_endpoint_close(w->inproc.ep);
+        w->inproc.ep = NULL;
+        router_stop(w->r);
+        uv_close((uv_handle_t *)&w->guard, NULL);
+        return;
+    default:
+        return;
+    }
+}
+
+static void on_watch_guard(uv_timer_t *t)
+{
+    watch_world_t *w = t->data;
+    fail_msg("timed out at step %d", w->step);
+}
+
+static void test_watch_both_kinds(void **state)
+{
+    watch_world_t *w = calloc(1, sizeof(*w));
+    uv_loop_init(&w->loop);
+    w->log = (core_log_t){.level = CORE_LOG_WARN, .component = "test"};
+    net_ctx_init(&w->net, &w->loop, &w->log);
+    fixture_config(&w->cfg,
+                   "[router]\nlisten = 127.0.0.1:0\n"
+                   "[component \"remote.test\"]\nsecret = s\n");
+    assert_int_equal(router_new(&w->net, &w->log, &w->cfg, &w->r), 0);
+    assert_int_equal(router_start(w->r), 0);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", router_port(w->r));
+    w->inproc.w = w->remote.w = w->late.w = w;
+    const char *watched[] = {"remote.test"};
+    link_options_t io = {.name = "inproc.test", .watch = watched, .n_watch = 1};
+    w->inproc.ep =
+        link_inproc_open(&w->loop, router_hub(w->r), &io, &watcher_ops, &w->inproc, &w->log);
+    assert_non_null(w->inproc.ep);
+    link_options_t ro = {
+        .name = "remote.test", .router_addr = addr, .secret = "s", .watch_all = true};
+    w->remote.ep = link_stream_open(&w->net, &ro, &watcher_ops, &w->remote, &w->log);
+    uv_timer_init(&w->loop, &w->guard);
+    w->guard.data = w;
+    uv_timer_start(&w->guard, on_watch_guard, 10000, 0);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    assert_int_equal(w->step, 5);
+    /* Notices reach on_name only, never on_stanza; nobody heard its own name. */
+    assert_int_equal(w->inproc.nevents, 2);
+    assert_int_equal(w->remote.nevents, 2);
+    assert_int_equal(w->late.nevents, 0);
+    assert_int_equal(w->inproc.stanzas, 1);
+    assert_int_equal(w->remote.stanzas, 0);
+    net_ctx_close(&w->net);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    router_free(w->r);
+    assert_int_equal(uv_loop_close(&w->loop), 0);
+    core_cfg_free(&w->cfg);
+    free(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_inproc_by_reference),
         cmocka_unit_test(test_both_kinds),
+        cmocka_unit_test(test_watch_both_kinds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

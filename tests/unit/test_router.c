@@ -370,6 +370,79 @@ static void test_flow_control(void **state)
     assert_int_equal(f->b.n, 4);
 }
 
+/* The <bound/> or <unbound/> notice st must be, for name. */
+static void assert_notice(xml_stanza_t *st, const char *what, const char *name)
+{
+    assert_true(xml_node_is(st->root, LINK_NS, what));
+    assert_string_equal(xml_node_attr(st->root, "name"), name);
+    assert_int_equal(st->root->nattrs, 1); /* nothing but the name: bindings only */
+    assert_null(xml_node_first_element(st->root));
+}
+
+static void test_watch(void **state)
+{
+    fixture_t *f = *state;
+    const link_hub_t *hub = router_hub(f->r);
+    /* d watches b.test (as written: prepared like a bound name); a watches every name. */
+    assert_int_equal(hub->watch(hub->ctx, &f->d.link, "B.Test.", false), 0);
+    assert_int_equal(hub->watch(hub->ctx, &f->d.link, "b.test", false), 0); /* once is enough */
+    assert_int_equal(hub->watch(hub->ctx, &f->a.link, NULL, true), 0);
+    assert_int_equal(hub->watch(hub->ctx, &f->d.link, "not a domain", false), -EINVAL);
+    assert_int_equal(hub->watch(hub->ctx, &f->d.link, NULL, false), -EINVAL);
+    assert_int_equal(f->a.n + f->d.n, 0); /* no notice of the state when a watch begins */
+    /* What b sent before it went reaches the watcher first: one order for both. */
+    xml_stanza_t *st = fixture_parse("<route from='b.test' to='a.test' sid='s'/>");
+    hub->input(hub->ctx, &f->b.link, st);
+    xml_stanza_unref(st);
+    hub->gone(hub->ctx, &f->b.link);
+    assert_int_equal(f->a.n, 2);
+    assert_true(xml_node_is(f->a.got[0]->root, XMLS_NS_CONTENT, "route"));
+    assert_notice(f->a.got[1], "unbound", "b.test");
+    assert_int_equal(f->d.n, 1);
+    assert_notice(f->d.got[0], "unbound", "b.test");
+    assert_int_equal(f->b.n, 0); /* a link hears nothing of its own names */
+    /* Bound again (by another link): both hear it. */
+    fake_link_t e;
+    fake_init(&e);
+    assert_int_equal(hub->bind(hub->ctx, &e.link, "b.test", false, true), 0);
+    assert_int_equal(f->a.n, 3);
+    assert_notice(f->a.got[2], "bound", "b.test");
+    assert_int_equal(f->d.n, 2);
+    assert_notice(f->d.got[1], "bound", "b.test");
+    assert_int_equal(e.n, 0);
+    /* A name d does not watch: only a hears it; unbinding by hand is told too. */
+    assert_int_equal(hub->bind(hub->ctx, &e.link, "other.test", false, true), 0);
+    hub->unbind(hub->ctx, &e.link, "other.test");
+    assert_int_equal(f->a.n, 5);
+    assert_notice(f->a.got[3], "bound", "other.test");
+    assert_notice(f->a.got[4], "unbound", "other.test");
+    assert_int_equal(f->d.n, 2);
+    /* Its own names: a watcher of everything binds and unbinds one, and hears nothing. */
+    assert_int_equal(hub->bind(hub->ctx, &f->a.link, "mine.test", false, true), 0);
+    hub->unbind(hub->ctx, &f->a.link, "mine.test");
+    assert_int_equal(f->a.n, 5);
+    /* Nor the default route, which is not a name. */
+    assert_int_equal(hub->bind(hub->ctx, &e.link, NULL, true, true), 0);
+    assert_int_equal(f->a.n, 5);
+    /* A watcher that cannot take the notice misses it; the others still get theirs. */
+    f->d.refuse = true;
+    hub->unbind(hub->ctx, &e.link, "b.test");
+    assert_int_equal(f->d.n, 2);
+    assert_int_equal(f->a.n, 6);
+    assert_notice(f->a.got[5], "unbound", "b.test");
+    f->d.refuse = false;
+    /* A watcher that is gone is told nothing more, and its watches go with it. */
+    hub->gone(hub->ctx, &f->d.link);
+    assert_int_equal(hub->bind(hub->ctx, &e.link, "b.test", false, true), 0);
+    assert_int_equal(f->d.n, 2);
+    assert_int_equal(f->a.n, 7);
+    /* The router stopping tells no one: every link goes, the components reconnect. */
+    router_stop(f->r);
+    hub->gone(hub->ctx, &e.link);
+    assert_int_equal(f->a.n, 7);
+    fake_reset(&e);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -386,6 +459,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_default_route, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bind_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flow_control, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_watch, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
