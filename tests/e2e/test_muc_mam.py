@@ -363,3 +363,26 @@ def test_archive_survives_restart_and_goes_with_temporary_room(server):
         assert page.ok and page.ids() == [] and page.count == 0, dump(page.iq)
     finally:
         p.close()
+
+
+def test_new_room_does_not_inherit_a_crashed_rooms_archive(server, im_topology):
+    """Split topology: `parleyd muc` killed with a temporary room that archived; the room is
+    gone after the restart, and a new room of that name starts with an empty archive."""
+    if im_topology != "split":
+        pytest.skip("the muc runs in the same process as everything else")
+    p = im.IMPool(server)
+    try:
+        a = client(p, "alice")
+        t = room_jid("crashed")
+        instant_room(a, t, "a")
+        a.drain(settle=0.2)
+        say(a, (a,), t, "left behind")
+        assert query(a, t).bodies() == ["left behind"]
+        server.restart_muc(kill=True)
+        b = client(p, "bob")
+        instant_room(b, t, "b")
+        b.drain(settle=0.2)
+        page = query(b, t)
+        assert page.ok and page.ids() == [] and page.count == 0, dump(page.iq)
+    finally:
+        p.close()
