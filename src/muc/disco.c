@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Service discovery (XEP-0030) of the service and its rooms (XEP-0045 §6), with XEP-0128 info. */
 #include "muc/internal.h"
+#include "muc/mam.h"
 
 #include "core/alloc.h"
 
@@ -91,6 +92,7 @@ void muc_disco_info(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const jid_t 
     feature(r, q, MUC_NS_STABLE_ID);
     feature(r, q, MUC_NS_SELF_PING);
     feature(r, q, MUC_NS_SID);
+    muc_mam_disco(r, q, room);
     /* §6.4: the features that describe the room's privacy and security (§15.6.2). */
     feature(r, q, c->persistent ? "muc_persistent" : "muc_temporary");
     feature(r, q, c->public_room ? "muc_public" : "muc_hidden");

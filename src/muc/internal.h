@@ -89,6 +89,7 @@ typedef struct muc_room_config {
     bool change_subject; /* occupants (participants) may change the subject */
     bool allow_invites; /* members may invite others */
     bool logging; /* muc#roomconfig_enablelogging (status 170) */
+    bool archiving; /* muc#roomconfig_enablearchiving: the room's XEP-0313 archive (mam.c) */
     muc_whois_t whois;
     muc_allowpm_t allowpm;
     int64_t maxusers; /* 1 .. [muc] max_occupants */
@@ -251,6 +252,7 @@ struct muc {
     const muc_config_t *cfg;
     const link_opener_t *opener;
     storage_t *store; /* may be NULL */
+    struct muc_mam *mam; /* the rooms' archives (mam.c; owned) */
     link_endpoint_t *link;
     jid_cache_t *jids;
     core_map_t rooms; /* node -> muc_room_t (owned) */

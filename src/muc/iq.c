@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* IQs to the service, to a room and to an occupant JID (forwarding, XEP-0410 self-ping). */
 #include "muc/internal.h"
+#include "muc/mam.h"
 
 #include "core/alloc.h"
 
@@ -79,6 +80,8 @@ static void room_iq(muc_t *muc, xml_stanza_t *st, const xml_node_t *q, const jid
         muc_admin_iq(muc, st, room, from);
     } else if (get && xml_node_is(q, MUC_NS_PING, "ping")) {
         reply_empty(muc, st);
+    } else if (xml_node_is(q, MUC_NS_MAM, NULL)) {
+        muc_mam_iq(muc, st, room, from); /* XEP-0313 on the room's bare JID */
     } else {
         muc_reply_error(muc, st, CORE_STANZA_ERR_SERVICE_UNAVAILABLE, NULL, room->jid);
     }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Messages: groupchat fan-out with stanza-ids, private messages, the subject, the history. */
 #include "muc/internal.h"
+#include "muc/mam.h"
 
 #include "core/alloc.h"
 
@@ -125,6 +126,14 @@ static void strip_stanza_ids(xml_stanza_t *st, const char *by)
     }
 }
 
+/* XEP-0359 §3: the room's own id, by the room JID. */
+static void add_stanza_id(xml_stanza_t *st, const char *id, const char *by)
+{
+    xml_node_t *sid = xml_node_add_element(st, st->root, MUC_NS_SID, "stanza-id");
+    xml_node_set_attr(st, sid, NULL, "id", id);
+    xml_node_set_attr(st, sid, NULL, "by", by);
+}
+
 /* §8.1: who may change the subject. */
 static bool may_set_subject(const muc_occupant_t *o)
 {
@@ -155,6 +164,10 @@ static void set_subject(muc_room_t *room, muc_occupant_t *o, xml_stanza_t *st, c
     xml_node_set_attr(base, base->root, NULL, "from", from);
     xml_node_set_attr(base, base->root, NULL, "to", NULL);
     core_free(from);
+    /* XEP-0313 §6.1.2: subject changes are archived too, and then carry their archive id. */
+    char aid[STORAGE_ARCHIVE_ID_LEN + 1];
+    if (muc_mam_archive(room, o, base, aid))
+        add_stanza_id(base, aid, room->jid);
     fanout(room, base);
     xml_stanza_unref(base);
 }
@@ -190,11 +203,18 @@ static void groupchat(muc_room_t *room, muc_occupant_t *o, xml_stanza_t *st)
         muc_id_new(muc, id);
         xml_node_set_attr(base, base->root, NULL, "id", id);
     }
-    /* XEP-0359 §3: the room's own id, by the room JID. */
-    muc_id_new(muc, id);
-    xml_node_t *sid = xml_node_add_element(base, base->root, MUC_NS_SID, "stanza-id");
-    xml_node_set_attr(base, sid, NULL, "id", id);
-    xml_node_set_attr(base, sid, NULL, "by", room->jid);
+    /*
+     * XEP-0359 §3: the room's own id. In a room that archives it is the archive id (XEP-0313
+     * §3.5), made before the fan-out; what the archive does not keep (chat states) then gets
+     * none, since an id by the archive names an entry in it. Elsewhere a random one.
+     */
+    char aid[STORAGE_ARCHIVE_ID_LEN + 1];
+    if (muc_mam_archive(room, o, base, aid)) {
+        add_stanza_id(base, aid, room->jid);
+    } else if (!muc_mam_enabled(room)) {
+        muc_id_new(muc, id);
+        add_stanza_id(base, id, room->jid);
+    }
     /* Only what people said is history; chat states and the like are not (§7.2.15). */
     if (body != NULL)
         muc_history_add(&room->history, base, muc_now(), (size_t)room->cfg.history_length);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The muc component: its [muc] keys, its link to the router, and where each stanza goes. */
 #include "muc/internal.h"
+#include "muc/mam.h"
 
 #include "core/alloc.h"
 
@@ -13,6 +14,8 @@
 static const char *const create_policies[] = {"everyone", "local", "admins", NULL};
 static const char *const whois_names[] = {"moderators", "anyone", NULL};
 static const char *const allowpm_names[] = {"anyone", "participants", "moderators", "none", NULL};
+/* The order of muc_mam_policy_t. */
+static const char *const archiving_names[] = {"public", "always", "never", NULL};
 
 static const core_cfg_key_t muc_keys[] = {
     {.name = "name",
@@ -110,6 +113,12 @@ static const core_cfg_key_t muc_keys[] = {
      .def = "anyone",
      .choices = allowpm_names,
      .help = "who may send private messages in new rooms"},
+    {.name = "room_archiving",
+     .type = CORE_CFG_ENUM,
+     .offset = offsetof(muc_config_t, room_archiving),
+     .def = "public",
+     .choices = archiving_names,
+     .help = "which new rooms keep an XEP-0313 archive: public (public rooms), always or never"},
 };
 
 static int muc_cfg_check(void *data, char *err, size_t errlen)
@@ -274,6 +283,7 @@ int muc_new(uv_loop_t *loop, const core_log_t *log, const core_cfg_t *cfg,
     muc->opener = opener;
     muc->store = store;
     muc->jids = jid_cache_new(65536);
+    muc->mam = muc_mam_new(muc);
     core_map_init(&muc->rooms);
     uv_timer_init(loop, &muc->closer);
     muc->closer.data = muc;
@@ -429,6 +439,8 @@ void muc_stop(muc_t *muc)
     if (muc->stopping)
         return;
     kick_all(muc);
+    /* What the rooms said last goes to the store before it closes. */
+    muc_mam_stop(muc->mam);
     muc->stopping = true;
     /* The in-process link drops what is queued when it closes: let the loop hand it over. */
     uv_timer_start(&muc->closer, close_link, 50, 0);
@@ -457,5 +469,6 @@ void muc_free(muc_t *muc)
         core_free(muc->local_domains[i]);
     core_free(muc->local_domains);
     jid_cache_free(muc->jids);
+    muc_mam_free(muc->mam);
     core_free(muc);
 }

@@ -39,6 +39,7 @@ typedef struct muc_config {
     int64_t room_maxusers;
     bool room_changesubject;
     int room_allowpm; /* anyone, participants, moderators, none */
+    int room_archiving; /* which new rooms archive (XEP-0313): public, always, never */
 } muc_config_t;
 
 extern const core_cfg_section_t muc_cfg_section;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Occupants: entering (and creating) a room, presence changes, nick changes, leaving. */
 #include "muc/internal.h"
+#include "muc/mam.h"
 
 #include "core/alloc.h"
 
@@ -234,6 +235,9 @@ static void join(muc_t *muc, xml_stanza_t *st, const jid_t *from, const jid_t *t
         core_log(muc->log, CORE_LOG_INFO, 0, "%s created room %s", bare, room->jid);
         core_free(bare);
         created = true;
+        /* A new room starts with an empty archive: whatever a room of that name left behind
+         * (a temporary room of a muc that crashed) is not for this room's occupants. */
+        muc_mam_forget(room);
     }
     muc_affil_t affil = muc_room_affil(room, from->full, from->bare_len);
     if (!may_enter(room, affil, fold, flen, x, &err)) {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Persistent rooms in the store: loaded before the link opens, saved when they change. */
 #include "muc/internal.h"
+#include "muc/mam.h"
 
 #include "core/alloc.h"
 
@@ -44,6 +45,8 @@ void muc_room_save(muc_room_t *room)
 void muc_room_forget(muc_room_t *room)
 {
     muc_t *muc = room->muc;
+    /* A destroyed room's archive goes with it (XEP-0045 §10.9), persistent or not. */
+    muc_mam_forget(room);
     if (muc->store == NULL || room->locked || !room->cfg.persistent)
         return;
     int rc = storage_svc_delete(muc->store, muc->cfg->name, KIND, room->node, on_written, muc);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Rooms: their lifecycle, their affiliations, and the roles and affiliations of XEP-0045 §5. */
 #include "muc/internal.h"
+#include "muc/mam.h"
 
 #include "core/alloc.h"
 
@@ -61,6 +62,8 @@ void muc_room_config_defaults(muc_room_config_t *c, const muc_config_t *mc)
     c->presence_broadcast = MUC_ROLES_ALL;
     c->get_member_list = MUC_ROLES_ALL;
     c->history_length = mc->history_default;
+    c->archiving = mc->room_archiving == MUC_MAM_ALWAYS ||
+        (mc->room_archiving == MUC_MAM_PUBLIC && c->public_room);
 }
 
 void muc_room_config_copy(muc_room_config_t *dst, const muc_room_config_t *src)
@@ -154,6 +157,8 @@ bool muc_room_gc(muc_room_t *room)
     if (room->noccupants > 0 || (room->cfg.persistent && !room->locked))
         return false;
     core_log(room->muc->log, CORE_LOG_INFO, 0, "room %s is empty and temporary: gone", room->jid);
+    /* Nobody could reach its archive any more, and a new room of that name must not inherit it. */
+    muc_mam_forget(room);
     muc_room_destroy(room);
     return true;
 }

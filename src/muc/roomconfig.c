@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* Room configuration: the muc#roomconfig form (XEP-0004) and the muc#owner use cases (§10). */
 #include "muc/internal.h"
+#include "muc/mam.h"
 
 #include "core/alloc.h"
 
@@ -126,6 +127,8 @@ void muc_roomconfig_form(xml_stanza_t *st, xml_node_t *parent, const muc_room_co
     roles_field(st, x, "muc#roomconfig_getmemberlist",
                 "Roles and Affiliations that May Retrieve Member List", c->get_member_list);
     bool_field(st, x, "muc#roomconfig_enablelogging", "Enable Public Logging?", c->logging);
+    bool_field(st, x, "muc#roomconfig_enablearchiving", "Archive Messages (XEP-0313)?",
+               c->archiving);
     snprintf(n, sizeof n, "%lld", (long long)c->history_length);
     text_field(st, x, "muc#maxhistoryfetch", "Maximum Number of History Messages Returned by Room",
                n, "text-single");
@@ -302,6 +305,9 @@ static int apply_field(muc_room_config_t *c, const xml_node_t *f, const char *va
         return parse_bool(f, &c->allow_invites);
     if (strcmp(var, "muc#roomconfig_enablelogging") == 0)
         return parse_bool(f, &c->logging);
+    /* Registered nowhere (neither XEP-0045 §15.5.3 nor XEP-0313): Prosody's name for it. */
+    if (strcmp(var, "muc#roomconfig_enablearchiving") == 0)
+        return parse_bool(f, &c->archiving);
     if (strcmp(var, "muc#roomconfig_whois") == 0) {
         static const char *const w[] = {"moderators", "anyone"};
         rc = parse_choice(f, w, 2, &i);
@@ -344,6 +350,7 @@ int muc_roomconfig_apply(muc_room_config_t *c, const xml_node_t *x, const muc_co
     muc_room_config_t n;
     muc_room_config_copy(&n, c);
     int rc = 0;
+    bool archiving_given = false;
     for (const xml_node_t *f = xml_node_first_element(x); f != NULL && rc == 0;
          f = xml_node_next_element(f)) {
         const char *var = xml_node_attr(f, "var");
@@ -358,10 +365,15 @@ int muc_roomconfig_apply(muc_room_config_t *c, const xml_node_t *x, const muc_co
             }
             continue;
         }
+        archiving_given = archiving_given || strcmp(var, "muc#roomconfig_enablearchiving") == 0;
         rc = apply_field(&n, f, var, mc, cache, jids);
         if (rc < 0)
             *why = var;
     }
+    /* [muc] room_archiving = public: a form that makes the room public or hidden without
+     * saying otherwise takes the archive along (the default follows publicroom). */
+    if (!archiving_given && mc->room_archiving == MUC_MAM_PUBLIC && n.public_room != c->public_room)
+        n.archiving = n.public_room;
     /* §10.1.3: "the password for a password-protected room is blank" is unacceptable. */
     if (rc == 0 && n.password_protected && n.password[0] == '\0') {
         *why = "a password-protected room needs a password";

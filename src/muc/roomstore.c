@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* A room as stored: its configuration, affiliations and subject as one element, and back. */
 #include "muc/internal.h"
+#include "muc/mam.h"
 
 #include "core/alloc.h"
 
@@ -94,6 +95,7 @@ xml_stanza_t *muc_roomstore_encode(const muc_room_t *room)
     set_bool(st, n, "changesubject", c->change_subject);
     set_bool(st, n, "allowinvites", c->allow_invites);
     set_bool(st, n, "logging", c->logging);
+    set_bool(st, n, "archiving", c->archiving);
     xml_node_set_attr(st, n, NULL, "whois", whois_names[c->whois]);
     xml_node_set_attr(st, n, NULL, "allowpm", pm_names[c->allowpm]);
     set_int(st, n, "maxusers", c->maxusers);
@@ -191,6 +193,12 @@ static int decode_config(muc_room_config_t *c, const xml_node_t *n, const muc_co
     rc |= get_bool(n, "changesubject", &c->change_subject);
     rc |= get_bool(n, "allowinvites", &c->allow_invites);
     rc |= get_bool(n, "logging", &c->logging);
+    /* Rooms saved before the archive existed get [muc] room_archiving's default. */
+    if (xml_node_attr(n, "archiving") != NULL)
+        rc |= get_bool(n, "archiving", &c->archiving);
+    else
+        c->archiving = mc->room_archiving == MUC_MAM_ALWAYS ||
+            (mc->room_archiving == MUC_MAM_PUBLIC && c->public_room);
     rc |= get_choice(n, "whois", whois_names, 2, &whois);
     rc |= get_choice(n, "allowpm", pm_names, 4, &pm);
     rc |= get_int(n, "maxusers", 1, mc->max_occupants, &c->maxusers);
