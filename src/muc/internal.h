@@ -241,8 +241,15 @@ struct muc_room {
     char *subject_nick; /* who set it (owned), or NULL: the room itself */
     int64_t subject_stamp;
     muc_history_t history;
+    /* Invitations sent and not declined yet, oldest first (invite.c): a decline is passed
+     * only to someone who invited its sender, so the room relays nothing to strangers. */
+    struct muc_invitation *invitations;
+    size_t ninvitations;
     bool dirty; /* configuration or affiliations changed since last saved */
 };
+
+/* Forgets the room's pending invitations (invite.c). */
+void muc_invitations_clear(muc_room_t *room);
 
 /* ---- the service ---- */
 

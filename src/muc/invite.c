@@ -4,10 +4,63 @@
 
 #include "core/alloc.h"
 
+#include <stddef.h>
 #include <string.h>
 
 /* Invitations in one message: a bound on the messages one stanza makes the room send. */
 #define INVITES_MAX 16
+/* Pending invitations a room remembers for declines; the oldest are forgotten first. */
+#define INVITATIONS_KEPT 64
+
+/* An invitation the room sent: who may decline it, to whom the decline goes (bare JIDs). */
+typedef struct muc_invitation {
+    char *invitee;
+    char *inviter;
+} muc_invitation_t;
+
+void muc_invitations_clear(muc_room_t *room)
+{
+    for (size_t i = 0; i < room->ninvitations; i++) {
+        core_free(room->invitations[i].invitee);
+        core_free(room->invitations[i].inviter);
+    }
+    core_free(room->invitations);
+    room->invitations = NULL;
+    room->ninvitations = 0;
+}
+
+static void invitation_forget(muc_room_t *room, size_t i)
+{
+    core_free(room->invitations[i].invitee);
+    core_free(room->invitations[i].inviter);
+    memmove(&room->invitations[i], &room->invitations[i + 1],
+            (room->ninvitations - i - 1) * sizeof(*room->invitations));
+    room->ninvitations--;
+}
+
+static void invitation_remember(muc_room_t *room, const char *invitee, size_t len,
+                                const char *inviter)
+{
+    if (room->invitations == NULL)
+        room->invitations = core_malloc(INVITATIONS_KEPT * sizeof(*room->invitations));
+    if (room->ninvitations == INVITATIONS_KEPT)
+        invitation_forget(room, 0);
+    room->invitations[room->ninvitations++] =
+        (muc_invitation_t){.invitee = core_strndup(invitee, len), .inviter = core_strdup(inviter)};
+}
+
+/* The pending invitation of invitee by inviter (bare JIDs), or -1. */
+static ptrdiff_t invitation_find(const muc_room_t *room, const char *invitee, size_t ilen,
+                                 const char *inviter, size_t rlen)
+{
+    for (size_t i = room->ninvitations; i-- > 0;) {
+        const muc_invitation_t *v = &room->invitations[i];
+        if (strlen(v->invitee) == ilen && memcmp(v->invitee, invitee, ilen) == 0 &&
+            strlen(v->inviter) == rlen && memcmp(v->inviter, inviter, rlen) == 0)
+            return (ptrdiff_t)i;
+    }
+    return -1;
+}
 
 static void add_reason(xml_stanza_t *m, xml_node_t *parent, const char *reason, size_t len)
 {
@@ -104,6 +157,7 @@ static void invite(muc_room_t *room, muc_occupant_t *o, xml_stanza_t *st, const 
         core_free(bare);
         char *reason = reason_of(el);
         muc_invite_send(room, to.full, inviter, reason, xml_stanza_id(st));
+        invitation_remember(room, to.full, to.bare_len, inviter);
         core_log(muc->log, CORE_LOG_DEBUG, 0, "%s: %s invited %s", room->jid, inviter, to.full);
         core_free(reason);
         jid_clear(&to);
@@ -121,6 +175,17 @@ static void decline(muc_room_t *room, xml_stanza_t *st, const jid_t *from, const
         muc_reply_error(muc, st, CORE_STANZA_ERR_JID_MALFORMED, NULL, room->jid);
         return;
     }
+    /* Only the answer to an invitation goes back, once: the room is no relay to anyone. */
+    ptrdiff_t i = invitation_find(room, from->full, from->bare_len, to.full, to.bare_len);
+    if (i < 0) {
+        core_log(muc->log, CORE_LOG_DEBUG, 0,
+                 "%s: decline from %s to %s without an invitation: "
+                 "dropped",
+                 room->jid, from->full, to.full);
+        jid_clear(&to);
+        return;
+    }
+    invitation_forget(room, (size_t)i);
     xml_stanza_t *m = room_message(room, to.full, xml_stanza_id(st));
     xml_node_t *x = xml_node_add_element(m, m->root, MUC_NS_USER, "x");
     xml_node_t *d = xml_node_add_element(m, x, MUC_NS_USER, "decline");

@@ -144,6 +144,7 @@ void muc_room_destroy(muc_room_t *room)
     core_map_free(&room->affils);
     muc_room_config_clear(&room->cfg);
     muc_history_clear(&room->history);
+    muc_invitations_clear(room);
     core_free(room->subject);
     core_free(room->subject_nick);
     core_free(room->creator);

@@ -54,39 +54,16 @@ typedef struct mam_user {
     bool expired; /* retention ([sm] archive_expiry) applied since the user was loaded */
 } mam_user_t;
 
-/* One entry waiting for the next batch: offsets of NUL-terminated strings in mam.buf. */
-typedef struct mam_pending {
-    size_t user, with, data;
-    size_t data_len;
-    int64_t key; /* also its stamp */
-    uint64_t nonce;
-} mam_pending_t;
-
 /* The module's state (mod->data). */
 typedef struct mam {
     sm_t *sm;
     unsigned slot;
-    /* The entries waiting to go to the store as one batch (group commit in mod_mam.c). */
-    core_buf_t buf;
-    mam_pending_t *pending;
-    size_t npending, cap;
-    uint64_t first_ms; /* when the oldest of them came (the loop's clock) */
-    uv_timer_t *timer; /* sends them once the oldest has waited long enough; NULL: none */
-    unsigned inflight; /* batches the store has not answered yet */
-    bool failing; /* the last batch failed, or entries were dropped: logged once */
-    /* Ids: the key (a counter that follows the clock in microseconds, storage.h) and random
-     * bytes for the rest. */
-    int64_t last_key;
-    unsigned char rnd[256];
-    size_t rnd_pos;
+    storage_archive_writer_t *writer; /* archives by group commit */
 } mam_t;
 
 /* mod_mam.c */
 /* The user's slot, made if it has none. */
 mam_user_t *mam_user_get(mam_t *m, sm_user_t *u);
-/* Sends the waiting batch to the store now: a query submitted next sees every message archived
- * so far (the storage thread runs requests in order). */
-void mam_flush(mam_t *m);
 
 /* mam_query.c: the IQs of XEP-0313 for the user's own archive (pkt from one of its sessions). */
 /* §4.1.5 (iq get <query/>): the fields a query may use. */

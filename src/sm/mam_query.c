@@ -635,7 +635,7 @@ static bool begin(mam_t *m, sm_pkt_t *pkt)
     mu->queries++;
     pkt->user->busy++;
     /* What was archived until now is in the store before the query runs (same queue). */
-    mam_flush(m);
+    storage_archive_writer_flush(m->writer);
     return true;
 }
 

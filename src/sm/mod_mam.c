@@ -5,7 +5,6 @@
 #include "core/alloc.h"
 
 #include <errno.h>
-#include <openssl/rand.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -15,19 +14,9 @@
 #define PREFS_KIND "mamprefs"
 #define PREFS_KEY "prefs"
 
-/*
- * Group commit: entries wait until MAM_BATCH_FULL of them are there or the oldest has waited
- * MAM_BATCH_WAIT_MS, and go to the store as one batch when it has no batch of ours in hand;
- * otherwise they wait and go together when it answers. A busy server so writes few, large
- * transactions (one fsync each): a transaction's cost is mostly the pages it dirties — the
- * tail of each archive in the index, the WAL frames — so 20 entries cost about twice as
- * much CPU each as 1000 (bench/archive_append.c, docs/storage.md). A query flushes first, so
- * it always sees what was archived before it.
- */
-#define MAM_BATCH_FULL 1024u
-#define MAM_BATCH_WAIT_MS 10u
-/* Entries and bytes that may wait for the store; beyond, messages are delivered but not
- * archived (logged). A few seconds of the busiest load measured here (bench/README.md). */
+/* Entries and bytes that may wait for the store (storage_archive_writer, group commit);
+ * beyond, messages are delivered but not archived (logged). A few seconds of the busiest load
+ * measured here (bench/README.md). */
 #define MAM_PENDING_MAX 262144u
 #define MAM_PENDING_BYTES (64u * 1024u * 1024u)
 
@@ -36,155 +25,6 @@ static int64_t now_us(void)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-/* ---- archive ids (XEP-0359 §2.1: unique and stable; XEP-0313 §3: unpredictable) ---- */
-
-static uint64_t random64(mam_t *m)
-{
-    if (m->rnd_pos + sizeof(uint64_t) > sizeof(m->rnd)) {
-        /* The key alone keeps ids unique; only their unpredictability would suffer. */
-        if (RAND_bytes(m->rnd, (int)sizeof(m->rnd)) != 1)
-            core_log(m->sm->log, CORE_LOG_WARN, 0, "mam: no random bytes for archive ids");
-        m->rnd_pos = 0;
-    }
-    uint64_t v;
-    memcpy(&v, m->rnd + m->rnd_pos, sizeof(v));
-    m->rnd_pos += sizeof(v);
-    return v;
-}
-
-/*
- * The entry's key: the clock in microseconds, or one more than the last key (so keys never
- * repeat in this sm, and archive order is the order of archiving), and never at or below
- * what the store held when it was opened (a clock that went back since). It is also the
- * entry's stamp. The id is the store's text of the key and 64 random bits: it tells nothing
- * beyond the time the <delay/> stamp shows anyway (XEP-0359 §6).
- */
-static int64_t next_key(mam_t *m, int64_t now)
-{
-    int64_t k = now > 0 ? now : 0;
-    if (k <= m->last_key)
-        k = m->last_key + 1;
-    m->last_key = k;
-    return k;
-}
-
-/* ---- the batch: one storage request per loop iteration ---- */
-
-static void note_failure(mam_t *m, const char *what, int err)
-{
-    if (m->failing)
-        return;
-    m->failing = true;
-    core_log(m->sm->log, CORE_LOG_WARN, 0, "mam: %s%s%s; messages are still delivered", what,
-             err < 0 ? ": " : "", err < 0 ? strerror(-err) : "");
-}
-
-static void batch_schedule(mam_t *m);
-
-static void on_appended(void *arg, int status)
-{
-    mam_t *m = arg;
-    m->inflight--;
-    if (status < 0)
-        note_failure(m, "the store refused a batch of archived messages", status);
-    else if (m->failing && m->inflight == 0) {
-        m->failing = false;
-        core_log(m->sm->log, CORE_LOG_INFO, 0, "mam: archiving works again");
-    }
-    /* What waited while the store wrote goes now if it is enough or old enough. */
-    if (m->inflight == 0 && !m->sm->stopping)
-        batch_schedule(m);
-}
-
-void mam_flush(mam_t *m)
-{
-    if (m->npending == 0)
-        return;
-    storage_archive_entry_t *e = core_malloc(m->npending * sizeof(*e));
-    for (size_t i = 0; i < m->npending; i++) {
-        const mam_pending_t *p = &m->pending[i];
-        e[i] = (storage_archive_entry_t){.owner = m->buf.data + p->user,
-                                         .key = p->key,
-                                         .nonce = p->nonce,
-                                         .with = m->buf.data + p->with,
-                                         .data = m->buf.data + p->data,
-                                         .len = p->data_len};
-    }
-    int rc = storage_archive_append(m->sm->store, e, m->npending, on_appended, m);
-    if (rc < 0)
-        note_failure(m, "cannot archive messages", rc);
-    else
-        m->inflight++;
-    core_free(e);
-    m->npending = 0;
-    core_buf_consume(&m->buf, m->buf.len);
-    /* A large batch's buffer is not kept for the quiet times after it. */
-    if (m->buf.cap > 1024u * 1024u)
-        core_buf_release(&m->buf);
-}
-
-static void on_timer_closed(uv_handle_t *h)
-{
-    core_free(h);
-}
-
-static void timer_drop(mam_t *m)
-{
-    if (m->timer != NULL) {
-        uv_close((uv_handle_t *)m->timer, on_timer_closed);
-        m->timer = NULL;
-    }
-}
-
-/* The oldest waiting entry has waited long enough: its batch goes, unless one is in hand. */
-static void on_timer(uv_timer_t *h)
-{
-    mam_t *m = h->data;
-    timer_drop(m);
-    if (!m->sm->stopping) {
-        if (m->inflight == 0)
-            mam_flush(m);
-    } else if (m->npending > 0) {
-        /* The store is closing (parleyd closes it right after stopping the sm). */
-        core_log(m->sm->log, CORE_LOG_WARN, 0, "mam: %zu messages not archived at shutdown",
-                 m->npending);
-        m->npending = 0;
-        core_buf_release(&m->buf);
-    }
-}
-
-/*
- * With no batch in hand: sends the waiting entries if they are MAM_BATCH_FULL or the oldest
- * has waited MAM_BATCH_WAIT_MS, else makes sure a timer sends them when it has.
- */
-static void batch_schedule(mam_t *m)
-{
-    if (m->npending == 0)
-        return;
-    uint64_t waited_ms = (uv_now(m->sm->loop) - m->first_ms);
-    if (m->npending >= MAM_BATCH_FULL || waited_ms >= MAM_BATCH_WAIT_MS) {
-        timer_drop(m);
-        mam_flush(m);
-        return;
-    }
-    if (m->timer != NULL)
-        return;
-    uv_timer_t *h = core_malloc(sizeof(*h));
-    uv_timer_init(m->sm->loop, h);
-    h->data = m;
-    uv_timer_start(h, on_timer, MAM_BATCH_WAIT_MS - waited_ms, 0);
-    m->timer = h;
-}
-
-/* Copies s[0..len) and a NUL into the batch's buffer; returns its offset there. */
-static size_t put_str(mam_t *m, const char *s, size_t len)
-{
-    size_t off = m->buf.len;
-    core_buf_append(&m->buf, s, len);
-    core_buf_append(&m->buf, "", 1);
-    return off;
 }
 
 /*
@@ -197,32 +37,10 @@ static bool queue_entry(mam_t *m, sm_user_t *u, const jid_t *with, xml_stanza_t 
 {
     if (m->sm->stopping)
         return false;
-    if (m->npending >= MAM_PENDING_MAX || m->buf.len >= MAM_PENDING_BYTES) {
-        note_failure(m, "the store is behind, messages are not archived", 0);
-        return false;
-    }
     size_t len;
     /* The bytes a stanza was parsed from are kept with it: usually nothing is serialised. */
     const char *bytes = xml_stanza_bytes(st, &len);
-    int64_t key = next_key(m, now_us());
-    uint64_t nonce = random64(m);
-    storage_archive_id_format(key, nonce, id);
-    if (m->npending == m->cap) {
-        m->cap = m->cap != 0 ? m->cap * 2 : 16;
-        m->pending = core_realloc(m->pending, m->cap * sizeof(*m->pending));
-    }
-    mam_pending_t *p = &m->pending[m->npending++];
-    p->key = key;
-    p->nonce = nonce;
-    p->user = put_str(m, u->node, strlen(u->node));
-    p->with = put_str(m, with->full, with->full_len);
-    p->data = put_str(m, bytes, len);
-    p->data_len = len;
-    if (m->npending == 1)
-        m->first_ms = uv_now(m->sm->loop);
-    if (m->inflight == 0)
-        batch_schedule(m);
-    return true;
+    return storage_archive_writer_add(m->writer, u->node, with->full, bytes, len, id) == 0;
 }
 
 /* ---- which messages are archived ---- */
@@ -685,7 +503,8 @@ static void on_event(sm_t *sm, void *data, sm_event_t ev, sm_sess_t *sess)
     if (ev == SM_EV_SESS_START)
         expire(m, sess->user);
     else if (ev == SM_EV_SESS_END && sm->stopping)
-        mam_flush(m); /* sm_stop ends sessions before the store closes: last chance */
+        /* sm_stop ends sessions before the store closes: last chance */
+        storage_archive_writer_stop(m->writer);
 }
 
 /* ---- the module ---- */
@@ -713,9 +532,8 @@ static int init(sm_t *sm, sm_mod_t *mod)
     mam_t *m = core_calloc(1, sizeof(*m));
     m->sm = sm;
     m->slot = mod->index;
-    m->rnd_pos = sizeof(m->rnd);
-    /* Keys start above every key the store holds (a clock that went back since). */
-    m->last_key = sm->store != NULL ? storage_archive_key_max(sm->store) : 0;
+    m->writer = storage_archive_writer_new(sm->store, sm->loop, sm->log, "mam", MAM_PENDING_MAX,
+                                           MAM_PENDING_BYTES);
     mod->data = m;
     const unsigned kinds = XMLS_TYPE_NORMAL | XMLS_TYPE_CHAT;
     const xml_match_t msg = {.kind = XMLS_KIND_MESSAGE, .types = kinds};
@@ -736,9 +554,7 @@ static int init(sm_t *sm, sm_mod_t *mod)
 static void fini(sm_t *sm, sm_mod_t *mod)
 {
     mam_t *m = mod->data;
-    timer_drop(m);
-    core_buf_release(&m->buf);
-    core_free(m->pending);
+    storage_archive_writer_free(m->writer);
     core_free(m);
     mod->data = NULL;
 }

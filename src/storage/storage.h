@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "core/config.h"
+#include "core/log.h"
 
 /*
  * Two layers share the data types below:
@@ -462,6 +463,32 @@ int storage_archive_expire(storage_t *st, const char *owner, int64_t before_us,
                            storage_status_cb cb, void *arg);
 /* storage_db_archive_key_max as read when the store was opened (no request: loop thread). */
 int64_t storage_archive_key_max(const storage_t *st);
+
+/*
+ * Writing archives by group commit (archive_writer.c), for the sm's and the muc's archives:
+ * a writer makes each entry's key (the clock in microseconds, strictly increasing, above
+ * storage_archive_key_max) and id, and sends waiting entries as one storage_archive_append
+ * once 1024 wait or the oldest has waited 10 ms, when none of its batches is in hand (else
+ * when the store answers). what names it in the log; beyond max_entries or max_bytes waiting,
+ * entries are refused. Loop thread only.
+ */
+typedef struct storage_archive_writer storage_archive_writer_t;
+storage_archive_writer_t *storage_archive_writer_new(storage_t *st, uv_loop_t *loop,
+                                                     const core_log_t *log, const char *what,
+                                                     size_t max_entries, size_t max_bytes);
+/*
+ * Queues an entry of owner's archive (everything copied) and writes its id. Returns 0,
+ * -ENOBUFS when too much waits (the store is behind; logged once until writing works again)
+ * or -ESHUTDOWN after storage_archive_writer_stop (or without a store).
+ */
+int storage_archive_writer_add(storage_archive_writer_t *w, const char *owner, const char *with,
+                               const char *data, size_t len, char id[STORAGE_ARCHIVE_ID_LEN + 1]);
+/* Sends what waits now: a query sent after it sees everything archived before. */
+void storage_archive_writer_flush(storage_archive_writer_t *w);
+/* Sends what waits and takes no more entries (the store is about to close). */
+void storage_archive_writer_stop(storage_archive_writer_t *w);
+/* Frees the writer once its batches are answered (what still waits is logged and lost). */
+void storage_archive_writer_free(storage_archive_writer_t *w);
 
 /*
  * Documents of a service (see "documents of a service" above). get's callback gets the bytes

@@ -89,6 +89,25 @@ def test_decline_goes_back_to_the_inviter(mc):
     assert d.find(q(NS_MUC_USER, "reason")).text == "Sorry, too busy.", dump(el)
 
 
+def test_decline_without_invitation_goes_nowhere(mc):
+    """The room passes a decline only to someone who invited its sender, once: it is no relay
+    that sends messages from itself to anyone a stranger names."""
+    a, b, c = mc("alice"), mc("bob"), mc("carol")
+    r = room_with(a, [], "norelay")
+    is_decline = lambda e: e.find(  # noqa: E731
+        f"{q(NS_MUC_USER, 'x')}/{q(NS_MUC_USER, 'decline')}") is not None
+    decline = (f"<message to='{r}' id='{{}}'><x xmlns='{NS_MUC_USER}'>"
+               f"<decline to='{bare('alice')}'><reason>spam</reason></decline></x></message>")
+    c.send_raw(decline.format("stranger"))
+    a.expect_silence(0.5, match("message", frm=r, where=is_decline))
+    plugin(a).invite(r, bare("bob"))
+    invitation(b, r)
+    b.send_raw(decline.format("first"))
+    a.recv(match("message", frm=r, id="first", where=is_decline))
+    b.send_raw(decline.format("again"))
+    a.expect_silence(0.5, match("message", frm=r, where=is_decline))
+
+
 def test_invitation_errors(mc):
     """A malformed invitee is jid-malformed; a message to the room that is neither an
     invitation nor a voice request is bad-request (§17.1)."""
