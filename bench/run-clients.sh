@@ -29,7 +29,7 @@
 #                      per size [50000 / occupants, at least 100: 5000, 500, 100]
 #   BENCH_ROOM_SENDERS room: occupants that send [4]
 #   BENCH_ROOM_WINDOW  room: messages in flight per sender, until its own echo, one number for
-#                      every size or one per size [400 / occupants, 1 to 10: 10, 4, 1]
+#                      every size or one per size [400 / occupants, 4 to 10: 10, 4, 4]
 #   BENCH_ROOM_REPS    room: repetitions of each size [1]
 #   BENCH_TIMEOUT      time limit of one load generator run, seconds, plus 20 ms for each
 #                      connection of a registration, idle or room run (and the idle run's
@@ -622,7 +622,7 @@ bench_server() {
             done
             run_load "$server" "$dir" "$port" room "$rep" --users "$n" \
                 --senders "$BENCH_ROOM_SENDERS" \
-                --window "$(room_setting "$k" "$n" "$BENCH_ROOM_WINDOW" 400 1 10)" \
+                --window "$(room_setting "$k" "$n" "$BENCH_ROOM_WINDOW" 400 4 10)" \
                 --count "$(room_setting "$k" "$n" "$BENCH_ROOM_MESSAGES" 50000 100 1000000000)" \
                 --size "$BENCH_MSG_SIZE" \
                 --concurrency "$BENCH_CONCURRENCY" --room "bench$n-${rep#*-}"
@@ -886,7 +886,7 @@ mkdir -p "$(dirname "$BENCH_OUT")"
     if has_part room; then
         echo "Room: one room of N occupants for N in ($BENCH_ROOM_SIZES), each in $BENCH_ROOM_REPS repetition(s)"
         echo "on a freshly started instance, every join confirmed, no history; $BENCH_ROOM_SENDERS senders with"
-        echo "(${BENCH_ROOM_WINDOW:-400 / N, 1 to 10}) messages in flight each until their own echo, $BENCH_MSG_SIZE B"
+        echo "(${BENCH_ROOM_WINDOW:-400 / N, 4 to 10}) messages in flight each until their own echo, $BENCH_MSG_SIZE B"
         echo "each, at least (${BENCH_ROOM_MESSAGES:-50000 / N, at least 100}) messages and ${BENCH_MIN_SECONDS} s per measurement."
     fi
     if has_part idle; then
