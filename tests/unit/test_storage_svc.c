@@ -20,50 +20,7 @@
 
 #define MUC "conference.localhost"
 
-typedef struct fixture {
-    char dir[64];
-    char path[128];
-    storage_config_t cfg;
-} fixture_t;
-
-static int setup_backend(void **state, storage_backend_kind_t kind)
-{
-    fixture_t *f = calloc(1, sizeof(*f));
-    snprintf(f->dir, sizeof(f->dir), "/tmp/parley-svc-XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    snprintf(f->path, sizeof(f->path), "%s/%s", f->dir,
-             kind == STORAGE_BACKEND_SQLITE ? "parley.db" : "files");
-    f->cfg = (storage_config_t){.backend = kind, .path = f->path, .sync = STORAGE_SYNC_NONE};
-    *state = f;
-    return 0;
-}
-
-static int setup_sqlite(void **state)
-{
-    return setup_backend(state, STORAGE_BACKEND_SQLITE);
-}
-
-static int setup_files(void **state)
-{
-    return setup_backend(state, STORAGE_BACKEND_FILES);
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
-    free(f);
-    return 0;
-}
-
-static storage_db_t *open_db(fixture_t *f)
-{
-    storage_db_t *db = NULL;
-    assert_int_equal(storage_db_open(&f->cfg, &db), 0);
-    return db;
-}
+#include "storage_fixture.h"
 
 /* The document must hold exactly len bytes of want, followed by a NUL. */
 static void expect_doc(storage_db_t *db, const char *service, const char *kind, const char *key,
