@@ -21,8 +21,8 @@ if [ ! -f "$dir/certs/localhost.crt" ]; then
 fi
 
 # Secrets for XEP-0114 links: a third-party component (a gateway, a bot), and Parley's own
-# c2s and sm when they run as separate processes (parleyd c2s / parleyd sm).
-for name in gateway.localhost c2s-1.localhost localhost; do
+# c2s, sm and muc when they run as separate processes (parleyd c2s / sm / muc).
+for name in gateway.localhost c2s-1.localhost localhost conference.localhost; do
     f="$dir/secrets/$name.secret"
     [ -f "$f" ] || openssl rand -hex 24 > "$f"
 done
@@ -51,6 +51,9 @@ secret_file = secrets/localhost.secret
 [component "c2s-1.localhost"]
 secret_file = secrets/c2s-1.localhost.secret
 
+[component "conference.localhost"]
+secret_file = secrets/conference.localhost.secret
+
 # Client connections: STARTTLS on 5222 (TLS required), direct TLS on 5223.
 [c2s]
 name = c2s-1.localhost
@@ -64,6 +67,10 @@ key = certs/localhost.key
 [sm]
 domain = localhost
 offline_max = 100
+
+# Multi-user chat (XEP-0045) at conference.localhost: rooms for the users of localhost.
+[muc]
+name = conference.localhost
 
 [storage]
 backend = sqlite
