@@ -148,6 +148,9 @@ typedef enum sm_event {
     SM_EV_SESS_START = 0, /* a session was created (before 'started' is sent) */
     SM_EV_SESS_AVAILABLE, /* a session sent its initial presence */
     SM_EV_SESS_END, /* a session is ending (it is still in the user's list) */
+    /* The sm is stopping: every session has ended, the store is closed right after (sess is
+     * NULL). The last chance to hand the store what waits. */
+    SM_EV_STOP,
 } sm_event_t;
 
 typedef xml_handler_result_t (*sm_handler_fn)(sm_t *sm, void *data, sm_pkt_t *pkt);

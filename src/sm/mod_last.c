@@ -167,9 +167,9 @@ static void on_written(void *arg, int status)
 static void on_event(sm_t *sm, void *data, sm_event_t ev, sm_sess_t *sess)
 {
     const last_mod_t *lm = data;
-    sm_user_t *u = sess->user;
     if (ev != SM_EV_SESS_END)
         return;
+    sm_user_t *u = sess->user;
     for (const sm_sess_t *s = u->sessions; s != NULL; s = s->next) {
         if (s != sess && s->started)
             return; /* another session goes on */

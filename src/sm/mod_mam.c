@@ -502,9 +502,8 @@ static void on_event(sm_t *sm, void *data, sm_event_t ev, sm_sess_t *sess)
     mam_t *m = data;
     if (ev == SM_EV_SESS_START)
         expire(m, sess->user);
-    else if (ev == SM_EV_SESS_END && sm->stopping)
-        /* sm_stop ends sessions before the store closes: last chance */
-        storage_archive_writer_stop(m->writer);
+    else if (ev == SM_EV_STOP)
+        storage_archive_writer_stop(m->writer); /* before the store closes */
 }
 
 /* ---- the module ---- */

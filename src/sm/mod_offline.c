@@ -135,10 +135,10 @@ static void on_fetched(void *arg, int status, const storage_list_t *list)
 static void on_event(sm_t *sm, void *data, sm_event_t ev, sm_sess_t *sess)
 {
     const sm_mod_t *mod = data;
-    sm_user_t *u = sess->user;
     /* XEP-0160 §5: on available presence with a non-negative priority, once at a time. */
-    if (ev != SM_EV_SESS_AVAILABLE || sess->priority < 0 || u->slots[mod->index] != NULL)
+    if (ev != SM_EV_SESS_AVAILABLE || sess->priority < 0 || sess->user->slots[mod->index] != NULL)
         return;
+    sm_user_t *u = sess->user;
     fetch_ctx_t *c = core_malloc(sizeof(*c));
     c->u = u;
     c->slot = mod->index;

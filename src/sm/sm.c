@@ -211,6 +211,7 @@ void sm_stop(sm_t *sm)
         return;
     sm->stopping = true;
     sm_session_end_all(sm);
+    sm_event_fire(sm, SM_EV_STOP, NULL);
     sm_iq_stop(sm);
     if (sm->link != NULL) {
         link_endpoint_close(sm->link);
