@@ -217,6 +217,7 @@ typedef struct muc_occupant {
     char *fold; /* the nick's key in room->by_nick (owned) */
     jid_t jid; /* the real full JID */
     muc_role_t role;
+    uint64_t voice_asked_ms; /* when it last asked for voice (the loop's clock); 0: never */
     /*
      * The occupant's last presence as the room reflects it: the client's children (show,
      * status, caps, …) without the muc and muc#user elements, no addresses (a reference).

@@ -40,6 +40,7 @@ typedef struct muc_config {
     bool room_changesubject;
     int room_allowpm; /* anyone, participants, moderators, none */
     int room_archiving; /* which new rooms archive (XEP-0313): public, always, never */
+    uint64_t voice_request_interval; /* ms an occupant waits between voice requests */
 } muc_config_t;
 
 extern const core_cfg_section_t muc_cfg_section;

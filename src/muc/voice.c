@@ -62,6 +62,15 @@ static void request(muc_room_t *room, muc_occupant_t *o, xml_stanza_t *st, const
     /* Only a visitor lacks voice; anyone else's request asks for nothing. */
     if (o->role != MUC_ROLE_VISITOR)
         return;
+    /* Every request is a message to every moderator: one per interval, so that a visitor
+     * cannot flood them ([muc] voice_request_interval). */
+    uint64_t now = uv_now(room->muc->loop);
+    uint64_t every = room->muc->cfg->voice_request_interval;
+    if (o->voice_asked_ms != 0 && now - o->voice_asked_ms < every) {
+        muc_reply_error(room->muc, st, CORE_STANZA_ERR_RESOURCE_CONSTRAINT, NULL, room->jid);
+        return;
+    }
+    o->voice_asked_ms = now != 0 ? now : 1;
     core_log(room->muc->log, CORE_LOG_DEBUG, 0, "%s: %s asks for voice", room->jid, o->nick);
     ask_ctx_t c = {.who = o};
     core_map_each(&room->by_nick, ask_one, &c);

@@ -111,8 +111,8 @@ def test_moderated_room_voice(mc):
 
 
 def test_voice_request_and_approval(mc):
-    """§7.13, §8.6: a visitor's muc#request goes to the moderators as an approval form; the
-    approved form voices the visitor; a visitor may not approve."""
+    """§7.13, §8.6: a visitor's muc#request goes to the moderators as an approval form, once
+    per interval; the approved form voices the visitor; a visitor may not approve."""
     a, b, c = mc("alice"), mc("bob"), mc("carol")
     r = room_with(a, [], "asking", {"muc#roomconfig_moderatedroom": "1"})
     enter(b, r, "bob")
@@ -131,6 +131,14 @@ def test_voice_request_and_approval(mc):
                       "muc#roomnick": ("text-single", ["bob"]),
                       "muc#request_allow": ("boolean", ["false"])}, dump(el)
     c.expect_silence(0.3, match("message", frm=r))
+    # Asking again at once is refused ([muc] voice_request_interval, 5 minutes by default), and
+    # the moderators are not asked twice.
+    b.send_raw(f"<message to='{r}' id='again'><x xmlns='{NS_DATA}' type='submit'>"
+               f"<field var='FORM_TYPE'><value>{NS_REQUEST}</value></field>"
+               "<field var='muc#role'><value>participant</value></field></x></message>")
+    assert message_error(b, "again")[:2] == ("wait", "resource-constraint")
+    a.expect_silence(0.3, match("message", frm=r,
+                                where=lambda e: e.find(q(NS_DATA, "x")) is not None))
     approval = (f"<x xmlns='{NS_DATA}' type='submit'>"
                 f"<field var='FORM_TYPE'><value>{NS_REQUEST}</value></field>"
                 "<field var='muc#role'><value>participant</value></field>"
