@@ -355,7 +355,7 @@ static void change_set(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const jid
         return;
     }
     /* §8.2: the moderator hears of success before the others hear of the change. */
-    xml_stanza_t *r = muc_iq_result(st);
+    xml_stanza_t *r = xml_stanza_iq_result(st);
     muc_send(muc, r);
     xml_stanza_unref(r);
     char *actor_nick = actor->occ != NULL ? core_strdup(actor->occ->nick) : NULL;
@@ -451,7 +451,7 @@ static void list_get(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const muc_a
         muc_reply_error(muc, st, why, NULL, room->jid);
         return;
     }
-    xml_stanza_t *r = muc_iq_result(st);
+    xml_stanza_t *r = xml_stanza_iq_result(st);
     xml_node_t *rq = xml_node_add_element(r, r->root, MUC_NS_ADMIN, "query");
     if (role != NULL)
         role_items(r, rq, room, want_role);

@@ -65,7 +65,7 @@ void muc_owner_destroy(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const xml
     core_map_each(&room->by_nick, tell_one, &c);
     core_log(muc->log, CORE_LOG_INFO, 0, "room %s destroyed by %s%s%s", room->jid,
              xml_stanza_from(st), venue != NULL ? ", moved to " : "", venue != NULL ? vj.full : "");
-    xml_stanza_t *r = muc_iq_result(st);
+    xml_stanza_t *r = xml_stanza_iq_result(st);
     muc_send(muc, r);
     xml_stanza_unref(r);
     /* Persistent or not, the room goes (§10.9), occupants with it, and from the store. */

@@ -70,7 +70,7 @@ void muc_disco_info(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const jid_t 
         muc_reply_error(muc, st, CORE_STANZA_ERR_ITEM_NOT_FOUND, NULL, NULL);
         return;
     }
-    xml_stanza_t *r = muc_iq_result(st);
+    xml_stanza_t *r = xml_stanza_iq_result(st);
     xml_node_t *q = xml_node_add_element(r, r->root, MUC_NS_DISCO_INFO, "query");
     if (room == NULL) {
         identity(r, q, "Chatrooms");
@@ -146,7 +146,7 @@ void muc_disco_items(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const jid_t
         muc_reply_error(muc, st, CORE_STANZA_ERR_ITEM_NOT_FOUND, NULL, NULL);
         return;
     }
-    xml_stanza_t *r = muc_iq_result(st);
+    xml_stanza_t *r = xml_stanza_iq_result(st);
     xml_node_t *q = xml_node_add_element(r, r->root, MUC_NS_DISCO_ITEMS, "query");
     size_t cap = room == NULL ? muc->nrooms : room->noccupants;
     item_vec_t iv = {.jid = core_calloc(cap + 1, sizeof(char *)),

@@ -299,9 +299,6 @@ xml_stanza_t *muc_stanza_forward(const xml_stanza_t *src, const char *from, cons
 void muc_reply_error(muc_t *muc, const xml_stanza_t *st, core_stanza_err_t cond, const char *type,
                      const char *room_jid);
 
-/* An iq result to st (to/from swapped, same id), unsent: add a payload and muc_send it. */
-xml_stanza_t *muc_iq_result(const xml_stanza_t *st);
-
 /* A new id for a stanza the service makes (stanza-ids, forwarded iqs). out: 33 bytes. */
 void muc_id_new(muc_t *muc, char out[33]);
 

@@ -15,7 +15,7 @@ static bool is_type(const xml_stanza_t *st, const char *t)
 
 static void reply_empty(muc_t *muc, const xml_stanza_t *st)
 {
-    xml_stanza_t *r = muc_iq_result(st);
+    xml_stanza_t *r = xml_stanza_iq_result(st);
     muc_send(muc, r);
     xml_stanza_unref(r);
 }
@@ -27,7 +27,7 @@ static void unique_name(muc_t *muc, const xml_stanza_t *st)
     do
         muc_id_new(muc, id);
     while (muc_room_find(muc, id, strlen(id)) != NULL);
-    xml_stanza_t *r = muc_iq_result(st);
+    xml_stanza_t *r = xml_stanza_iq_result(st);
     xml_node_t *u = xml_node_add_element(r, r->root, MUC_NS_UNIQUE, "unique");
     xml_node_add_text(r, u, id, strlen(id));
     muc_send(muc, r);

@@ -454,7 +454,7 @@ static qctx_t *ctx_new(muc_t *muc, const xml_stanza_t *st, const muc_room_t *roo
     c->muc = muc;
     c->owner = core_strdup(room->jid);
     c->to = core_strdup(from->full);
-    c->reply = muc_iq_result(st);
+    c->reply = xml_stanza_iq_result(st);
     c->sees_jids = sees_jids;
     return c;
 }
@@ -498,7 +498,7 @@ static void query_form(muc_t *muc, const xml_stanza_t *st)
         {"with", "jid-single"},       {"start", "text-single"},    {"end", "text-single"},
         {"before-id", "text-single"}, {"after-id", "text-single"}, {"ids", "list-multi"},
     };
-    xml_stanza_t *r = muc_iq_result(st);
+    xml_stanza_t *r = xml_stanza_iq_result(st);
     xml_node_t *q = xml_node_add_element(r, r->root, MUC_NS_MAM, "query");
     xml_node_t *x = xml_node_add_element(r, q, MUC_NS_DATA, "x");
     xml_node_set_attr(r, x, NULL, "type", "form");

@@ -244,20 +244,6 @@ void muc_reply_error(muc_t *muc, const xml_stanza_t *st, core_stanza_err_t cond,
     xml_stanza_unref(e);
 }
 
-xml_stanza_t *muc_iq_result(const xml_stanza_t *st)
-{
-    xml_stanza_t *r = xml_stanza_new(XMLS_NS_CONTENT, "iq");
-    xml_node_set_attr(r, r->root, NULL, "type", "result");
-    const char *id = xml_stanza_id(st);
-    if (id != NULL)
-        xml_node_set_attr(r, r->root, NULL, "id", id);
-    if (xml_stanza_to(st) != NULL)
-        xml_node_set_attr(r, r->root, NULL, "from", xml_stanza_to(st));
-    if (xml_stanza_from(st) != NULL)
-        xml_node_set_attr(r, r->root, NULL, "to", xml_stanza_from(st));
-    return r;
-}
-
 /* ---- lifecycle ---- */
 
 static char **prepared_list(const core_cfg_list_t *l, size_t *n, jid_cache_t *cache)

@@ -27,7 +27,7 @@ static occ_list_t occupants(const muc_room_t *room)
 
 static void send_form(muc_t *muc, xml_stanza_t *st, muc_room_t *room)
 {
-    xml_stanza_t *r = muc_iq_result(st);
+    xml_stanza_t *r = xml_stanza_iq_result(st);
     xml_node_t *q = xml_node_add_element(r, r->root, MUC_NS_OWNER, "query");
     size_t no, na;
     const char **owners = muc_room_affil_list(room, MUC_AFFIL_OWNER, &no);
@@ -118,7 +118,7 @@ static void submit(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const xml_nod
     room->dirty = true;
     muc_history_trim(&room->history, (size_t)room->cfg.history_length);
     muc_room_save(room);
-    xml_stanza_t *r = muc_iq_result(st);
+    xml_stanza_t *r = xml_stanza_iq_result(st);
     muc_send(muc, r);
     xml_stanza_unref(r);
     if (was_locked)
@@ -132,7 +132,7 @@ static void submit(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const xml_nod
 /* §10.1.3: cancelling the first configuration destroys the room. */
 static void cancel(muc_t *muc, xml_stanza_t *st, muc_room_t *room)
 {
-    xml_stanza_t *r = muc_iq_result(st);
+    xml_stanza_t *r = xml_stanza_iq_result(st);
     muc_send(muc, r);
     xml_stanza_unref(r);
     if (!room->locked)

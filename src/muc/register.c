@@ -91,7 +91,7 @@ static const char *reserved_nick(const muc_room_t *room, const jid_t *from)
 
 void muc_register_nick_query(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const jid_t *from)
 {
-    xml_stanza_t *r = muc_iq_result(st);
+    xml_stanza_t *r = xml_stanza_iq_result(st);
     xml_node_t *q = xml_node_add_element(r, r->root, MUC_NS_DISCO_INFO, "query");
     xml_node_set_attr(r, q, NULL, "node", MUC_NODE_ROOMUSER);
     /* §7.12: the nick as an identity's name; no nick, an empty query. */
@@ -117,7 +117,7 @@ static bool may_register(const muc_room_t *room, muc_affil_t a)
 
 static void send_form(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const jid_t *from)
 {
-    xml_stanza_t *r = muc_iq_result(st);
+    xml_stanza_t *r = xml_stanza_iq_result(st);
     xml_node_t *q = xml_node_add_element(r, r->root, MUC_NS_REGISTER, "query");
     muc_affil_t a = muc_room_affil(room, from->full, from->bare_len);
     if (a >= MUC_AFFIL_MEMBER) {
@@ -190,7 +190,7 @@ static void submit(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const jid_t *
         core_free(prepared);
         return;
     }
-    xml_stanza_t *r = muc_iq_result(st);
+    xml_stanza_t *r = xml_stanza_iq_result(st);
     muc_send(muc, r);
     xml_stanza_unref(r);
     char *bare = core_strndup(from->full, from->bare_len);
@@ -218,7 +218,7 @@ static void unregister(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const jid
                         NULL, room->jid);
         return;
     }
-    xml_stanza_t *r = muc_iq_result(st);
+    xml_stanza_t *r = xml_stanza_iq_result(st);
     muc_send(muc, r);
     xml_stanza_unref(r);
     char *bare = core_strndup(from->full, from->bare_len);
@@ -247,7 +247,7 @@ void muc_register_iq(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const jid_t
     const xml_node_t *x = xml_node_child(q, MUC_NS_DATA, "x");
     const char *xtype = x != NULL ? xml_node_attr(x, "type") : NULL;
     if (xtype != NULL && strcmp(xtype, "cancel") == 0) {
-        xml_stanza_t *r = muc_iq_result(st);
+        xml_stanza_t *r = xml_stanza_iq_result(st);
         muc_send(muc, r);
         xml_stanza_unref(r);
     } else if (xtype != NULL && strcmp(xtype, "submit") == 0) {

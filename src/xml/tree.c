@@ -574,3 +574,13 @@ xml_node_t *xml_stanza_append_copy(xml_stanza_t *st, const xml_node_t *child)
     }
     return copy;
 }
+
+xml_stanza_t *xml_stanza_iq_result(const xml_stanza_t *st)
+{
+    xml_stanza_t *r = xml_stanza_new(XMLS_NS_CONTENT, "iq");
+    xml_node_set_attr(r, r->root, NULL, "type", "result");
+    xml_node_set_attr(r, r->root, NULL, "id", xml_stanza_id(st));
+    xml_node_set_attr(r, r->root, NULL, "from", xml_stanza_to(st));
+    xml_node_set_attr(r, r->root, NULL, "to", xml_stanza_from(st));
+    return r;
+}

@@ -162,6 +162,8 @@ void xml_stanza_changed(xml_stanza_t *st);
  * NULL when st is itself an error, which is never answered (§8.3.1).
  */
 xml_stanza_t *xml_stanza_error_reply(const xml_stanza_t *st, core_stanza_err_t cond);
+/* An empty iq result to st: its id, 'to' and 'from' swapped (a new stanza, unsent). */
+xml_stanza_t *xml_stanza_iq_result(const xml_stanza_t *st);
 
 /*
  * Makes st (unshared, e.g. a fresh result) an error with cond: type 'error' on the root and an
