@@ -13,6 +13,7 @@
 #include "schema.h"
 #include "sm/sm.h"
 #include "storage/storage.h"
+#include "supervise.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -49,6 +50,8 @@ typedef struct parleyd {
     uv_signal_t sigterm;
     uv_timer_t grace;
     uv_timer_t muc_drain;
+    supervise_watch_t supervisor; /* --supervised: stop when the supervisor goes */
+    bool supervised;
     bool stopping;
 } parleyd_t;
 
@@ -80,6 +83,7 @@ static void usage(FILE *out)
             "usage: parleyd [--config FILE] [--check-config] COMMAND\n\n"
             "  -c, --config FILE   configuration file (default " DEFAULT_CONFIG ")\n"
             "  -t, --check-config  check the configuration and exit\n"
+            "  -p, --processes     all: run each component as a supervised child process\n"
             "  -h, --help          this text\n\ncommands:\n");
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         fprintf(out, "  %-8s %s\n", commands[i].name, commands[i].help);
@@ -126,6 +130,7 @@ static void stop(parleyd_t *d)
     core_log(&d->log, CORE_LOG_INFO, 0, "shutting down");
     uv_close((uv_handle_t *)&d->sigint, NULL);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
+    supervise_watch_close(&d->supervisor);
     if (d->muc == NULL) {
         stop_rest(d);
         return;
@@ -145,6 +150,14 @@ static void stop(parleyd_t *d)
 static void on_signal(uv_signal_t *h, int signum)
 {
     stop(h->data);
+}
+
+/* The supervisor (parleyd all --processes) is gone: a child does not outlive it. */
+static void on_supervisor_gone(void *arg)
+{
+    parleyd_t *d = arg;
+    core_log(&d->log, CORE_LOG_WARN, 0, "the supervisor is gone: stopping");
+    stop(d);
 }
 
 /* ---- links: in process to our own router, or over XEP-0114 to the configured one ---- */
@@ -265,6 +278,8 @@ static int run(parleyd_t *d, const command_t *cmd)
     uv_signal_start(&d->sigint, on_signal, SIGINT);
     uv_signal_start(&d->sigterm, on_signal, SIGTERM);
     signal(SIGPIPE, SIG_IGN);
+    if (d->supervised && supervise_watch_start(&d->supervisor, &d->loop, on_supervisor_gone, d) < 0)
+        core_log(&d->log, CORE_LOG_WARN, 0, "--supervised: standard input is not a pipe");
 
     if (cmd->router) {
         err = router_new(&d->net, &d->log_router, &d->cfg, &d->router);
@@ -304,23 +319,30 @@ static int run(parleyd_t *d, const command_t *cmd)
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"check-config", no_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 't'},
+        {"processes", no_argument, NULL, 'p'},    {"supervised", no_argument, NULL, 'S'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     /* Before anything touches OpenSSL: its memory is then counted with ours. */
     net_tls_init();
     const char *config_path = DEFAULT_CONFIG;
     bool check_only = false;
+    bool processes = false;
+    bool supervised = false;
     int opt;
-    while ((opt = getopt_long(argc, argv, "c:th", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:tph", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c':
             config_path = optarg;
             break;
         case 't':
             check_only = true;
+            break;
+        case 'p':
+            processes = true;
+            break;
+        case 'S':
+            supervised = true;
             break;
         case 'h':
             usage(stdout);
@@ -345,9 +367,16 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (processes && (cmd == NULL || strcmp(cmd->name, "all") != 0)) {
+        fprintf(stderr, "parleyd: --processes goes with the command all\n");
+        return 2;
+    }
 
     static parleyd_t d; /* one per process, reached only through pointers */
-    d.log = (core_log_t){.level = CORE_LOG_INFO, .component = cmd ? cmd->name : "parleyd"};
+    d.log = (core_log_t){.level = CORE_LOG_INFO,
+                         .component = processes ? "supervisor"
+                             : cmd              ? cmd->name
+                                                : "parleyd"};
     d.log_router = (core_log_t){.level = CORE_LOG_INFO, .component = "router"};
     d.log_c2s = (core_log_t){.level = CORE_LOG_INFO, .component = "c2s"};
     d.log_sm = (core_log_t){.level = CORE_LOG_INFO, .component = "sm"};
@@ -366,7 +395,14 @@ int main(int argc, char **argv)
         core_cfg_free(&d.cfg);
         return 0;
     }
-    int rc = run(&d, cmd);
+    int rc;
+    if (processes) {
+        router_address(&d);
+        rc = supervise_run(&d.cfg, config_path, d.router_addr, &d.log);
+    } else {
+        d.supervised = supervised;
+        rc = run(&d, cmd);
+    }
     core_cfg_free(&d.cfg);
     return rc == 0 ? 0 : 1;
 }

@@ -179,17 +179,17 @@ import shutil  # noqa: E402
 
 import im  # noqa: E402
 
-IM_TOPOLOGIES = ("all", "split")
+IM_TOPOLOGIES = ("all", "split", "processes")
 
 
 def _im_addoption(parser):
     parser.addoption("--im-topology", action="append", choices=IM_TOPOLOGIES,
-                     help="IM suite: run only against `parleyd all` or the split processes"
-                          " (router, sm, c2s); default: both")
+                     help="IM suite: run only against `parleyd all`, the split processes"
+                          " (router, sm, c2s) or `parleyd all --processes`; default: all three")
 
 
 def _im_generate_tests(metafunc):
-    """Every IM test runs against both topologies (once against Prosody, see im.py)."""
+    """Every IM test runs against every topology (once against Prosody, see im.py)."""
     if "im_topology" in metafunc.fixturenames:
         if im.is_prosody():
             chosen = ["prosody"]

@@ -21,6 +21,7 @@ Running (from the repository root; Debian's python3, python3-pytest, python3-sli
     PARLEYD=build/test/src/main/parleyd /usr/bin/python3 -m pytest -q tests/e2e/test_im_*.py \
         tests/e2e/test_cli_client.py                     # both topologies
     ... --im-topology split                              # only router + sm + c2s processes
+    ... --im-topology processes                          # only `parleyd all --processes`
     PARLEY_E2E_SERVER=prosody /usr/bin/python3 -m pytest -q tests/e2e/test_im_*.py
 
 Each test gets a fresh server in its own folder (pytest's tmp_path: config, certs/, data/,
@@ -36,6 +37,7 @@ import copy
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import signal
 import socket
@@ -191,7 +193,9 @@ def make_cert(folder, newkey="rsa:2048"):
 
 
 class IMServer:
-    """A whole IM server for the domain localhost: Parley (topology "all" or "split") or Prosody.
+    """A whole IM server for the domain localhost: Parley (topology "all", "split" — one
+    process per component, started by the test — or "processes": `parleyd all --processes`,
+    whose supervisor starts them) or Prosody.
 
     users maps a user name to its password (created before start). opts: offline_max,
     max_auth_attempts, require_tls, storage ("sqlite" or "files"), log_level, registration
@@ -419,6 +423,17 @@ ssl = {{ certificate = "{self.cert}", key = "{self.key}" }}
             self._wait(p, up(self.tls_port), f"accepting on {self.tls_port}")
             return
         conf = ["--config", self.conf_path]
+        if self.topology == "processes":
+            p = self._proc("parleyd-supervisor", [self.parleyd, *conf, "all", "--processes"])
+            self._wait(p, up(self.port), f"accepting on the c2s port {self.port}")
+            self._wait(p, up(self.tls_port), f"accepting on the c2s TLS port {self.tls_port}")
+            # The children log to the supervisor's stderr: the sm (and the muc) must have
+            # linked before clients come, or their first stanzas bounce.
+            self._wait_soft(p, self._log_has(p, f"component {DOMAIN} authenticated"))
+            if self.opts["muc"]:
+                self._wait_soft(p, self._log_has(p, f"component {MUC_DOMAIN} authenticated"))
+            self._start_c2s2(p)
+            return
         if self.topology == "all":
             p = self._proc("parleyd-all", [self.parleyd, *conf, "all"])
             self._wait(p, up(self.port), f"accepting on the c2s port {self.port}")
@@ -478,6 +493,26 @@ ssl = {{ certificate = "{self.cert}", key = "{self.key}" }}
         self.procs.remove(p)
         router = next(x for x in self.procs if x.name == "parleyd-router")
         self._start_muc(router)
+
+    def child_pid(self, command):
+        """processes topology: the pid of the supervisor's child running `parleyd COMMAND`
+        now, from the supervisor's log ("started parleyd COMMAND, pid N", the last one)."""
+        sup = self.proc_named("parleyd-supervisor")
+        found = re.findall(rf"started parleyd {command}, pid (\d+)", sup.log_text())
+        assert found, f"no parleyd {command} started\n{self.log_tails()}"
+        return int(found[-1])
+
+    def c2s_pid(self):
+        """The pid of the process that runs the (first) c2s, in any topology."""
+        if self.topology == "processes":
+            return self.child_pid("c2s")
+        return self.proc_named("parleyd-all" if self.topology == "all" else "parleyd-c2s").pid
+
+    def c2s_log_path(self):
+        """The log the (first) c2s writes to: its own process's, or the one it shares."""
+        name = {"all": "parleyd-all", "processes": "parleyd-supervisor"}.get(self.topology,
+                                                                            "parleyd-c2s")
+        return self.proc_named(name).log_path
 
     def proc_named(self, name):
         """The running process called name (parleyd-router, -sm, -c2s, -c2s2, -muc)."""

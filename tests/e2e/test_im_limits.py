@@ -138,8 +138,7 @@ def assert_serves(a, b, text="still served"):
 
 
 def c2s_pid(srv):
-    name = "parleyd-all" if srv.topology == "all" else "parleyd-c2s"
-    return next(p.pid for p in srv.procs if p.name == name)
+    return srv.c2s_pid()
 
 
 def rss_kib(pid):
@@ -358,8 +357,7 @@ class LogWatch:
     """Looks for a line in the c2s process's log, reading only what was added since."""
 
     def __init__(self, srv):
-        name = "parleyd-all" if srv.topology == "all" else "parleyd-c2s"
-        self.path = next(p.log_path for p in srv.procs if p.name == name)
+        self.path = srv.c2s_log_path()
         self.offset = os.path.getsize(self.path)
 
     def seen(self, text):
