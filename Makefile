@@ -41,10 +41,11 @@ test: deps-test $(TESTBUILD)/build.ninja format-check
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
 	  PARLEYD=$(abspath $(TESTBUILD))/src/main/parleyd \
 	  /usr/bin/python3 -m pytest -q tests/e2e
-	@echo "The IM and MUC suites again, on the plain-files storage backend:"
+	@echo "The IM and MUC suites again, on the plain-files storage backend (one process, and split):"
 	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 ASAN_OPTIONS=detect_leaks=1 \
 	  PARLEYD=$(abspath $(TESTBUILD))/src/main/parleyd PARLEY_E2E_STORAGE=files \
-	  /usr/bin/python3 -m pytest -q tests/e2e/test_im_*.py tests/e2e/test_muc_*.py tests/e2e/test_cli_client.py
+	  /usr/bin/python3 -m pytest -q tests/e2e/test_im_*.py tests/e2e/test_muc_*.py tests/e2e/test_cli_client.py \
+	  --im-topology all --im-topology split
 
 # The soak test (tests/soak/test_soak.py): thousands of connections broken off anywhere, in
 # both topologies, on the ASan build and the release build (its RSS check). Not part of
