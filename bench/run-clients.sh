@@ -7,7 +7,8 @@
 # started and stopped by this script (by PID). See bench/README.md for what is measured.
 # Environment (defaults in brackets):
 #   BENCH_SERVERS      servers to run, in order ["parley prosody ejabberd"]; "parley-split"
-#                      runs parleyd as three processes (router, sm, c2s); "parley-noarchive"
+#                      runs parleyd as three processes (router, sm, c2s); "parley-procs" runs
+#                      `parleyd all --processes` (the same three, as its children); "parley-noarchive"
 #                      runs `parleyd all` without archive and carbons even with BENCH_ARCHIVE=1
 #   BENCH_ARCHIVE      1: every server archives messages (XEP-0313, all of them) and has
 #                      carbons (XEP-0280), which each client enables at login [0]
@@ -166,6 +167,8 @@ chmod 700 "$WORK"
 RESULTS=$WORK/results.txt
 : >"$RESULTS"
 SERVER_PIDS=
+# Processes whose CPU counts but which their parent stops (a supervisor's children).
+CPU_PIDS=
 SERVER_DIR=
 EPMD_BEFORE=
 # "-room" while the room benchmark runs: the servers then start with their MUC service
@@ -182,6 +185,7 @@ log() {
 stop_server() {
     local pid list=$SERVER_PIDS
     SERVER_PIDS=
+    CPU_PIDS=
     # shellcheck disable=SC2086 # the list of PIDs is split on purpose
     for pid in $(printf '%s\n' $list | tac); do
         kill -TERM "$pid" 2>/dev/null
@@ -320,6 +324,10 @@ setup_parley() {
 setup_parley_split() {
     setup_parley "$@"
 }
+setup_parley_procs() {
+    setup_parley "$@"
+}
+
 setup_parley_noarchive() {
     setup_parley "$@"
 }
@@ -329,6 +337,14 @@ start_parley_noarchive() {
 
 start_parley() {
     start_process "$1" "$PARLEYD" --config "parley$VARIANT.conf" all
+}
+
+start_parley_procs() {
+    local dir=$1 pid
+    start_process "$dir" "$PARLEYD" --config parley.conf all --processes
+    # The c2s starts last: once it accepts, every child is there. Their CPU is counted.
+    wait_port "$PORT" "$LAST_PID" 60 || return 1
+    for pid in $(ps --ppid "$LAST_PID" -o pid=); do CPU_PIDS="$CPU_PIDS $pid"; done
 }
 
 start_parley_split() {
@@ -429,8 +445,8 @@ room_setting() {
 room_possible() {
     local out
     case $1 in
-    parley-split)
-        log "  room: not measured for parley-split (the room benchmark runs \`parleyd all\`)"
+    parley-split | parley-procs)
+        log "  room: not measured for $1 (the room benchmark runs \`parleyd all\`)"
         ROOM_SKIPPED="$ROOM_SKIPPED $1 (the room part runs \`parleyd all\`);"
         return 1
         ;;
@@ -464,7 +480,7 @@ register_ejabberd() {
 # Finds what each server needs; prints a reason and returns 1 if it cannot run.
 available() {
     case $1 in
-    parley | parley-split | parley-noarchive)
+    parley | parley-split | parley-procs | parley-noarchive)
         if [ -x "$PARLEYD" ] && [ -x "$PARLEYCTL" ] &&
             "$PARLEYD" --help 2>&1 | grep -q '^  c2s '; then
             return 0
@@ -506,7 +522,7 @@ run_load() {
     local server=$1 dir=$2 port=$3 what=$4 rep=$5 out rc line pids limit=$BENCH_TIMEOUT
     shift 5
     # shellcheck disable=SC2086 # the list of PIDs is split on purpose
-    pids=$(echo $SERVER_PIDS | tr ' ' ',')
+    pids=$(echo $SERVER_PIDS $CPU_PIDS | tr ' ' ',')
     [ "$what" = idle ] && limit=$(($(time_limit_for "$rep") + 2 * BENCH_IDLE_SETTLE))
     [ "$what" = room ] && limit=$(room_time_limit "${rep%-*}")
     out=$("$CLIENTLOAD" "$what" --port "$port" --password-file "$WORK/password" \
@@ -536,6 +552,7 @@ start_server() {
     local server=$1 dir=$2 port=$3
     EPMD_BEFORE=$(pgrep -x epmd 2>/dev/null | tr '\n' ' ')
     SERVER_DIR=$dir
+    PORT=$port
     if ! "start_${server//-/_}" "$dir" || ! wait_port "$port" "$LAST_PID" 60; then
         log "  $server did not start listening on 127.0.0.1:$port; its output:"
         tail -n 20 "$dir/server.out" "$dir"/*.log "$dir"/log/*.log 2>/dev/null | sed 's/^/    /' >&2
@@ -665,7 +682,7 @@ report() {
         reps[k]++
     }
     END {
-        names["parley"] = "Parley"; names["parley-split"] = "Parley (3 processes)"; names["parley-noarchive"] = "Parley (no archive, no carbons)"
+        names["parley"] = "Parley"; names["parley-split"] = "Parley (3 processes)"; names["parley-procs"] = "Parley (all --processes)"; names["parley-noarchive"] = "Parley (no archive, no carbons)"
         names["prosody"] = "Prosody"; names["ejabberd"] = "ejabberd"
         ns = split(servers, sv, " ")
         if (has["login"]) {
@@ -736,7 +753,7 @@ report_idle() {
         note[k] = f["complete"] == 1 ? "" : " (time limit hit: " f["online"] " online)"
     }
     END {
-        names["parley"] = "Parley"; names["parley-split"] = "Parley (3 processes)"; names["parley-noarchive"] = "Parley (no archive, no carbons)"
+        names["parley"] = "Parley"; names["parley-split"] = "Parley (3 processes)"; names["parley-procs"] = "Parley (all --processes)"; names["parley-noarchive"] = "Parley (no archive, no carbons)"
         names["prosody"] = "Prosody"; names["ejabberd"] = "ejabberd"
         ns = split(servers, sv, " "); nz = split(sizes, sz, " ")
         print "### Idle connections (STARTTLS, SCRAM-SHA-1, bind, roster, initial presence, then " settle " s of silence)"
