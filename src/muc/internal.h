@@ -242,7 +242,7 @@ typedef struct muc_occupant {
     xml_stanza_t *presence;
 } muc_occupant_t;
 
-/* A role a moderator gave someone without the affiliation that brings it (§5.1, roles.c). */
+/* A role a moderator gave someone without the affiliation that brings it (§5.1, rolememo.c). */
 typedef struct muc_role_memo {
     char *jid; /* prepared bare JID (owned) */
     muc_role_t role; /* participant (voice granted) or visitor (voice revoked) */
