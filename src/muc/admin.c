@@ -30,7 +30,7 @@ static void actor_one(void *ud, const char *key, void *v)
         return;
     if (o->role > s->out->role)
         s->out->role = o->role;
-    if (s->out->occ == NULL || strcmp(o->jid.full, s->from->full) == 0)
+    if (s->out->occ == NULL || muc_occupant_session(o, s->from->full) >= 0)
         s->out->occ = o;
 }
 
@@ -40,7 +40,7 @@ void muc_admin_actor(const muc_room_t *room, const jid_t *from, muc_actor_t *out
     out->role = MUC_ROLE_NONE;
     out->occ = NULL;
     actor_scan_t s = {.from = from, .out = out};
-    core_map_each(&room->by_jid, actor_one, &s);
+    core_map_each(&room->by_nick, actor_one, &s); /* by_jid has an occupant once per session */
     /* §5.1.2: admins and owners are moderators, in the room or about to be. */
     if (out->affil >= MUC_AFFIL_ADMIN)
         out->role = MUC_ROLE_MODERATOR;
@@ -72,7 +72,7 @@ static occ_vec_t occupants_of(const muc_room_t *room, const char *bare)
     occ_vec_t l = {.v = core_calloc(room->noccupants + 1, sizeof(muc_occupant_t *)),
                    .bare = bare,
                    .blen = strlen(bare)};
-    core_map_each(&room->by_jid, collect_bare, &l);
+    core_map_each(&room->by_nick, collect_bare, &l);
     return l;
 }
 
@@ -85,6 +85,8 @@ bool muc_admin_role_apply(muc_occupant_t *o, muc_role_t r, const char *reason, c
             .unavailable = true, .codes = kicked, .ncodes = 1, .reason = reason, .actor = actor};
         return muc_occupant_remove_with(o, &opts);
     }
+    /* §5.1: in a moderated room a voice given or taken is kept for the next visit. */
+    muc_room_role_note(o->room, o->jid.full, o->jid.bare_len, muc_occupant_affil(o), r);
     if (o->role == r)
         return false;
     o->role = r;

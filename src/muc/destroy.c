@@ -36,7 +36,6 @@ static void tell_one(void *ud, const char *key, void *v)
     char *from = muc_occupant_jid(o);
     xml_node_set_attr(p, p->root, NULL, "from", from);
     core_free(from);
-    xml_node_set_attr(p, p->root, NULL, "to", o->jid.full);
     xml_node_set_attr(p, p->root, NULL, "type", "unavailable");
     xml_node_t *x = xml_node_add_element(p, p->root, MUC_NS_USER, "x");
     xml_node_t *item = xml_node_add_element(p, x, MUC_NS_USER, "item");
@@ -49,7 +48,7 @@ static void tell_one(void *ud, const char *key, void *v)
     add_text_child(p, d, c->destroy, "password");
     xml_node_t *s = xml_node_add_element(p, x, MUC_NS_USER, "status");
     xml_node_set_attr(p, s, NULL, "code", "110");
-    muc_send(c->room->muc, p);
+    muc_occupant_send(o, p); /* one for each session of a multi-session nick */
     xml_stanza_unref(p);
 }
 

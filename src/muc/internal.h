@@ -210,20 +210,47 @@ typedef struct muc_affiliation {
     char *nick_fold; /* its muc_nick_fold key (owned), or NULL */
 } muc_affiliation_t;
 
-/* One occupant: one real full JID under one nick. */
+/*
+ * One client of an occupant. XEP-0045 §7.2.9: a user who enters with the nick its own bare JID
+ * already holds gets a second in-room session under it ("multi-session nick"), not a conflict.
+ */
+typedef struct muc_session {
+    jid_t jid; /* the real full JID (owned) */
+    /* Its last presence as the room reflects it: the client's children (show, status, caps,
+     * …) without the muc and muc#user elements, no addresses (a reference). */
+    xml_stanza_t *presence;
+    uint64_t seq; /* when it last sent presence (the occupant's counter): the newest is shown */
+} muc_session_t;
+
+/* Sessions one occupant may have: bounds the fan-out one nick costs. */
+#define MUC_SESSIONS_MAX 16
+
+/* One occupant: one nick, and the real full JIDs (sessions) of one bare JID under it. */
 typedef struct muc_occupant {
     muc_room_t *room;
     char *nick; /* prepared (owned) */
     char *fold; /* the nick's key in room->by_nick (owned) */
-    jid_t jid; /* the real full JID */
+    /* The real JID the room shows for the occupant (jid attributes, lists, the archive, an
+     * iq forwarded to "any one" client, XEP-0410 §3): its oldest session's (a copy). */
+    jid_t jid;
+    muc_session_t *sessions; /* oldest first (owned); each full JID is a key of room->by_jid */
+    size_t nsessions; /* 1 .. MUC_SESSIONS_MAX */
+    uint64_t seq; /* counts presence updates, for muc_session_t.seq */
     muc_role_t role;
     uint64_t voice_asked_ms; /* when it last asked for voice (the loop's clock); 0: never */
-    /*
-     * The occupant's last presence as the room reflects it: the client's children (show,
-     * status, caps, …) without the muc and muc#user elements, no addresses (a reference).
-     */
+    /* The presence others see: the newest of its sessions' (a reference to that one's). */
     xml_stanza_t *presence;
 } muc_occupant_t;
+
+/* A role a moderator gave someone without the affiliation that brings it (§5.1, rolememo.c). */
+typedef struct muc_role_memo {
+    char *jid; /* prepared bare JID (owned) */
+    muc_role_t role; /* participant (voice granted) or visitor (voice revoked) */
+    uint64_t seq; /* when it was given, for dropping the oldest */
+} muc_role_memo_t;
+
+/* Role memos one room keeps; beyond it the oldest is dropped. */
+#define MUC_ROLE_MEMO_MAX 1000
 
 struct muc_room {
     muc_t *muc;
@@ -233,8 +260,11 @@ struct muc_room {
     core_map_t affils; /* bare JID -> muc_affiliation_t (owned) */
     size_t naffils;
     core_map_t by_nick; /* folded nick -> muc_occupant_t (owned) */
-    core_map_t by_jid; /* real full JID -> muc_occupant_t (borrowed from by_nick) */
-    size_t noccupants;
+    core_map_t by_jid; /* every session's real full JID -> muc_occupant_t (borrowed) */
+    size_t noccupants; /* occupants (nicks), not sessions: maxusers counts these */
+    core_map_t role_memos; /* bare JID -> muc_role_memo_t (owned), moderated rooms only */
+    size_t nrole_memos;
+    uint64_t role_memo_seq;
     char *creator; /* bare JID of whoever created it, for [muc] max_rooms_per_user (owned) */
     /* Created and not configured yet: nobody else may enter (XEP-0045 §10.1.1). */
     bool locked;
@@ -333,24 +363,65 @@ const char **muc_room_affil_list(const muc_room_t *room, muc_affil_t a, size_t *
 /* The role an affiliation gets on entering (XEP-0045 §5.1.2). */
 muc_role_t muc_room_default_role(const muc_room_t *room, muc_affil_t a);
 
+/* ---- roles kept across visits (rolememo.c; XEP-0045 §5.1 "SHOULD do so for moderated
+ * rooms") ---- */
+
+/*
+ * The role a bare JID gets on entering: its affiliation's default, or in a moderated room the
+ * voice a moderator last gave or took from it (muc_room_role_note).
+ */
+muc_role_t muc_room_role_on_entry(const muc_room_t *room, const char *bare, size_t len,
+                                  muc_affil_t affil);
+/*
+ * A moderator made an occupant of bare JID (with affiliation affil) a participant or a
+ * visitor. In a moderated room a role its affiliation would not give it is kept for its next
+ * visit (the oldest of MUC_ROLE_MEMO_MAX dropped); one that it would give ends the memo.
+ * Other roles, and rooms that are not moderated, keep nothing. Marks the room dirty if it
+ * changed.
+ */
+void muc_room_role_note(muc_room_t *room, const char *bare, size_t len, muc_affil_t affil,
+                        muc_role_t role);
+/* Stores a memo as read back from the store (role visitor or participant). 0 or -EINVAL. */
+int muc_room_role_put(muc_room_t *room, const char *bare, muc_role_t role);
+/* Forgets a bare JID's memo (its affiliation changed). */
+void muc_room_role_forget(muc_room_t *room, const char *bare, size_t len);
+/* Forgets every memo (the room is no longer moderated, or goes). */
+void muc_room_roles_clear(muc_room_t *room);
+/* The memos oldest first, in a new array of borrowed pointers (free the array). */
+const muc_role_memo_t **muc_room_role_list(const muc_room_t *room, size_t *n);
+
 /* ---- occupants (occupant.c) ---- */
 
 muc_occupant_t *muc_occupant_by_nick(const muc_room_t *room, const char *nick, size_t len);
+/* The occupant one of whose sessions has this real full JID. */
 muc_occupant_t *muc_occupant_by_jid(const muc_room_t *room, const char *full);
+/* The index of o's session with this real full JID, or -1. */
+int muc_occupant_session(const muc_occupant_t *o, const char *full);
+/*
+ * Sends src to every session of o (multi-session nicks, XEP-0045 §7.2.9: "MUST route
+ * in-room messages to all of the user's resources"), each copy readdressed to that session
+ * (muc_stanza_readdress: src is shared and frozen from then on; its from is kept). Every
+ * stanza for an occupant leaves through here, except what is for one session only.
+ */
+void muc_occupant_send(const muc_occupant_t *o, xml_stanza_t *src);
+/* Frees an occupant that is in no map any more (room.c frees the rooms' last ones). */
+void muc_occupant_free(muc_occupant_t *o);
 /* The occupant's affiliation (by its bare JID). */
 muc_affil_t muc_occupant_affil(const muc_occupant_t *o);
 /* The occupant JID "room@service/nick" in a new string (core_free it). */
 char *muc_occupant_jid(const muc_occupant_t *o);
 
-/* Presence to an occupant JID (join, change, nick change, leave). st borrowed. */
+/* Presence to an occupant JID (join, a session's join, change, nick change, leave). st
+ * borrowed. */
 void muc_occupant_presence(muc_t *muc, xml_stanza_t *st, const jid_t *from, const jid_t *to);
 
 /* A presence or message error from an occupant's real JID: a client that is gone leaves. */
 void muc_occupant_ghost(muc_t *muc, const xml_stanza_t *st, const jid_t *from, const jid_t *to);
 
 /*
- * Takes the occupant out of the room: tells it (self-presence 110 plus codes) and the
- * others (codes) with unavailable presence, frees it, and lets a temporary room go. codes:
+ * Takes the occupant, every session of it, out of the room: tells it (self-presence 110 plus
+ * codes, to each session) and the others (codes) with unavailable presence, frees it, and
+ * lets a temporary room go. codes:
  * status codes, ncodes of them; reason (may be NULL) goes in <item><reason/>. Returns true
  * if the room was destroyed with it.
  */
@@ -373,19 +444,27 @@ typedef struct muc_pres_opts {
     const char *reason; /* <item><reason/> */
     const char *actor; /* <item><actor nick=…/>: who kicked, banned, changed it (§8.2, §9.1) */
     const char *self_id; /* the id of the occupant's own stanza, reflected to it */
+    /* The session whose stanza this answers (a real full JID): only its copy gets self_id
+     * and self_codes. NULL: every session's does. */
+    const char *origin;
+    bool origin_only; /* only the origin session gets its own presence (muc_presence_self) */
+    xml_stanza_t *presence; /* the payload to show instead of the occupant's (NULL: its own) */
     muc_affil_t *affil; /* overrides the occupant's affiliation (NULL: its own) */
     muc_role_t *role; /* overrides its role (NULL: its own) */
 } muc_pres_opts_t;
 
 /*
- * Sends o's presence to every occupant the room's presencebroadcast lets see it, and
- * always to o itself (with 110); the jid attribute only to those allowed to see it
- * (XEP-0045 §7.2.3, §7.2.4).
+ * Sends o's presence to every session of every occupant the room's presencebroadcast lets
+ * see it, and always to o itself (muc_presence_self); the jid attribute only to those
+ * allowed to see it (XEP-0045 §7.2.3, §7.2.4).
  */
 void muc_presence_broadcast(muc_occupant_t *o, const muc_pres_opts_t *opts);
 
-/* Sends o's presence (as others see it) to one occupant 'to' (the room roster on join). */
-void muc_presence_send_to(muc_occupant_t *o, muc_occupant_t *to);
+/* Sends o's own presence (110) to its sessions: each with its own real JID, as opts says. */
+void muc_presence_self(muc_occupant_t *o, const muc_pres_opts_t *opts);
+
+/* Sends o's presence (as viewer sees it) to one session 'to' of viewer (the roster on join). */
+void muc_presence_send_to(muc_occupant_t *o, const muc_occupant_t *viewer, const char *to);
 
 /* True if occupant viewer may see the real JID of others (whois, XEP-0045 §7.2.3-4). */
 bool muc_presence_sees_jids(const muc_occupant_t *viewer);
@@ -394,10 +473,10 @@ bool muc_presence_sees_jids(const muc_occupant_t *viewer);
 
 /* A message to the room or an occupant JID. */
 void muc_message_input(muc_t *muc, xml_stanza_t *st, const jid_t *from, const jid_t *to);
-/* The room's subject message to one occupant (XEP-0045 §7.2.16). */
-void muc_message_subject_send(muc_room_t *room, muc_occupant_t *to);
-/* The history a joining occupant gets (XEP-0045 §7.2.15). */
-void muc_message_history_send(muc_room_t *room, muc_occupant_t *to, const muc_hist_request_t *req);
+/* The room's subject message to one joining session 'to' (a real full JID; §7.2.16). */
+void muc_message_subject_send(muc_room_t *room, const char *to);
+/* The history a joining session 'to' gets (XEP-0045 §7.2.15). */
+void muc_message_history_send(muc_room_t *room, const char *to, const muc_hist_request_t *req);
 /* A message from the room itself (no nick) to every occupant: status codes, e.g. 104. */
 void muc_message_room_status(muc_room_t *room, const int *codes, size_t ncodes);
 

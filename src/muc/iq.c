@@ -98,9 +98,11 @@ static void occupant_answer(muc_t *muc, xml_stanza_t *st, const jid_t *from, con
     if (responder == NULL || asker == NULL)
         return;
     char *f = muc_occupant_jid(responder);
-    xml_stanza_t *c = muc_stanza_forward(st, f, asker->jid.full);
+    xml_stanza_t *c = muc_stanza_forward(st, f, NULL);
     core_free(f);
-    muc_send(muc, c);
+    /* Which session of a multi-session nick asked is not known here: each gets the answer,
+     * and the others drop an answer to an id they did not send (RFC 6120 §8.2.3). */
+    muc_occupant_send(asker, c);
     xml_stanza_unref(c);
 }
 
@@ -128,7 +130,8 @@ static void occupant_iq(muc_t *muc, xml_stanza_t *st, const xml_node_t *q, const
     } else if (target == NULL) {
         muc_reply_error(muc, st, CORE_STANZA_ERR_ITEM_NOT_FOUND, NULL, rj);
     } else {
-        /* Forwarded without revealing either real JID (§17.3). */
+        /* Forwarded without revealing either real JID (§17.3), to one session of the target
+         * (XEP-0410 §3: "forwarded to any one of Juliet's joined clients"). */
         char *f = muc_occupant_jid(o);
         xml_stanza_t *c = muc_stanza_forward(st, f, target->jid.full);
         core_free(f);

@@ -18,13 +18,11 @@ typedef struct fanout {
 static void fanout_one(void *ud, const char *key, void *v)
 {
     fanout_t *f = ud;
-    muc_occupant_t *o = v;
-    xml_stanza_t *c = muc_stanza_readdress(f->base, NULL, o->jid.full);
-    muc_send(f->muc, c);
-    xml_stanza_unref(c);
+    muc_occupant_send(v, f->base);
 }
 
-/* Sends base (addressed from the room or an occupant, no 'to') to every occupant. */
+/* Sends base (addressed from the room or an occupant, no 'to') to every session of every
+ * occupant. */
 static void fanout(muc_room_t *room, xml_stanza_t *base)
 {
     fanout_t f = {.muc = room->muc, .base = base};
@@ -61,7 +59,7 @@ static void add_delay(xml_stanza_t *st, const char *from, int64_t stamp)
     xml_node_set_attr(st, d, NULL, "stamp", ts);
 }
 
-void muc_message_history_send(muc_room_t *room, muc_occupant_t *to, const muc_hist_request_t *req)
+void muc_message_history_send(muc_room_t *room, const char *to, const muc_hist_request_t *req)
 {
     const muc_history_t *h = &room->history;
     size_t i = muc_history_select(h, req, room->cfg.history_length, muc_now());
@@ -69,7 +67,7 @@ void muc_message_history_send(muc_room_t *room, muc_occupant_t *to, const muc_hi
         const muc_hist_entry_t *e = muc_history_at(h, i);
         /* XEP-0203 stamp from the room (§7.2.15); each joiner's copy is its own. */
         xml_stanza_t *c = xml_stanza_copy(e->st);
-        xml_stanza_set_root_attr(c, "to", to->jid.full);
+        xml_stanza_set_root_attr(c, "to", to);
         add_delay(c, room->jid, e->stamp);
         muc_send(room->muc, c);
         xml_stanza_unref(c);
@@ -103,10 +101,10 @@ static xml_stanza_t *subject_message(muc_room_t *room)
     return m;
 }
 
-void muc_message_subject_send(muc_room_t *room, muc_occupant_t *to)
+void muc_message_subject_send(muc_room_t *room, const char *to)
 {
     xml_stanza_t *m = subject_message(room);
-    xml_node_set_attr(m, m->root, NULL, "to", to->jid.full);
+    xml_node_set_attr(m, m->root, NULL, "to", to);
     muc_send(room->muc, m);
     xml_stanza_unref(m);
 }
@@ -262,12 +260,13 @@ static void private_message(muc_room_t *room, muc_occupant_t *o, xml_stanza_t *s
     xml_stanza_t *c = xml_stanza_copy(st);
     char *from = muc_occupant_jid(o);
     xml_node_set_attr(c, c->root, NULL, "from", from);
-    xml_node_set_attr(c, c->root, NULL, "to", target->jid.full);
+    xml_node_set_attr(c, c->root, NULL, "to", NULL);
     core_free(from);
     /* §7.5: the marker that lets carbons (XEP-0280) tell a private message for what it is. */
     if (xml_node_child(c->root, MUC_NS_USER, "x") == NULL)
         xml_node_add_element(c, c->root, MUC_NS_USER, "x");
-    muc_send(muc, c);
+    /* §7.2.9: private messages to every session of a multi-session nick, as RECOMMENDED. */
+    muc_occupant_send(target, c);
     xml_stanza_unref(c);
 }
 

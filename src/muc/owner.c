@@ -116,6 +116,8 @@ static void submit(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const xml_nod
     bool was_locked = room->locked;
     room->locked = false;
     room->dirty = true;
+    if (!room->cfg.moderated)
+        muc_room_roles_clear(room); /* §5.1: roles are kept for moderated rooms only */
     muc_history_trim(&room->history, (size_t)room->cfg.history_length);
     muc_room_save(room);
     xml_stanza_t *r = xml_stanza_iq_result(st);

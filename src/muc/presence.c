@@ -33,20 +33,26 @@ static size_t add_codes(int *v, size_t n, const int *codes, size_t ncodes)
     return n;
 }
 
-/* One variant of o's presence: with or without the real JID, for o itself or the others. */
-static xml_stanza_t *build(muc_occupant_t *o, const muc_pres_opts_t *opts, bool with_jid, bool self)
+/*
+ * One variant of o's presence: with the real JID jid (NULL: none), for o itself (self) or
+ * the others; origin: the copy for the session whose stanza this answers (self_id, self
+ * codes).
+ */
+static xml_stanza_t *build(muc_occupant_t *o, const muc_pres_opts_t *opts, const char *jid,
+                           bool self, bool origin)
 {
-    muc_room_t *room = o->room;
     xml_stanza_t *p = xml_stanza_new(XMLS_NS_CONTENT, "presence");
     char *from = muc_occupant_jid(o);
     xml_node_set_attr(p, p->root, NULL, "from", from);
     core_free(from);
     if (opts != NULL && opts->unavailable)
         xml_node_set_attr(p, p->root, NULL, "type", "unavailable");
-    if (self && opts != NULL && opts->self_id != NULL)
+    if (self && origin && opts != NULL && opts->self_id != NULL)
         xml_node_set_attr(p, p->root, NULL, "id", opts->self_id);
-    if (o->presence != NULL) {
-        for (xml_node_t *c = o->presence->root->first; c != NULL; c = c->next) {
+    const xml_stanza_t *shown =
+        opts != NULL && opts->presence != NULL ? opts->presence : o->presence;
+    if (shown != NULL) {
+        for (xml_node_t *c = shown->root->first; c != NULL; c = c->next) {
             if (c->name != NULL)
                 xml_node_add_copy(p, p->root, c);
         }
@@ -59,8 +65,8 @@ static xml_stanza_t *build(muc_occupant_t *o, const muc_pres_opts_t *opts, bool 
         role = MUC_ROLE_NONE; /* §7.14: "the 'role' attribute MUST be set to ... none" */
     xml_node_set_attr(p, item, NULL, "affiliation", muc_affil_name(affil));
     xml_node_set_attr(p, item, NULL, "role", muc_role_name(role));
-    if (with_jid)
-        xml_node_set_attr(p, item, NULL, "jid", o->jid.full);
+    if (jid != NULL)
+        xml_node_set_attr(p, item, NULL, "jid", jid);
     if (opts != NULL && opts->new_nick != NULL)
         xml_node_set_attr(p, item, NULL, "nick", opts->new_nick);
     if (opts != NULL && opts->actor != NULL) {
@@ -78,7 +84,7 @@ static xml_stanza_t *build(muc_occupant_t *o, const muc_pres_opts_t *opts, bool 
     if (self) {
         static const int self_code[] = {110};
         n = add_codes(codes, n, self_code, 1);
-        if (opts != NULL)
+        if (opts != NULL && origin)
             n = add_codes(codes, n, opts->self_codes, opts->nself_codes);
     }
     qsort(codes, n, sizeof(int), cmp_int);
@@ -88,7 +94,6 @@ static xml_stanza_t *build(muc_occupant_t *o, const muc_pres_opts_t *opts, bool 
         xml_node_t *s = xml_node_add_element(p, x, MUC_NS_USER, "status");
         xml_node_set_attr(p, s, NULL, "code", buf);
     }
-    (void)room;
     return p;
 }
 
@@ -114,8 +119,24 @@ static void bcast_one(void *ud, const char *key, void *v)
         return;
     bool with_jid = muc_presence_sees_jids(r);
     if (b->variant[with_jid] == NULL)
-        b->variant[with_jid] = build(b->o, b->opts, with_jid, false);
-    send_variant(r->room->muc, b->variant[with_jid], r->jid.full);
+        b->variant[with_jid] = build(b->o, b->opts, with_jid ? b->o->jid.full : NULL, false, false);
+    muc_occupant_send(r, b->variant[with_jid]);
+}
+
+void muc_presence_self(muc_occupant_t *o, const muc_pres_opts_t *opts)
+{
+    const char *origin = opts != NULL ? opts->origin : NULL;
+    bool sees = muc_presence_sees_jids(o);
+    for (size_t i = 0; i < o->nsessions; i++) {
+        const jid_t *j = &o->sessions[i].jid;
+        bool is_origin = origin == NULL || strcmp(origin, j->full) == 0;
+        if (!is_origin && opts != NULL && opts->origin_only)
+            continue;
+        /* Each session sees its own real JID in its own presence. */
+        xml_stanza_t *p = build(o, opts, sees ? j->full : NULL, true, is_origin);
+        send_variant(o->room->muc, p, j->full);
+        xml_stanza_unref(p);
+    }
 }
 
 void muc_presence_broadcast(muc_occupant_t *o, const muc_pres_opts_t *opts)
@@ -127,20 +148,18 @@ void muc_presence_broadcast(muc_occupant_t *o, const muc_pres_opts_t *opts)
         .others = (room->cfg.presence_broadcast & MUC_ROLE_BIT(o->role)) != 0,
     };
     core_map_each(&room->by_nick, bcast_one, &b);
-    /* The occupant's own copy comes last: after a join it ends the room roster (§7.2.3). */
-    bool self_jid = muc_presence_sees_jids(o);
-    xml_stanza_t *self = build(o, opts, self_jid, true);
-    send_variant(room->muc, self, o->jid.full);
-    xml_stanza_unref(self);
+    /* The occupant's own copies come last: after a join they end the room roster (§7.2.3). */
+    muc_presence_self(o, opts);
     xml_stanza_unref(b.variant[0]);
     xml_stanza_unref(b.variant[1]);
 }
 
-void muc_presence_send_to(muc_occupant_t *o, muc_occupant_t *to)
+void muc_presence_send_to(muc_occupant_t *o, const muc_occupant_t *viewer, const char *to)
 {
     if ((o->room->cfg.presence_broadcast & MUC_ROLE_BIT(o->role)) == 0)
         return;
-    xml_stanza_t *p = build(o, NULL, muc_presence_sees_jids(to), false);
-    send_variant(o->room->muc, p, to->jid.full);
+    xml_stanza_t *p =
+        build(o, NULL, muc_presence_sees_jids(viewer) ? o->jid.full : NULL, false, false);
+    send_variant(o->room->muc, p, to);
     xml_stanza_unref(p);
 }

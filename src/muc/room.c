@@ -105,6 +105,7 @@ muc_room_t *muc_room_create(muc_t *muc, const char *node, size_t len, const char
     core_map_init(&room->affils);
     core_map_init(&room->by_nick);
     core_map_init(&room->by_jid);
+    core_map_init(&room->role_memos);
     room->creator = creator != NULL ? core_strdup(creator) : NULL;
     room->locked = true;
     core_map_put(&muc->rooms, node, len, room);
@@ -124,12 +125,7 @@ static void affil_free_cb(void *ud, const char *key, void *v)
 
 static void occupant_free_cb(void *ud, const char *key, void *v)
 {
-    muc_occupant_t *o = v;
-    core_free(o->nick);
-    core_free(o->fold);
-    jid_clear(&o->jid);
-    xml_stanza_unref(o->presence);
-    core_free(o);
+    muc_occupant_free(v);
 }
 
 void muc_room_destroy(muc_room_t *room)
@@ -142,6 +138,8 @@ void muc_room_destroy(muc_room_t *room)
     core_map_free(&room->by_jid);
     core_map_each(&room->affils, affil_free_cb, NULL);
     core_map_free(&room->affils);
+    muc_room_roles_clear(room);
+    core_map_free(&room->role_memos);
     muc_room_config_clear(&room->cfg);
     muc_history_clear(&room->history);
     muc_invitations_clear(room);
@@ -210,6 +208,9 @@ void muc_room_affil_set(muc_room_t *room, const char *bare, muc_affil_t affil, c
     size_t len = strlen(bare);
     muc_affiliation_t *a = core_map_get(&room->affils, bare, len);
     room->dirty = true;
+    /* §5.1: a role kept across visits was about the old affiliation. */
+    if ((a != NULL ? a->affil : MUC_AFFIL_NONE) != affil)
+        muc_room_role_forget(room, bare, len);
     if (affil == MUC_AFFIL_NONE) {
         if (a != NULL) {
             core_map_del(&room->affils, bare, len);

@@ -103,6 +103,16 @@ xml_stanza_t *muc_roomstore_encode(const muc_room_t *room)
     set_roles(st, n, "presencebroadcast", c->presence_broadcast);
     set_roles(st, n, "getmemberlist", c->get_member_list);
     encode_affils(st, room);
+    /* Roles kept across visits (§5.1), oldest first, so the same ones drop first after a
+     * restart. After the affiliations: setting an affiliation forgets a role. */
+    size_t nr;
+    const muc_role_memo_t **roles = muc_room_role_list(room, &nr);
+    for (size_t i = 0; i < nr; i++) {
+        xml_node_t *r = xml_node_add_element(st, st->root, NS_STORE, "role");
+        xml_node_set_attr(st, r, NULL, "jid", roles[i]->jid);
+        xml_node_set_attr(st, r, NULL, "role", muc_role_name(roles[i]->role));
+    }
+    core_free(roles);
     if (room->subject != NULL) {
         xml_node_t *s = xml_node_add_element(st, st->root, NS_STORE, "subject");
         if (room->subject_nick != NULL)
@@ -226,6 +236,12 @@ int muc_roomstore_decode(muc_room_t *room, const xml_node_t *el)
                 return -EINVAL;
             muc_room_affil_set(room, jid, a, xml_node_attr(n, "reason"));
             if (muc_register_nick_set(room, jid, xml_node_attr(n, "nick")) < 0)
+                return -EINVAL;
+        } else if (xml_node_is(n, NS_STORE, "role")) {
+            const char *jid = xml_node_attr(n, "jid");
+            muc_role_t r;
+            if (jid == NULL || muc_role_parse(xml_node_attr(n, "role"), &r) < 0 ||
+                muc_room_role_put(room, jid, r) < 0)
                 return -EINVAL;
         } else if (xml_node_is(n, NS_STORE, "subject")) {
             size_t len;

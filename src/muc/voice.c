@@ -23,7 +23,6 @@ static void ask_one(void *ud, const char *key, void *v)
     muc_room_t *room = mod->room;
     xml_stanza_t *m = xml_stanza_new(XMLS_NS_CONTENT, "message");
     xml_node_set_attr(m, m->root, NULL, "from", room->jid);
-    xml_node_set_attr(m, m->root, NULL, "to", mod->jid.full);
     char id[33];
     muc_id_new(room->muc, id);
     xml_node_set_attr(m, m->root, NULL, "id", id);
@@ -42,7 +41,7 @@ static void ask_one(void *ud, const char *key, void *v)
     muc_form_field(m, x, "muc#jid", "jid-single", "User ID", c->who->jid.full);
     muc_form_field(m, x, "muc#roomnick", "text-single", "Room Nickname", c->who->nick);
     muc_form_field(m, x, "muc#request_allow", "boolean", "Grant voice to this person?", "false");
-    muc_send(room->muc, m);
+    muc_occupant_send(mod, m);
     xml_stanza_unref(m);
 }
 
@@ -107,7 +106,8 @@ static void approve(muc_room_t *room, xml_stanza_t *st, const jid_t *from, const
     }
     core_log(muc->log, CORE_LOG_INFO, 0, "%s: %s granted voice to %s", room->jid, from->full,
              o->nick);
-    muc_admin_role_apply(o, MUC_ROLE_PARTICIPANT, NULL, NULL);
+    if (!muc_admin_role_apply(o, MUC_ROLE_PARTICIPANT, NULL, NULL))
+        muc_room_save(room); /* a voice kept across visits is the room's state (§5.1) */
 }
 
 bool muc_voice_input(muc_room_t *room, muc_occupant_t *o, xml_stanza_t *st, const jid_t *from)

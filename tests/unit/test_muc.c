@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -411,6 +412,94 @@ static void test_roomstore_roundtrip(void **state)
     service_free(m2);
 }
 
+/* §5.1: roles kept across visits of a moderated room, their bound and their stored form. */
+static void test_role_memos(void **state)
+{
+    (void)state;
+    muc_config_t mc = service_config();
+    muc_t *m1 = service_new(&mc), *m2 = service_new(&mc);
+    muc_room_t *a = muc_room_create(m1, "coven", 5, NULL);
+    a->locked = false;
+    /* Not moderated: nothing is kept. */
+    muc_room_role_note(a, "v@x", 3, MUC_AFFIL_NONE, MUC_ROLE_PARTICIPANT);
+    assert_int_equal(a->nrole_memos, 0);
+    a->cfg.moderated = true;
+    a->cfg.persistent = true;
+    assert_int_equal(muc_room_role_on_entry(a, "v@x", 3, MUC_AFFIL_NONE), MUC_ROLE_VISITOR);
+    muc_room_role_note(a, "v@x", 3, MUC_AFFIL_NONE, MUC_ROLE_PARTICIPANT); /* voice given */
+    muc_room_role_note(a, "m@x", 3, MUC_AFFIL_MEMBER, MUC_ROLE_VISITOR); /* voice taken */
+    muc_room_role_note(a, "p@x", 3, MUC_AFFIL_MEMBER, MUC_ROLE_PARTICIPANT); /* its default */
+    muc_room_role_note(a, "o@x", 3, MUC_AFFIL_NONE, MUC_ROLE_MODERATOR); /* not kept */
+    muc_room_role_note(a, "h@x", 3, MUC_AFFIL_ADMIN, MUC_ROLE_PARTICIPANT); /* not kept */
+    assert_int_equal(a->nrole_memos, 2);
+    assert_int_equal(muc_room_role_on_entry(a, "v@x", 3, MUC_AFFIL_NONE), MUC_ROLE_PARTICIPANT);
+    assert_int_equal(muc_room_role_on_entry(a, "m@x", 3, MUC_AFFIL_MEMBER), MUC_ROLE_VISITOR);
+    assert_int_equal(muc_room_role_on_entry(a, "m@x", 3, MUC_AFFIL_ADMIN), MUC_ROLE_MODERATOR);
+    /* The stored form keeps them, oldest first, and gives the same bytes back. */
+    xml_stanza_t *doc = muc_roomstore_encode(a);
+    size_t len;
+    const char *bytes = xml_stanza_bytes(doc, &len);
+    xml_stanza_t *back = xml_stanza_parse(bytes, len);
+    assert_non_null(back);
+    muc_room_t *b = muc_room_create(m2, "coven", 5, NULL);
+    assert_int_equal(muc_roomstore_decode(b, back->root), 0);
+    assert_int_equal(b->nrole_memos, 2);
+    assert_int_equal(muc_room_role_on_entry(b, "v@x", 3, MUC_AFFIL_NONE), MUC_ROLE_PARTICIPANT);
+    assert_int_equal(muc_room_role_on_entry(b, "m@x", 3, MUC_AFFIL_MEMBER), MUC_ROLE_VISITOR);
+    xml_stanza_t *again = muc_roomstore_encode(b);
+    size_t len2;
+    const char *bytes2 = xml_stanza_bytes(again, &len2);
+    assert_int_equal(len2, len);
+    assert_memory_equal(bytes2, bytes, len);
+    /* Voice given back to a visitor whose affiliation gives it ends the memo; so does a change
+     * of affiliation. */
+    muc_room_role_note(a, "v@x", 3, MUC_AFFIL_NONE, MUC_ROLE_VISITOR);
+    assert_int_equal(a->nrole_memos, 1);
+    muc_room_affil_set(a, "m@x", MUC_AFFIL_MEMBER, NULL);
+    assert_int_equal(a->nrole_memos, 0);
+    /* Bounded: the oldest goes first. */
+    char jid[32];
+    for (int i = 0; i <= MUC_ROLE_MEMO_MAX; i++) {
+        int n = snprintf(jid, sizeof jid, "u%d@x", i);
+        muc_room_role_note(a, jid, (size_t)n, MUC_AFFIL_NONE, MUC_ROLE_PARTICIPANT);
+    }
+    assert_int_equal(a->nrole_memos, MUC_ROLE_MEMO_MAX);
+    assert_int_equal(muc_room_role_on_entry(a, "u0@x", 4, MUC_AFFIL_NONE), MUC_ROLE_VISITOR);
+    assert_int_equal(muc_room_role_on_entry(a, "u1@x", 4, MUC_AFFIL_NONE), MUC_ROLE_PARTICIPANT);
+    /* A room no longer moderated forgets them all. */
+    muc_room_roles_clear(a);
+    assert_int_equal(a->nrole_memos, 0);
+    /* A stored memo of a role that is never kept is refused (the same room with a participant's
+     * memo is fine, so it is the role that is refused). */
+    static const char room_fmt[] =
+        "<room xmlns='urn:parley:muc:0'><config name='' desc='' lang='' password='' "
+        "persistent='1' public='1' membersonly='0' moderated='1' passwordprotected='0' "
+        "changesubject='0' allowinvites='0' logging='0' whois='moderators' allowpm='anyone' "
+        "maxusers='10' history='5' presencebroadcast='visitor' getmemberlist='visitor'/>"
+        "<role jid='a@x' role='%s'/></room>";
+    char text[1024];
+    snprintf(text, sizeof text, room_fmt, "participant");
+    xml_stanza_t *good = parse(text);
+    muc_room_t *d = muc_room_create(m2, "fine", 4, NULL);
+    assert_int_equal(muc_roomstore_decode(d, good->root), 0);
+    assert_int_equal(muc_room_role_on_entry(d, "a@x", 3, MUC_AFFIL_NONE), MUC_ROLE_PARTICIPANT);
+    xml_stanza_unref(good);
+    muc_room_destroy(d);
+    snprintf(text, sizeof text, room_fmt, "moderator");
+    xml_stanza_t *bad = parse(text);
+    muc_room_t *c = muc_room_create(m2, "other", 5, NULL);
+    assert_int_equal(muc_roomstore_decode(c, bad->root), -EINVAL);
+    xml_stanza_unref(bad);
+    xml_stanza_unref(again);
+    xml_stanza_unref(back);
+    xml_stanza_unref(doc);
+    muc_room_destroy(a);
+    muc_room_destroy(b);
+    muc_room_destroy(c);
+    service_free(m1);
+    service_free(m2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -422,6 +511,7 @@ int main(void)
         cmocka_unit_test(test_roomconfig_apply),
         cmocka_unit_test(test_roomconfig_form_type),
         cmocka_unit_test(test_roomstore_roundtrip),
+        cmocka_unit_test(test_role_memos),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
