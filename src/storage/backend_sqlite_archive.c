@@ -598,7 +598,7 @@ static int archive_key(arc_query_t *a, const char *id, int64_t *key)
     int64_t k;
     uint64_t nonce;
     if (storage_archive_id_parse(id, &k, &nonce) == 0) {
-        size_t i;
+        size_t i = 0;
         int rc = chunk_find(a->d, a->owner, k, &a->chunk, &i);
         if (rc == 0 && !a->chunk.items[i].old && a->chunk.items[i].nonce == nonce) {
             *key = k;
