@@ -36,7 +36,8 @@ enum arc_stmt {
     AS_LAST,
     AS_INSERT,
     AS_FWD,
-    AS_BWD,
+    AS_FWD_META,
+    AS_BWD_META,
     AS_HOLDER,
     AS_META,
     AS_DATA,
@@ -68,8 +69,11 @@ static const char *const arc_sql[AS_COUNT] = {
     /* The chunks from the one holding ?2 on (chunks of an owner never overlap). */
     [AS_FWD] = "SELECT rowid, first_key, last_key, count FROM archive_chunk"
                " WHERE owner = ?1 AND last_key >= ?2 ORDER BY last_key",
-    [AS_BWD] = "SELECT rowid, first_key, last_key, count FROM archive_chunk"
-               " WHERE owner = ?1 AND last_key <= ?2 ORDER BY last_key DESC",
+    /* The same with meta, for scans that decode every chunk (no lookup by rowid each). */
+    [AS_FWD_META] = "SELECT rowid, first_key, last_key, count, meta FROM archive_chunk"
+                    " WHERE owner = ?1 AND last_key >= ?2 ORDER BY last_key",
+    [AS_BWD_META] = "SELECT rowid, first_key, last_key, count, meta FROM archive_chunk"
+                    " WHERE owner = ?1 AND last_key <= ?2 ORDER BY last_key DESC",
     /* The chunk holding key ?2, if first_key <= ?2. */
     [AS_HOLDER] = "SELECT rowid, first_key, last_key, count FROM archive_chunk"
                   " WHERE owner = ?1 AND last_key >= ?2 ORDER BY last_key LIMIT 1",
@@ -375,6 +379,15 @@ static void chunk_from_row(chunk_t *c, sqlite3_stmt *s)
     c->count = n > 0 ? (size_t)n : 0;
 }
 
+/* Decodes the meta of the statement's current row (column 4), taken with chunk_from_row. */
+static int chunk_from_row_meta(chunk_t *c, sqlite3_stmt *s)
+{
+    chunk_from_row(c, s);
+    c->meta.len = 0;
+    core_buf_append(&c->meta, sqlite3_column_blob(s, 4), (size_t)sqlite3_column_bytes(s, 4));
+    return chunk_decode(c);
+}
+
 static void chunk_release(chunk_t *c)
 {
     core_buf_release(&c->meta);
@@ -661,7 +674,7 @@ static int archive_count(arc_query_t *a, int64_t split, size_t *total, size_t *b
     if (from > to)
         return 0;
     bool by_rows = a->bare == NULL && a->q->nids == 0;
-    sqlite3_stmt *s = astmt_owner(a->d, AS_FWD, a->owner);
+    sqlite3_stmt *s = astmt_owner(a->d, by_rows ? AS_FWD : AS_FWD_META, a->owner);
     if (s == NULL)
         return storage_sqlite_err_prep(a->d);
     sqlite3_bind_int64(s, 2, from);
@@ -678,7 +691,7 @@ static int archive_count(arc_query_t *a, int64_t split, size_t *total, size_t *b
             *below += c->last_key <= split ? c->count : 0;
             continue;
         }
-        rc = chunk_load(a->d, c);
+        rc = by_rows ? chunk_load(a->d, c) : chunk_from_row_meta(c, s);
         if (rc < 0)
             break;
         for (size_t i = 0; i < c->count; i++) {
@@ -760,7 +773,7 @@ static int page_scan(arc_query_t *a, int64_t from, int64_t to, bool backward, si
         if (rc < 0 && rc != -ENOMSG)
             return rc;
     }
-    sqlite3_stmt *s = astmt_owner(a->d, backward ? AS_BWD : AS_FWD, a->owner);
+    sqlite3_stmt *s = astmt_owner(a->d, backward ? AS_BWD_META : AS_FWD_META, a->owner);
     if (s == NULL)
         return storage_sqlite_err_prep(a->d);
     sqlite3_bind_int64(s, 2, backward ? top : from);
@@ -769,7 +782,7 @@ static int page_scan(arc_query_t *a, int64_t from, int64_t to, bool backward, si
         chunk_from_row(c, s);
         if (backward ? c->last_key < from : c->first_key > to)
             break;
-        rc = chunk_load(a->d, c);
+        rc = chunk_from_row_meta(c, s);
         for (size_t k = 0; rc == 0 && k < c->count && out->count < limit; k++) {
             const chunk_item_t *it = &c->items[backward ? c->count - 1 - k : k];
             if (it->key >= from && it->key <= to && item_matches(a, it))
