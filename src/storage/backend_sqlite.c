@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* The sqlite backend: WAL, a versioned schema migrated at open, cached prepared statements. */
-#include "storage/internal.h"
+#include "storage/backend_sqlite.h"
 
 #include "core/alloc.h"
 
 #include <errno.h>
+#include <assert.h>
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <stdint.h>
@@ -98,9 +99,9 @@ static const char *const migrations[] = {
      * range, with a page split each time); the unique index (owner, key) orders each archive
      * and (owner, with_bare, key) serves the 'with' filter. owner is users.id, or minus
      * archive_rooms.id for a service entity's archive (a MUC room), so it has no foreign key:
-     * deleting an account deletes its archive rows explicitly. archive_migrate_v6 copies the
-     * old rows and makes the indexes: old_id keeps an id that does not decode to its row (a
-     * partial index finds those).
+     * deleting an account deletes its archive rows explicitly. storage_sqlite_archive_migrate_v6
+     * copies the old rows and makes the indexes: old_id keeps an id that does not decode to its row
+     * (a partial index finds those).
      */
     "CREATE TABLE archive_rooms ("
     "  id INTEGER PRIMARY KEY,"
@@ -118,6 +119,29 @@ static const char *const migrations[] = {
     "  data BLOB NOT NULL,"
     "  old_id TEXT"
     ");",
+    /*
+     * 7: the archive in chunks (docs/storage.md "sqlite schema"): an owner's consecutive
+     * entries of one appended batch are one row, so a batch costs a row and an index entry
+     * per owner in it, not per entry. meta (keys, nonces, the other party, data lengths) comes
+     * before data, so a scan that filters reads no stanza bytes. The migration-6 index
+     * archive_old_id goes first: its name is the new table's. storage_sqlite_archive_migrate_v7
+     * copies the old rows, drops the old table and makes the indexes.
+     */
+    "DROP INDEX archive_old_id;"
+    "CREATE TABLE archive_chunk ("
+    "  owner INTEGER NOT NULL,"
+    "  first_key INTEGER NOT NULL,"
+    "  last_key INTEGER NOT NULL,"
+    "  count INTEGER NOT NULL,"
+    "  meta BLOB NOT NULL,"
+    "  data BLOB NOT NULL"
+    ");"
+    "CREATE TABLE archive_old_id ("
+    "  owner INTEGER NOT NULL,"
+    "  key INTEGER NOT NULL,"
+    "  old_id TEXT NOT NULL,"
+    "  PRIMARY KEY (owner, key)"
+    ") WITHOUT ROWID;",
 };
 
 #define MIGRATION_COUNT ((int)(sizeof(migrations) / sizeof(migrations[0])))
@@ -155,17 +179,6 @@ enum stmt_id {
     ST_SVC_PUT,
     ST_SVC_DELETE,
     ST_SVC_ALL,
-    ST_ARCHIVE_INSERT,
-    ST_ARCHIVE_NONCE,
-    ST_ARCHIVE_OLD_ID,
-    ST_ARCHIVE_EXPIRE,
-    ST_ARCHIVE_CLEAR,
-    ST_ARCHIVE_USER_DELETE,
-    ST_ARCHIVE_KEY_MAX,
-    ST_ARCHIVE_KEY_BUMP,
-    ST_ROOM_ID,
-    ST_ROOM_INSERT,
-    ST_ROOM_DELETE,
     ST_COUNT
 };
 
@@ -221,56 +234,18 @@ static const char *const stmt_sql[ST_COUNT] = {
     /* BINARY collation: keys come in memcmp order, which is bytewise (storage.h). */
     [ST_SVC_ALL] = "SELECT key, data FROM service_documents WHERE service = ?1 AND kind = ?2"
                    " ORDER BY key",
-    /* archive_key is not unique (it carries with_bare): a key already there is looked for. */
-    [ST_ARCHIVE_INSERT] = "INSERT INTO archive (owner, key, nonce, with_bare, with_res, data)"
-                          " SELECT ?1, ?2, ?3, ?4, ?5, ?6 WHERE NOT EXISTS"
-                          " (SELECT 1 FROM archive WHERE owner = ?1 AND key = ?2)",
-    [ST_ARCHIVE_NONCE] = "SELECT nonce FROM archive WHERE owner = ?1 AND key = ?2"
-                         " AND old_id IS NULL",
-    [ST_ARCHIVE_OLD_ID] = "SELECT key FROM archive WHERE owner = ?1 AND old_id = ?2",
-    [ST_ARCHIVE_EXPIRE] = "DELETE FROM archive WHERE owner = ?1 AND key < ?2",
-    [ST_ARCHIVE_CLEAR] = "DELETE FROM archive WHERE owner = ?1",
-    [ST_ARCHIVE_USER_DELETE] =
-        "DELETE FROM archive WHERE owner = (SELECT id FROM users WHERE name = ?1)",
-    [ST_ARCHIVE_KEY_MAX] = "SELECT key_max FROM archive_state",
-    [ST_ARCHIVE_KEY_BUMP] = "UPDATE archive_state SET key_max = ?1 WHERE key_max < ?1",
-    [ST_ROOM_ID] = "SELECT id FROM archive_rooms WHERE jid = ?1",
-    [ST_ROOM_INSERT] = "INSERT INTO archive_rooms (jid) VALUES (?1)",
-    [ST_ROOM_DELETE] = "DELETE FROM archive_rooms WHERE id = ?1",
 };
 
-/*
- * Archive queries combine optional filters, so their statements are built from these bits
- * (the statement's "shape") and cached per shape; only a query naming ids gets a statement
- * of its own. Parameters: ?1 owner id, ?2 bare JID, ?3 resource, ?4 start, ?5 end, ?6 the
- * after_id entry's key, ?7 the before_id entry's key, ?8 the row limit, ?9... the ids' keys.
- */
-enum archive_shape {
-    AQ_BARE = 1 << 0, /* with_bare = ?2 */
-    AQ_FULL = 1 << 1, /* with_res = ?3 (with AQ_BARE, so the with index applies) */
-    AQ_START = 1 << 2, /* key >= ?4 (the key is the stamp) */
-    AQ_END = 1 << 3, /* key <= ?5 */
-    AQ_AFTER = 1 << 4, /* key > ?6 */
-    AQ_UPTO = 1 << 5, /* key <= ?6 */
-    AQ_BEFORE = 1 << 6, /* key < ?7 */
-    AQ_ROWS = 1 << 7, /* the entries (LIMIT ?8) rather than their count */
-    AQ_DESC = 1 << 8, /* newest first */
-    AQ_SHAPES = 1 << 9
-};
+static_assert(ST_COUNT <= STORAGE_SQLITE_STMTS, "room for the statements");
 
-typedef struct sqlite_db {
-    storage_db_t base; /* first: the handle storage.c sees */
-    sqlite3 *h;
-    sqlite3_stmt *stmts[ST_COUNT]; /* prepared on first use, kept until close */
-    sqlite3_stmt *archive_stmts[AQ_SHAPES]; /* the same, per archive query shape */
-} sqlite_db_t;
+typedef storage_sqlite_db_t sqlite_db_t;
 
 static sqlite_db_t *from_db(storage_db_t *db)
 {
     return (sqlite_db_t *)db;
 }
 
-static int map_err(int rc)
+int storage_sqlite_err_map(int rc)
 {
     switch (rc & 0xff) {
     case SQLITE_OK:
@@ -305,12 +280,16 @@ static int map_err(int rc)
     }
 }
 
-/* The cached statement, prepared on first use; NULL when it cannot be (see prep_err). */
-static sqlite3_stmt *stmt(sqlite_db_t *d, enum stmt_id id)
+int storage_sqlite_err_prep(sqlite_db_t *d)
 {
-    if (d->stmts[id] == NULL) {
-        int rc = sqlite3_prepare_v3(d->h, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
-                                    &d->stmts[id], NULL);
+    int rc = storage_sqlite_err_map(sqlite3_errcode(d->h));
+    return rc < 0 ? rc : -EIO;
+}
+
+sqlite3_stmt *storage_sqlite_stmt_get(sqlite_db_t *d, sqlite3_stmt **slot, const char *sql)
+{
+    if (*slot == NULL) {
+        int rc = sqlite3_prepare_v3(d->h, sql, -1, SQLITE_PREPARE_PERSISTENT, slot, NULL);
         if (rc != SQLITE_OK)
             return NULL;
     }
@@ -318,9 +297,25 @@ static sqlite3_stmt *stmt(sqlite_db_t *d, enum stmt_id id)
      * Ready to bind: a statement that last ran to SQLITE_DONE without a reset would refuse
      * new bindings (SQLITE_MISUSE) and re-run with the old ones, which point at freed memory.
      */
-    sqlite3_reset(d->stmts[id]);
-    sqlite3_clear_bindings(d->stmts[id]);
-    return d->stmts[id];
+    sqlite3_reset(*slot);
+    sqlite3_clear_bindings(*slot);
+    return *slot;
+}
+
+/* The cached statement, prepared on first use; NULL when it cannot be (see prep_err). */
+static sqlite3_stmt *stmt(sqlite_db_t *d, enum stmt_id id)
+{
+    return storage_sqlite_stmt_get(d, &d->stmts[id], stmt_sql[id]);
+}
+
+static void reset_some(sqlite3_stmt *const *stmts, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (stmts[i] != NULL) {
+            sqlite3_reset(stmts[i]);
+            sqlite3_clear_bindings(stmts[i]);
+        }
+    }
 }
 
 /*
@@ -329,44 +324,32 @@ static sqlite3_stmt *stmt(sqlite_db_t *d, enum stmt_id id)
  */
 static void reset_all(sqlite_db_t *d)
 {
-    for (int i = 0; i < ST_COUNT; i++) {
-        if (d->stmts[i] != NULL) {
-            sqlite3_reset(d->stmts[i]);
-            sqlite3_clear_bindings(d->stmts[i]);
-        }
-    }
-    for (int i = 0; i < AQ_SHAPES; i++) {
-        if (d->archive_stmts[i] != NULL) {
-            sqlite3_reset(d->archive_stmts[i]);
-            sqlite3_clear_bindings(d->archive_stmts[i]);
-        }
-    }
+    reset_some(d->stmts, STORAGE_SQLITE_STMTS);
+    reset_some(d->archive_stmts, STORAGE_SQLITE_ARCHIVE_STMTS);
 }
 
-/* Runs a statement that returns no rows (or whose rows are not wanted) to completion. */
-static int run(sqlite_db_t *d, sqlite3_stmt *s)
+int storage_sqlite_stmt_run(sqlite3_stmt *s)
 {
     int rc = sqlite3_step(s);
     while (rc == SQLITE_ROW)
         rc = sqlite3_step(s);
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
-    return rc == SQLITE_DONE ? 0 : map_err(rc);
+    return rc == SQLITE_DONE ? 0 : storage_sqlite_err_map(rc);
 }
 
 static int run_id(sqlite_db_t *d, enum stmt_id id)
 {
     sqlite3_stmt *s = stmt(d, id);
-    return s != NULL ? run(d, s) : map_err(sqlite3_errcode(d->h));
+    return s != NULL ? storage_sqlite_stmt_run(s) : storage_sqlite_err_prep(d);
 }
 
-static int tx_begin(sqlite_db_t *d, bool write)
+int storage_sqlite_tx_begin(sqlite_db_t *d, bool write)
 {
     return run_id(d, write ? ST_BEGIN_WRITE : ST_BEGIN_READ);
 }
 
-/* Ends the transaction: commits when rc is 0, else rolls back. Returns rc or the commit's. */
-static int tx_end(sqlite_db_t *d, int rc)
+int storage_sqlite_tx_end(sqlite_db_t *d, int rc)
 {
     reset_all(d);
     if (rc == 0) {
@@ -397,18 +380,11 @@ static sqlite3_stmt *stmt_uid(sqlite_db_t *d, enum stmt_id id, sqlite3_int64 uid
     return st;
 }
 
-static int prep_err(sqlite_db_t *d)
-{
-    int rc = map_err(sqlite3_errcode(d->h));
-    return rc < 0 ? rc : -EIO;
-}
-
-/* The row id of user; -ENOENT when there is no such account. Inside a transaction. */
-static int user_id(sqlite_db_t *d, const char *user, sqlite3_int64 *id)
+int storage_sqlite_user_id(sqlite_db_t *d, const char *user, sqlite3_int64 *id)
 {
     sqlite3_stmt *s = stmt_text(d, ST_USER_ID, user);
     if (s == NULL)
-        return prep_err(d);
+        return storage_sqlite_err_prep(d);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW)
         *id = sqlite3_column_int64(s, 0);
@@ -416,7 +392,7 @@ static int user_id(sqlite_db_t *d, const char *user, sqlite3_int64 *id)
     sqlite3_clear_bindings(s);
     if (rc == SQLITE_ROW)
         return 0;
-    return rc == SQLITE_DONE ? -ENOENT : map_err(rc);
+    return rc == SQLITE_DONE ? -ENOENT : storage_sqlite_err_map(rc);
 }
 
 /* A copy of a column's bytes, NUL-terminated (a NULL column gives an empty string). */
@@ -434,58 +410,57 @@ static char *col_dup(sqlite3_stmt *s, int col, size_t *len)
 static int sq_user_create(storage_db_t *db, const char *user, const char *creds)
 {
     sqlite_db_t *d = from_db(db);
-    int rc = tx_begin(d, true);
+    int rc = storage_sqlite_tx_begin(d, true);
     if (rc < 0)
         return rc;
     sqlite3_stmt *s = stmt_text(d, ST_USER_INSERT, user);
     if (s == NULL) {
-        rc = prep_err(d);
+        rc = storage_sqlite_err_prep(d);
         goto out;
     }
     sqlite3_bind_text(s, 2, creds, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, (sqlite3_int64)storage_now_us());
-    rc = run(d, s);
+    rc = storage_sqlite_stmt_run(s);
     if (rc == 0 && sqlite3_changes(d->h) == 0)
         rc = -EEXIST;
 out:
-    return tx_end(d, rc);
+    return storage_sqlite_tx_end(d, rc);
 }
 
 static int sq_user_exists(storage_db_t *db, const char *user)
 {
     sqlite_db_t *d = from_db(db);
     sqlite3_int64 id;
-    int rc = tx_begin(d, false);
+    int rc = storage_sqlite_tx_begin(d, false);
     if (rc < 0)
         return rc;
-    rc = user_id(d, user, &id);
-    return tx_end(d, rc);
+    rc = storage_sqlite_user_id(d, user, &id);
+    return storage_sqlite_tx_end(d, rc);
 }
 
 static int sq_user_delete(storage_db_t *db, const char *user)
 {
     sqlite_db_t *d = from_db(db);
-    int rc = tx_begin(d, true);
+    int rc = storage_sqlite_tx_begin(d, true);
     if (rc < 0)
         return rc;
     /* The archive first (its owner column has no foreign key: it also holds rooms); then
      * the foreign keys cascade to every other per-user table, in this transaction. */
-    sqlite3_stmt *s = stmt_text(d, ST_ARCHIVE_USER_DELETE, user);
-    rc = s != NULL ? run(d, s) : prep_err(d);
+    rc = storage_sqlite_archive_user_delete(d, user);
     if (rc == 0) {
-        s = stmt_text(d, ST_USER_DELETE, user);
-        rc = s != NULL ? run(d, s) : prep_err(d);
+        sqlite3_stmt *s = stmt_text(d, ST_USER_DELETE, user);
+        rc = s != NULL ? storage_sqlite_stmt_run(s) : storage_sqlite_err_prep(d);
     }
     if (rc == 0 && sqlite3_changes(d->h) == 0)
         rc = -ENOENT;
-    return tx_end(d, rc);
+    return storage_sqlite_tx_end(d, rc);
 }
 
 /* Runs a query bound by bind() and appends its first column of every row to out. */
 static int collect(sqlite_db_t *d, sqlite3_stmt *s, storage_list_t *out)
 {
     if (s == NULL)
-        return prep_err(d);
+        return storage_sqlite_err_prep(d);
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
         const void *p = sqlite3_column_blob(s, 0);
@@ -494,28 +469,28 @@ static int collect(sqlite_db_t *d, sqlite3_stmt *s, storage_list_t *out)
     }
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
-    return rc == SQLITE_DONE ? 0 : map_err(rc);
+    return rc == SQLITE_DONE ? 0 : storage_sqlite_err_map(rc);
 }
 
 static int sq_user_list(storage_db_t *db, storage_list_t *out)
 {
     sqlite_db_t *d = from_db(db);
-    int rc = tx_begin(d, false);
+    int rc = storage_sqlite_tx_begin(d, false);
     if (rc < 0)
         return rc;
     rc = collect(d, stmt(d, ST_USER_LIST), out);
-    return tx_end(d, rc);
+    return storage_sqlite_tx_end(d, rc);
 }
 
 static int sq_creds_get(storage_db_t *db, const char *user, char **out)
 {
     sqlite_db_t *d = from_db(db);
-    int rc = tx_begin(d, false);
+    int rc = storage_sqlite_tx_begin(d, false);
     if (rc < 0)
         return rc;
     sqlite3_stmt *s = stmt_text(d, ST_CREDS_GET, user);
     if (s == NULL) {
-        rc = prep_err(d);
+        rc = storage_sqlite_err_prep(d);
         goto out;
     }
     rc = sqlite3_step(s);
@@ -523,29 +498,29 @@ static int sq_creds_get(storage_db_t *db, const char *user, char **out)
         *out = col_dup(s, 0, NULL);
         rc = 0;
     } else {
-        rc = rc == SQLITE_DONE ? -ENOENT : map_err(rc);
+        rc = rc == SQLITE_DONE ? -ENOENT : storage_sqlite_err_map(rc);
     }
 out:
-    return tx_end(d, rc);
+    return storage_sqlite_tx_end(d, rc);
 }
 
 static int sq_creds_set(storage_db_t *db, const char *user, const char *creds)
 {
     sqlite_db_t *d = from_db(db);
-    int rc = tx_begin(d, true);
+    int rc = storage_sqlite_tx_begin(d, true);
     if (rc < 0)
         return rc;
     sqlite3_stmt *s = stmt_text(d, ST_CREDS_SET, user);
     if (s == NULL) {
-        rc = prep_err(d);
+        rc = storage_sqlite_err_prep(d);
         goto out;
     }
     sqlite3_bind_text(s, 2, creds, -1, SQLITE_STATIC);
-    rc = run(d, s);
+    rc = storage_sqlite_stmt_run(s);
     if (rc == 0 && sqlite3_changes(d->h) == 0)
         rc = -ENOENT;
 out:
-    return tx_end(d, rc);
+    return storage_sqlite_tx_end(d, rc);
 }
 
 /* ---- roster ---- */
@@ -577,7 +552,7 @@ static int roster_version(sqlite_db_t *d, const char *user, sqlite3_int64 *uid, 
 {
     sqlite3_stmt *s = stmt_text(d, ST_ROSTER_VERSION, user);
     if (s == NULL)
-        return prep_err(d);
+        return storage_sqlite_err_prep(d);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         *uid = sqlite3_column_int64(s, 0);
@@ -588,7 +563,7 @@ static int roster_version(sqlite_db_t *d, const char *user, sqlite3_int64 *uid, 
     sqlite3_clear_bindings(s);
     if (rc == SQLITE_ROW)
         return 0;
-    return rc == SQLITE_DONE ? -ENOENT : map_err(rc);
+    return rc == SQLITE_DONE ? -ENOENT : storage_sqlite_err_map(rc);
 }
 
 /* Attaches the rows of ST_ROSTER_GROUPS (sorted by jid like the items) to their items. */
@@ -596,7 +571,7 @@ static int roster_attach_groups(sqlite_db_t *d, sqlite3_int64 uid, storage_roste
 {
     sqlite3_stmt *s = stmt_uid(d, ST_ROSTER_GROUPS, uid);
     if (s == NULL)
-        return prep_err(d);
+        return storage_sqlite_err_prep(d);
     size_t i = 0;
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -612,14 +587,14 @@ static int roster_attach_groups(sqlite_db_t *d, sqlite3_int64 uid, storage_roste
     }
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
-    return rc == SQLITE_DONE ? 0 : map_err(rc);
+    return rc == SQLITE_DONE ? 0 : storage_sqlite_err_map(rc);
 }
 
 static int sq_roster_get(storage_db_t *db, const char *user, storage_roster_t *out)
 {
     sqlite_db_t *d = from_db(db);
     sqlite3_int64 uid = 0;
-    int rc = tx_begin(d, false);
+    int rc = storage_sqlite_tx_begin(d, false);
     if (rc < 0)
         return rc;
     rc = roster_version(d, user, &uid, &out->version);
@@ -627,7 +602,7 @@ static int sq_roster_get(storage_db_t *db, const char *user, storage_roster_t *o
         goto out;
     sqlite3_stmt *s = stmt_uid(d, ST_ROSTER_ITEMS, uid);
     if (s == NULL) {
-        rc = prep_err(d);
+        rc = storage_sqlite_err_prep(d);
         goto out;
     }
     size_t cap = 0;
@@ -643,12 +618,12 @@ static int sq_roster_get(storage_db_t *db, const char *user, storage_roster_t *o
             break;
         }
     }
-    rc = rc == SQLITE_DONE ? 0 : map_err(rc);
+    rc = rc == SQLITE_DONE ? 0 : storage_sqlite_err_map(rc);
     sqlite3_reset(s);
     if (rc == 0)
         rc = roster_attach_groups(d, uid, out);
 out:
-    return tx_end(d, rc);
+    return storage_sqlite_tx_end(d, rc);
 }
 
 static int sq_roster_item_get(storage_db_t *db, const char *user, const char *jid,
@@ -656,21 +631,21 @@ static int sq_roster_item_get(storage_db_t *db, const char *user, const char *ji
 {
     sqlite_db_t *d = from_db(db);
     sqlite3_int64 uid = 0;
-    int rc = tx_begin(d, false);
+    int rc = storage_sqlite_tx_begin(d, false);
     if (rc < 0)
         return rc;
-    rc = user_id(d, user, &uid);
+    rc = storage_sqlite_user_id(d, user, &uid);
     if (rc < 0)
         goto out;
     sqlite3_stmt *s = stmt_uid(d, ST_ROSTER_ITEM, uid);
     if (s == NULL) {
-        rc = prep_err(d);
+        rc = storage_sqlite_err_prep(d);
         goto out;
     }
     sqlite3_bind_text(s, 2, jid, -1, SQLITE_STATIC);
     rc = sqlite3_step(s);
     if (rc != SQLITE_ROW) {
-        rc = rc == SQLITE_DONE ? -ENOENT : map_err(rc);
+        rc = rc == SQLITE_DONE ? -ENOENT : storage_sqlite_err_map(rc);
         goto out;
     }
     rc = item_from_row(s, out);
@@ -679,15 +654,15 @@ static int sq_roster_item_get(storage_db_t *db, const char *user, const char *ji
         goto out;
     s = stmt_uid(d, ST_ROSTER_ITEM_GROUPS, uid);
     if (s == NULL) {
-        rc = prep_err(d);
+        rc = storage_sqlite_err_prep(d);
         goto out;
     }
     sqlite3_bind_text(s, 2, jid, -1, SQLITE_STATIC);
     while ((rc = sqlite3_step(s)) == SQLITE_ROW)
         item_add_group(out, s, 0);
-    rc = rc == SQLITE_DONE ? 0 : map_err(rc);
+    rc = rc == SQLITE_DONE ? 0 : storage_sqlite_err_map(rc);
 out:
-    return tx_end(d, rc);
+    return storage_sqlite_tx_end(d, rc);
 }
 
 /* Increments the roster version; *version receives the new one. Inside the transaction. */
@@ -695,7 +670,7 @@ static int roster_bump(sqlite_db_t *d, sqlite3_int64 uid, char **version)
 {
     sqlite3_stmt *s = stmt_uid(d, ST_ROSTER_BUMP, uid);
     if (s == NULL)
-        return prep_err(d);
+        return storage_sqlite_err_prep(d);
     int rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         *version = storage_u64_str((uint64_t)sqlite3_column_int64(s, 0));
@@ -703,14 +678,14 @@ static int roster_bump(sqlite_db_t *d, sqlite3_int64 uid, char **version)
     }
     sqlite3_reset(s);
     sqlite3_clear_bindings(s);
-    return rc == SQLITE_DONE ? 0 : map_err(rc);
+    return rc == SQLITE_DONE ? 0 : storage_sqlite_err_map(rc);
 }
 
 static int roster_write_item(sqlite_db_t *d, sqlite3_int64 uid, const storage_roster_item_t *item)
 {
     sqlite3_stmt *s = stmt_uid(d, ST_ROSTER_UPSERT, uid);
     if (s == NULL)
-        return prep_err(d);
+        return storage_sqlite_err_prep(d);
     sqlite3_bind_text(s, 2, item->jid, -1, SQLITE_STATIC);
     if (item->name != NULL)
         sqlite3_bind_text(s, 3, item->name, -1, SQLITE_STATIC);
@@ -720,22 +695,22 @@ static int roster_write_item(sqlite_db_t *d, sqlite3_int64 uid, const storage_ro
     sqlite3_bind_text(s, 5, item->ask == STORAGE_ASK_SUBSCRIBE ? "subscribe" : "none", -1,
                       SQLITE_STATIC);
     sqlite3_bind_int(s, 6, item->approved ? 1 : 0);
-    int rc = run(d, s);
+    int rc = storage_sqlite_stmt_run(s);
     if (rc < 0)
         return rc;
     s = stmt_uid(d, ST_ROSTER_GROUPS_CLEAR, uid);
     if (s == NULL)
-        return prep_err(d);
+        return storage_sqlite_err_prep(d);
     sqlite3_bind_text(s, 2, item->jid, -1, SQLITE_STATIC);
-    rc = run(d, s);
+    rc = storage_sqlite_stmt_run(s);
     for (size_t i = 0; rc == 0 && i < item->group_count; i++) {
         s = stmt_uid(d, ST_ROSTER_GROUP_ADD, uid);
         if (s == NULL)
-            return prep_err(d);
+            return storage_sqlite_err_prep(d);
         sqlite3_bind_text(s, 2, item->jid, -1, SQLITE_STATIC);
         sqlite3_bind_int64(s, 3, (sqlite3_int64)i);
         sqlite3_bind_text(s, 4, item->groups[i], -1, SQLITE_STATIC);
-        rc = run(d, s);
+        rc = storage_sqlite_stmt_run(s);
     }
     return rc;
 }
@@ -745,40 +720,40 @@ static int sq_roster_put(storage_db_t *db, const char *user, const storage_roste
 {
     sqlite_db_t *d = from_db(db);
     sqlite3_int64 uid = 0;
-    int rc = tx_begin(d, true);
+    int rc = storage_sqlite_tx_begin(d, true);
     if (rc < 0)
         return rc;
-    rc = user_id(d, user, &uid);
+    rc = storage_sqlite_user_id(d, user, &uid);
     if (rc == 0)
         rc = roster_write_item(d, uid, item);
     if (rc == 0)
         rc = roster_bump(d, uid, version);
-    return tx_end(d, rc);
+    return storage_sqlite_tx_end(d, rc);
 }
 
 static int sq_roster_delete(storage_db_t *db, const char *user, const char *jid, char **version)
 {
     sqlite_db_t *d = from_db(db);
     sqlite3_int64 uid = 0;
-    int rc = tx_begin(d, true);
+    int rc = storage_sqlite_tx_begin(d, true);
     if (rc < 0)
         return rc;
-    rc = user_id(d, user, &uid);
+    rc = storage_sqlite_user_id(d, user, &uid);
     if (rc < 0)
         goto out;
     sqlite3_stmt *s = stmt_uid(d, ST_ROSTER_DELETE, uid);
     if (s == NULL) {
-        rc = prep_err(d);
+        rc = storage_sqlite_err_prep(d);
         goto out;
     }
     sqlite3_bind_text(s, 2, jid, -1, SQLITE_STATIC);
-    rc = run(d, s);
+    rc = storage_sqlite_stmt_run(s);
     if (rc == 0 && sqlite3_changes(d->h) == 0)
         rc = -ENOENT;
     if (rc == 0)
         rc = roster_bump(d, uid, version);
 out:
-    return tx_end(d, rc);
+    return storage_sqlite_tx_end(d, rc);
 }
 
 /* ---- offline messages ---- */
@@ -788,22 +763,22 @@ static int sq_offline_push(storage_db_t *db, const char *user, const char *data,
 {
     sqlite_db_t *d = from_db(db);
     sqlite3_int64 uid = 0;
-    int rc = tx_begin(d, true);
+    int rc = storage_sqlite_tx_begin(d, true);
     if (rc < 0)
         return rc;
-    rc = user_id(d, user, &uid);
+    rc = storage_sqlite_user_id(d, user, &uid);
     if (rc < 0)
         goto out;
     sqlite3_stmt *s = stmt_uid(d, ST_OFFLINE_COUNT, uid);
     if (s == NULL) {
-        rc = prep_err(d);
+        rc = storage_sqlite_err_prep(d);
         goto out;
     }
     rc = sqlite3_step(s);
     sqlite3_int64 n = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
     sqlite3_reset(s);
     if (rc != SQLITE_ROW) {
-        rc = map_err(rc);
+        rc = storage_sqlite_err_map(rc);
         goto out;
     }
     if ((uint64_t)n >= (uint64_t)limit) {
@@ -812,47 +787,47 @@ static int sq_offline_push(storage_db_t *db, const char *user, const char *data,
     }
     s = stmt_uid(d, ST_OFFLINE_INSERT, uid);
     if (s == NULL) {
-        rc = prep_err(d);
+        rc = storage_sqlite_err_prep(d);
         goto out;
     }
     sqlite3_bind_blob64(s, 2, data, len, SQLITE_STATIC);
-    rc = run(d, s);
+    rc = storage_sqlite_stmt_run(s);
 out:
-    return tx_end(d, rc);
+    return storage_sqlite_tx_end(d, rc);
 }
 
 static int sq_offline_get(storage_db_t *db, const char *user, storage_list_t *out)
 {
     sqlite_db_t *d = from_db(db);
     sqlite3_int64 uid = 0;
-    int rc = tx_begin(d, false);
+    int rc = storage_sqlite_tx_begin(d, false);
     if (rc < 0)
         return rc;
-    rc = user_id(d, user, &uid);
+    rc = storage_sqlite_user_id(d, user, &uid);
     if (rc == 0)
         rc = collect(d, stmt_uid(d, ST_OFFLINE_GET, uid), out);
-    return tx_end(d, rc);
+    return storage_sqlite_tx_end(d, rc);
 }
 
 static int sq_offline_delete(storage_db_t *db, const char *user, size_t count)
 {
     sqlite_db_t *d = from_db(db);
     sqlite3_int64 uid = 0;
-    int rc = tx_begin(d, true);
+    int rc = storage_sqlite_tx_begin(d, true);
     if (rc < 0)
         return rc;
-    rc = user_id(d, user, &uid);
+    rc = storage_sqlite_user_id(d, user, &uid);
     if (rc < 0)
         goto out;
     sqlite3_stmt *s = stmt_uid(d, ST_OFFLINE_DELETE, uid);
     if (s == NULL) {
-        rc = prep_err(d);
+        rc = storage_sqlite_err_prep(d);
         goto out;
     }
     sqlite3_bind_int64(s, 2, count > INT64_MAX ? INT64_MAX : (sqlite3_int64)count);
-    rc = run(d, s);
+    rc = storage_sqlite_stmt_run(s);
 out:
-    return tx_end(d, rc);
+    return storage_sqlite_tx_end(d, rc);
 }
 
 /* ---- documents ---- */
@@ -875,15 +850,15 @@ static int sq_doc_get(storage_db_t *db, const char *user, const char *kind, cons
 {
     sqlite_db_t *d = from_db(db);
     sqlite3_int64 uid = 0;
-    int rc = tx_begin(d, false);
+    int rc = storage_sqlite_tx_begin(d, false);
     if (rc < 0)
         return rc;
-    rc = user_id(d, user, &uid);
+    rc = storage_sqlite_user_id(d, user, &uid);
     if (rc < 0)
         goto out;
     sqlite3_stmt *s = doc_stmt(d, ST_DOC_GET, uid, kind, key);
     if (s == NULL) {
-        rc = prep_err(d);
+        rc = storage_sqlite_err_prep(d);
         goto out;
     }
     rc = sqlite3_step(s);
@@ -891,10 +866,10 @@ static int sq_doc_get(storage_db_t *db, const char *user, const char *kind, cons
         out->data = col_dup(s, 0, &out->len);
         rc = 0;
     } else {
-        rc = rc == SQLITE_DONE ? -ENOENT : map_err(rc);
+        rc = rc == SQLITE_DONE ? -ENOENT : storage_sqlite_err_map(rc);
     }
 out:
-    return tx_end(d, rc);
+    return storage_sqlite_tx_end(d, rc);
 }
 
 static int sq_doc_put(storage_db_t *db, const char *user, const char *kind, const char *key,
@@ -902,52 +877,52 @@ static int sq_doc_put(storage_db_t *db, const char *user, const char *kind, cons
 {
     sqlite_db_t *d = from_db(db);
     sqlite3_int64 uid = 0;
-    int rc = tx_begin(d, true);
+    int rc = storage_sqlite_tx_begin(d, true);
     if (rc < 0)
         return rc;
-    rc = user_id(d, user, &uid);
+    rc = storage_sqlite_user_id(d, user, &uid);
     if (rc < 0)
         goto out;
     sqlite3_stmt *s = doc_stmt(d, ST_DOC_PUT, uid, kind, key);
     if (s == NULL) {
-        rc = prep_err(d);
+        rc = storage_sqlite_err_prep(d);
         goto out;
     }
     sqlite3_bind_blob64(s, 4, data, len, SQLITE_STATIC);
-    rc = run(d, s);
+    rc = storage_sqlite_stmt_run(s);
 out:
-    return tx_end(d, rc);
+    return storage_sqlite_tx_end(d, rc);
 }
 
 static int sq_doc_delete(storage_db_t *db, const char *user, const char *kind, const char *key)
 {
     sqlite_db_t *d = from_db(db);
     sqlite3_int64 uid = 0;
-    int rc = tx_begin(d, true);
+    int rc = storage_sqlite_tx_begin(d, true);
     if (rc < 0)
         return rc;
-    rc = user_id(d, user, &uid);
+    rc = storage_sqlite_user_id(d, user, &uid);
     if (rc < 0)
         goto out;
     sqlite3_stmt *s = doc_stmt(d, ST_DOC_DELETE, uid, kind, key);
-    rc = s != NULL ? run(d, s) : prep_err(d);
+    rc = s != NULL ? storage_sqlite_stmt_run(s) : storage_sqlite_err_prep(d);
     if (rc == 0 && sqlite3_changes(d->h) == 0)
         rc = -ENOENT;
 out:
-    return tx_end(d, rc);
+    return storage_sqlite_tx_end(d, rc);
 }
 
 static int sq_doc_list(storage_db_t *db, const char *user, const char *kind, storage_list_t *out)
 {
     sqlite_db_t *d = from_db(db);
     sqlite3_int64 uid = 0;
-    int rc = tx_begin(d, false);
+    int rc = storage_sqlite_tx_begin(d, false);
     if (rc < 0)
         return rc;
-    rc = user_id(d, user, &uid);
+    rc = storage_sqlite_user_id(d, user, &uid);
     if (rc == 0)
         rc = collect(d, doc_stmt(d, ST_DOC_LIST, uid, kind, NULL), out);
-    return tx_end(d, rc);
+    return storage_sqlite_tx_end(d, rc);
 }
 
 /* ---- documents of a service ---- */
@@ -969,12 +944,12 @@ static int sq_svc_get(storage_db_t *db, const char *service, const char *kind, c
                       storage_blob_t *out)
 {
     sqlite_db_t *d = from_db(db);
-    int rc = tx_begin(d, false);
+    int rc = storage_sqlite_tx_begin(d, false);
     if (rc < 0)
         return rc;
     sqlite3_stmt *s = svc_stmt(d, ST_SVC_GET, service, kind, key);
     if (s == NULL) {
-        rc = prep_err(d);
+        rc = storage_sqlite_err_prep(d);
         goto out;
     }
     rc = sqlite3_step(s);
@@ -982,53 +957,53 @@ static int sq_svc_get(storage_db_t *db, const char *service, const char *kind, c
         out->data = col_dup(s, 0, &out->len);
         rc = 0;
     } else {
-        rc = rc == SQLITE_DONE ? -ENOENT : map_err(rc);
+        rc = rc == SQLITE_DONE ? -ENOENT : storage_sqlite_err_map(rc);
     }
 out:
-    return tx_end(d, rc);
+    return storage_sqlite_tx_end(d, rc);
 }
 
 static int sq_svc_put(storage_db_t *db, const char *service, const char *kind, const char *key,
                       const char *data, size_t len)
 {
     sqlite_db_t *d = from_db(db);
-    int rc = tx_begin(d, true);
+    int rc = storage_sqlite_tx_begin(d, true);
     if (rc < 0)
         return rc;
     sqlite3_stmt *s = svc_stmt(d, ST_SVC_PUT, service, kind, key);
     if (s == NULL) {
-        rc = prep_err(d);
+        rc = storage_sqlite_err_prep(d);
         goto out;
     }
     sqlite3_bind_blob64(s, 4, data, len, SQLITE_STATIC);
-    rc = run(d, s);
+    rc = storage_sqlite_stmt_run(s);
 out:
-    return tx_end(d, rc);
+    return storage_sqlite_tx_end(d, rc);
 }
 
 static int sq_svc_delete(storage_db_t *db, const char *service, const char *kind, const char *key)
 {
     sqlite_db_t *d = from_db(db);
-    int rc = tx_begin(d, true);
+    int rc = storage_sqlite_tx_begin(d, true);
     if (rc < 0)
         return rc;
     sqlite3_stmt *s = svc_stmt(d, ST_SVC_DELETE, service, kind, key);
-    rc = s != NULL ? run(d, s) : prep_err(d);
+    rc = s != NULL ? storage_sqlite_stmt_run(s) : storage_sqlite_err_prep(d);
     if (rc == 0 && sqlite3_changes(d->h) == 0)
         rc = -ENOENT;
-    return tx_end(d, rc);
+    return storage_sqlite_tx_end(d, rc);
 }
 
 static int sq_svc_get_all(storage_db_t *db, const char *service, const char *kind,
                           storage_docs_t *out)
 {
     sqlite_db_t *d = from_db(db);
-    int rc = tx_begin(d, false);
+    int rc = storage_sqlite_tx_begin(d, false);
     if (rc < 0)
         return rc;
     sqlite3_stmt *s = svc_stmt(d, ST_SVC_ALL, service, kind, NULL);
     if (s == NULL) {
-        rc = prep_err(d);
+        rc = storage_sqlite_err_prep(d);
         goto out;
     }
     while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
@@ -1039,470 +1014,9 @@ static int sq_svc_get_all(storage_db_t *db, const char *service, const char *kin
         storage_list_push(&out->keys, k != NULL ? k : "", klen);
         storage_list_push(&out->values, v != NULL ? v : "", vlen);
     }
-    rc = rc == SQLITE_DONE ? 0 : map_err(rc);
+    rc = rc == SQLITE_DONE ? 0 : storage_sqlite_err_map(rc);
 out:
-    return tx_end(d, rc);
-}
-
-/* ---- the message archive ---- */
-
-/*
- * An archive's owner id: users.id (> 0) for a user, -archive_rooms.id (< 0) for a service
- * entity's archive; 0 is nobody's (a room with no archive yet: every query finds nothing).
- * Inside a transaction. With create, a room gets its row; without, a missing room is 0.
- */
-static int archive_owner(sqlite_db_t *d, const char *owner, bool create, sqlite3_int64 *id)
-{
-    if (strchr(owner, '@') == NULL)
-        return user_id(d, owner, id);
-    *id = 0;
-    sqlite3_stmt *s = stmt_text(d, ST_ROOM_ID, owner);
-    if (s == NULL)
-        return prep_err(d);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        *id = -sqlite3_column_int64(s, 0);
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return map_err(rc);
-    if (*id != 0 || !create)
-        return 0;
-    s = stmt_text(d, ST_ROOM_INSERT, owner);
-    rc = s != NULL ? run(d, s) : prep_err(d);
-    if (rc == 0)
-        *id = -sqlite3_last_insert_rowid(d->h);
-    return rc;
-}
-
-/* Orders a batch by owner, keeping each owner's entries in batch order. */
-typedef struct batch_ref {
-    const storage_archive_entry_t *e;
-    size_t index;
-} batch_ref_t;
-
-static int batch_ref_cmp(const void *a, const void *b)
-{
-    const batch_ref_t *x = a, *y = b;
-    int c = strcmp(x->e->owner, y->e->owner);
-    return c != 0 ? c : (x->index > y->index) - (x->index < y->index);
-}
-
-/* Inserts one entry; status gets -EEXIST when the owner already has its key. */
-static int archive_insert(sqlite_db_t *d, sqlite3_int64 owner, const storage_archive_entry_t *e,
-                          int *status)
-{
-    sqlite3_stmt *s = stmt_uid(d, ST_ARCHIVE_INSERT, owner);
-    if (s == NULL)
-        return prep_err(d);
-    size_t bare = storage_jid_bare_len(e->with);
-    sqlite3_bind_int64(s, 2, e->key);
-    sqlite3_bind_int64(s, 3, (sqlite3_int64)e->nonce);
-    sqlite3_bind_text(s, 4, e->with, (int)bare, SQLITE_STATIC);
-    if (e->with[bare] == '/')
-        sqlite3_bind_text(s, 5, e->with + bare + 1, -1, SQLITE_STATIC);
-    sqlite3_bind_blob64(s, 6, e->data != NULL ? e->data : "", e->len, SQLITE_STATIC);
-    int rc = run(d, s);
-    if (rc == 0 && sqlite3_changes(d->h) == 0)
-        *status = -EEXIST;
-    return rc;
-}
-
-/* Raises archive_state.key_max to key (storage_db_archive_key_max). */
-static int archive_key_bump(sqlite_db_t *d, int64_t key)
-{
-    sqlite3_stmt *s = stmt_uid(d, ST_ARCHIVE_KEY_BUMP, key);
-    return s != NULL ? run(d, s) : prep_err(d);
-}
-
-static int sq_archive_append(storage_db_t *db, const storage_archive_entry_t *entries, size_t n,
-                             int *status)
-{
-    sqlite_db_t *d = from_db(db);
-    /*
-     * Owner by owner (one lookup each, and each owner's rows go in side by side at the end
-     * of its key range), and one transaction for the whole batch: a commit (with sync =
-     * full, its fsync) costs far more than an insert, and the sm sends what one loop
-     * iteration archived at once.
-     */
-    batch_ref_t *order = core_malloc(n * sizeof(*order));
-    int64_t key_max = 0;
-    for (size_t i = 0; i < n; i++) {
-        order[i] = (batch_ref_t){.e = &entries[i], .index = i};
-        key_max = entries[i].key > key_max ? entries[i].key : key_max;
-    }
-    qsort(order, n, sizeof(*order), batch_ref_cmp);
-    int rc = tx_begin(d, true);
-    if (rc < 0)
-        goto out;
-    sqlite3_int64 owner = 0;
-    bool missing = false;
-    for (size_t i = 0; i < n; i++) {
-        const storage_archive_entry_t *e = order[i].e;
-        if (i == 0 || strcmp(e->owner, order[i - 1].e->owner) != 0) {
-            rc = archive_owner(d, e->owner, true, &owner);
-            if (rc < 0 && rc != -ENOENT)
-                break;
-            missing = rc == -ENOENT;
-            rc = 0;
-        }
-        if (missing) {
-            status[order[i].index] = -ENOENT;
-            continue;
-        }
-        rc = archive_insert(d, owner, e, &status[order[i].index]);
-        if (rc < 0)
-            break;
-    }
-    if (rc == 0)
-        rc = archive_key_bump(d, key_max);
-    rc = tx_end(d, rc);
-out:
-    core_free(order);
-    return rc;
-}
-
-static int sq_archive_key_max(storage_db_t *db, int64_t *out)
-{
-    sqlite_db_t *d = from_db(db);
-    int rc = tx_begin(d, false);
-    if (rc < 0)
-        return rc;
-    sqlite3_stmt *s = stmt(d, ST_ARCHIVE_KEY_MAX);
-    if (s == NULL) {
-        rc = prep_err(d);
-    } else {
-        rc = sqlite3_step(s);
-        *out = rc == SQLITE_ROW ? sqlite3_column_int64(s, 0) : 0;
-        rc = rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : map_err(rc);
-    }
-    return tx_end(d, rc);
-}
-
-/* The statement for an archive query of this shape (new, and *owned set, when ids apply). */
-static sqlite3_stmt *archive_stmt(sqlite_db_t *d, unsigned shape, size_t nids, bool *owned)
-{
-    *owned = nids > 0;
-    if (nids == 0 && d->archive_stmts[shape] != NULL) {
-        sqlite3_stmt *s = d->archive_stmts[shape];
-        sqlite3_reset(s);
-        sqlite3_clear_bindings(s);
-        return s;
-    }
-    core_buf_t b = {0};
-    core_buf_append_str(&b,
-                        shape & AQ_ROWS ? "SELECT key, nonce, old_id, with_bare, with_res, data"
-                                        : "SELECT count(*)");
-    core_buf_append_str(&b, " FROM archive WHERE owner = ?1");
-    if (shape & (AQ_BARE | AQ_FULL))
-        core_buf_append_str(&b, " AND with_bare = ?2");
-    if (shape & AQ_FULL)
-        core_buf_append_str(&b, " AND with_res = ?3");
-    if (shape & AQ_START)
-        core_buf_append_str(&b, " AND key >= ?4");
-    if (shape & AQ_END)
-        core_buf_append_str(&b, " AND key <= ?5");
-    if (shape & AQ_AFTER)
-        core_buf_append_str(&b, " AND key > ?6");
-    if (shape & AQ_UPTO)
-        core_buf_append_str(&b, " AND key <= ?6");
-    if (shape & AQ_BEFORE)
-        core_buf_append_str(&b, " AND key < ?7");
-    if (nids > 0) {
-        char num[32];
-        core_buf_append_str(&b, " AND key IN (");
-        for (size_t i = 0; i < nids; i++) {
-            snprintf(num, sizeof(num), "%s?%zu", i > 0 ? ", " : "", i + 9);
-            core_buf_append_str(&b, num);
-        }
-        core_buf_append_str(&b, ")");
-    }
-    if (shape & AQ_ROWS)
-        core_buf_append_str(
-            &b, shape & AQ_DESC ? " ORDER BY key DESC LIMIT ?8" : " ORDER BY key LIMIT ?8");
-    sqlite3_stmt *s = NULL;
-    sqlite3_prepare_v3(d->h, b.data, (int)b.len, *owned ? 0 : SQLITE_PREPARE_PERSISTENT, &s, NULL);
-    core_buf_release(&b);
-    if (!*owned)
-        d->archive_stmts[shape] = s;
-    return s;
-}
-
-/* One archive query's fixed inputs: the filters every statement of it binds. */
-typedef struct archive_ctx {
-    sqlite_db_t *d;
-    const storage_archive_query_t *q;
-    unsigned filters; /* AQ_BARE, AQ_FULL, AQ_START, AQ_END */
-    sqlite3_int64 owner;
-    sqlite3_int64 lo; /* the after_id entry's key */
-    sqlite3_int64 hi; /* the before_id entry's key */
-    sqlite3_int64 *keys; /* the keys of q->ids found (nkeys of them) */
-    size_t nkeys;
-} archive_ctx_t;
-
-/* The statement of shape (plus the query's filters), bound; NULL if it cannot prepare. */
-static sqlite3_stmt *archive_bind(const archive_ctx_t *c, unsigned shape, sqlite3_int64 limit,
-                                  bool *owned)
-{
-    const storage_archive_query_t *q = c->q;
-    shape |= c->filters;
-    sqlite3_stmt *s = archive_stmt(c->d, shape, c->nkeys, owned);
-    if (s == NULL)
-        return NULL;
-    sqlite3_bind_int64(s, 1, c->owner);
-    if (shape & (AQ_BARE | AQ_FULL))
-        sqlite3_bind_text(s, 2, q->with, (int)storage_jid_bare_len(q->with), SQLITE_STATIC);
-    if (shape & AQ_FULL)
-        sqlite3_bind_text(s, 3, q->with + storage_jid_bare_len(q->with) + 1, -1, SQLITE_STATIC);
-    if (shape & AQ_START)
-        sqlite3_bind_int64(s, 4, q->start_us);
-    if (shape & AQ_END)
-        sqlite3_bind_int64(s, 5, q->end_us);
-    if (shape & (AQ_AFTER | AQ_UPTO))
-        sqlite3_bind_int64(s, 6, c->lo);
-    if (shape & AQ_BEFORE)
-        sqlite3_bind_int64(s, 7, c->hi);
-    if (shape & AQ_ROWS)
-        sqlite3_bind_int64(s, 8, limit);
-    for (size_t i = 0; i < c->nkeys; i++)
-        sqlite3_bind_int64(s, (int)(i + 9), c->keys[i]);
-    return s;
-}
-
-static void archive_done(sqlite3_stmt *s, bool owned)
-{
-    if (owned) {
-        sqlite3_finalize(s);
-    } else {
-        sqlite3_reset(s);
-        sqlite3_clear_bindings(s);
-    }
-}
-
-/* The number of entries matching the query's filters and shape. */
-static int archive_count(const archive_ctx_t *c, unsigned shape, size_t *out)
-{
-    bool owned;
-    sqlite3_stmt *s = archive_bind(c, shape, 0, &owned);
-    if (s == NULL)
-        return prep_err(c->d);
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        *out = (size_t)sqlite3_column_int64(s, 0);
-    archive_done(s, owned);
-    if (rc == SQLITE_ROW)
-        return 0;
-    rc = map_err(rc);
-    return rc < 0 ? rc : -EIO; /* a count always has its row */
-}
-
-/* Fills an item from a row of the AQ_ROWS columns. */
-static void archive_item(sqlite3_stmt *s, storage_archive_item_t *it)
-{
-    sqlite3_int64 key = sqlite3_column_int64(s, 0);
-    if (sqlite3_column_type(s, 2) != SQLITE_NULL) {
-        it->id = col_dup(s, 2, NULL); /* an entry from before schema 6 keeps its id */
-    } else {
-        it->id = core_malloc(STORAGE_ARCHIVE_ID_LEN + 1);
-        storage_archive_id_format(key, (uint64_t)sqlite3_column_int64(s, 1), it->id);
-    }
-    it->stamp_us = key;
-    if (sqlite3_column_type(s, 4) == SQLITE_NULL) {
-        it->with = col_dup(s, 3, NULL);
-    } else {
-        core_buf_t b = {0};
-        core_buf_append(&b, sqlite3_column_blob(s, 3), (size_t)sqlite3_column_bytes(s, 3));
-        core_buf_append(&b, "/", 1);
-        core_buf_append(&b, sqlite3_column_blob(s, 4), (size_t)sqlite3_column_bytes(s, 4));
-        it->with = core_strndup(b.data, b.len);
-        core_buf_release(&b);
-    }
-    it->data.data = col_dup(s, 5, &it->data.len);
-}
-
-/* Appends up to limit rows of the shape to out->items (in the statement's order). */
-static int archive_rows(const archive_ctx_t *c, unsigned shape, size_t limit,
-                        storage_archive_result_t *out)
-{
-    bool owned;
-    sqlite3_stmt *s = archive_bind(c, shape | AQ_ROWS, (sqlite3_int64)limit, &owned);
-    if (s == NULL)
-        return prep_err(c->d);
-    out->items = core_calloc(limit, sizeof(*out->items)); /* limit is max + 1 >= 1 */
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        archive_item(s, &out->items[out->count++]);
-    archive_done(s, owned);
-    return rc == SQLITE_DONE ? 0 : map_err(rc);
-}
-
-/* Runs a lookup bound by the caller; 0 and *out from its first column, or -ENOMSG. */
-static int lookup_int(sqlite_db_t *d, sqlite3_stmt *s, sqlite3_int64 *out)
-{
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        *out = sqlite3_column_int64(s, 0);
-    bool null = rc == SQLITE_ROW && sqlite3_column_type(s, 0) == SQLITE_NULL;
-    sqlite3_reset(s);
-    sqlite3_clear_bindings(s);
-    if (rc == SQLITE_ROW)
-        return null ? -ENOMSG : 0;
-    return rc == SQLITE_DONE ? -ENOMSG : map_err(rc);
-}
-
-/*
- * The key of the owner's entry id; -ENOMSG when there is none (XEP-0313 §4.1.3). An id
- * format made is decoded: its key is a point lookup, and its nonce must be the entry's. Any
- * other id can only be an old one (an entry migrated from schema 4).
- */
-static int archive_key(sqlite_db_t *d, sqlite3_int64 owner, const char *id, sqlite3_int64 *key)
-{
-    int64_t k;
-    uint64_t nonce;
-    if (storage_archive_id_parse(id, &k, &nonce) == 0) {
-        sqlite3_stmt *s = stmt_uid(d, ST_ARCHIVE_NONCE, owner);
-        if (s == NULL)
-            return prep_err(d);
-        sqlite3_bind_int64(s, 2, k);
-        sqlite3_int64 stored = 0;
-        int rc = lookup_int(d, s, &stored);
-        if (rc == 0 && (uint64_t)stored == nonce) {
-            *key = k;
-            return 0;
-        }
-        if (rc != 0 && rc != -ENOMSG)
-            return rc;
-    }
-    sqlite3_stmt *s = stmt_uid(d, ST_ARCHIVE_OLD_ID, owner);
-    if (s == NULL)
-        return prep_err(d);
-    sqlite3_bind_text(s, 2, id, -1, SQLITE_STATIC);
-    return lookup_int(d, s, key);
-}
-
-static int key_cmp(const void *a, const void *b)
-{
-    sqlite3_int64 x = *(const sqlite3_int64 *)a, y = *(const sqlite3_int64 *)b;
-    return (x > y) - (x < y);
-}
-
-/* The keys of the query's ids, distinct; unknown ids are left out (urn:xmpp:mam:2#extended). */
-static int archive_ids(archive_ctx_t *c)
-{
-    const storage_archive_query_t *q = c->q;
-    c->keys = core_malloc(q->nids * sizeof(*c->keys));
-    for (size_t i = 0; i < q->nids; i++) {
-        int rc = archive_key(c->d, c->owner, q->ids[i], &c->keys[c->nkeys]);
-        if (rc == 0)
-            c->nkeys++;
-        else if (rc != -ENOMSG)
-            return rc;
-    }
-    qsort(c->keys, c->nkeys, sizeof(*c->keys), key_cmp);
-    size_t w = 0;
-    for (size_t i = 0; i < c->nkeys; i++)
-        if (w == 0 || c->keys[w - 1] != c->keys[i])
-            c->keys[w++] = c->keys[i];
-    c->nkeys = w;
-    return 0;
-}
-
-/*
- * Counts the matches (total), reads one row more than the page (to learn whether it was
- * cut: 'complete'), and counts the matches before the page (first_index). All in one read
- * transaction, so the three agree.
- */
-static int archive_page(archive_ctx_t *c, storage_archive_result_t *out)
-{
-    const storage_archive_query_t *q = c->q;
-    unsigned bounds = (q->after_id != NULL ? AQ_AFTER : 0) | (q->before_id != NULL ? AQ_BEFORE : 0);
-    if (q->nids > 0 && c->nkeys == 0) {
-        out->complete = true; /* none of the ids is here: nothing matches */
-        return 0;
-    }
-    int rc = archive_count(c, 0, &out->total);
-    if (rc == 0)
-        rc = archive_rows(c, bounds | (q->from_end ? AQ_DESC : 0), q->max + 1, out);
-    if (rc < 0)
-        return rc;
-    out->complete = out->count <= q->max;
-    if (!out->complete) {
-        storage_archive_item_t *extra = &out->items[--out->count];
-        core_free(extra->id);
-        core_free(extra->with);
-        storage_blob_clear(&extra->data);
-    }
-    if (!q->from_end) {
-        /* The page starts right after after_id: every match up to it comes before. */
-        out->first_index = 0;
-        if (q->after_id != NULL)
-            rc = archive_count(c, AQ_UPTO, &out->first_index);
-        return rc;
-    }
-    for (size_t i = 0, j = out->count; i + 1 < j; i++, j--) {
-        storage_archive_item_t t = out->items[i];
-        out->items[i] = out->items[j - 1];
-        out->items[j - 1] = t;
-    }
-    /* The page ends right before before_id (or at the newest match). */
-    size_t below = out->total;
-    if (q->before_id != NULL)
-        rc = archive_count(c, AQ_BEFORE, &below);
-    out->first_index = below - out->count;
-    return rc;
-}
-
-static int sq_archive_query(storage_db_t *db, const char *owner, const storage_archive_query_t *q,
-                            storage_archive_result_t *out)
-{
-    sqlite_db_t *d = from_db(db);
-    archive_ctx_t c = {.d = d, .q = q};
-    if (q->with != NULL)
-        c.filters |= q->with[storage_jid_bare_len(q->with)] == '/' ? AQ_FULL : AQ_BARE;
-    c.filters |= (q->has_start ? AQ_START : 0) | (q->has_end ? AQ_END : 0);
-    int rc = tx_begin(d, false);
-    if (rc < 0)
-        return rc;
-    rc = archive_owner(d, owner, false, &c.owner);
-    if (rc == 0 && q->after_id != NULL)
-        rc = archive_key(d, c.owner, q->after_id, &c.lo);
-    if (rc == 0 && q->before_id != NULL)
-        rc = archive_key(d, c.owner, q->before_id, &c.hi);
-    if (rc == 0 && q->nids > 0)
-        rc = archive_ids(&c);
-    if (rc == 0)
-        rc = archive_page(&c, out);
-    core_free(c.keys);
-    return tx_end(d, rc);
-}
-
-static int sq_archive_expire(storage_db_t *db, const char *owner, int64_t before_us)
-{
-    sqlite_db_t *d = from_db(db);
-    sqlite3_int64 id = 0;
-    int rc = tx_begin(d, true);
-    if (rc < 0)
-        return rc;
-    rc = archive_owner(d, owner, false, &id);
-    if (rc < 0 || id == 0)
-        goto out;
-    /* INT64_MAX means everything, also an entry stamped INT64_MAX. */
-    sqlite3_stmt *s =
-        stmt_uid(d, before_us == INT64_MAX ? ST_ARCHIVE_CLEAR : ST_ARCHIVE_EXPIRE, id);
-    if (s == NULL) {
-        rc = prep_err(d);
-        goto out;
-    }
-    if (before_us != INT64_MAX)
-        sqlite3_bind_int64(s, 2, before_us);
-    rc = run(d, s);
-    if (rc == 0 && id < 0 && before_us == INT64_MAX) {
-        /* A room's archive is gone with its entries. */
-        s = stmt_uid(d, ST_ROOM_DELETE, -id);
-        rc = s != NULL ? run(d, s) : prep_err(d);
-    }
-out:
-    return tx_end(d, rc);
+    return storage_sqlite_tx_end(d, rc);
 }
 
 /* ---- open, migrate, close ---- */
@@ -1510,9 +1024,9 @@ out:
 static void sq_close(storage_db_t *db)
 {
     sqlite_db_t *d = from_db(db);
-    for (int i = 0; i < ST_COUNT; i++)
+    for (int i = 0; i < STORAGE_SQLITE_STMTS; i++)
         sqlite3_finalize(d->stmts[i]);
-    for (int i = 0; i < AQ_SHAPES; i++)
+    for (int i = 0; i < STORAGE_SQLITE_ARCHIVE_STMTS; i++)
         sqlite3_finalize(d->archive_stmts[i]);
     /* The last connection to close checkpoints the WAL into the database. */
     sqlite3_close(d->h);
@@ -1543,10 +1057,10 @@ static const storage_backend_ops_t sqlite_ops = {
     .svc_put = sq_svc_put,
     .svc_delete = sq_svc_delete,
     .svc_get_all = sq_svc_get_all,
-    .archive_append = sq_archive_append,
-    .archive_query = sq_archive_query,
-    .archive_expire = sq_archive_expire,
-    .archive_key_max = sq_archive_key_max,
+    .archive_append = storage_sqlite_archive_append,
+    .archive_query = storage_sqlite_archive_query,
+    .archive_expire = storage_sqlite_archive_expire,
+    .archive_key_max = storage_sqlite_archive_key_max,
 };
 
 int storage_sqlite_schema_current(void)
@@ -1554,21 +1068,22 @@ int storage_sqlite_schema_current(void)
     return MIGRATION_COUNT;
 }
 
-static int exec(sqlite_db_t *d, const char *sql)
+int storage_sqlite_exec(sqlite_db_t *d, const char *sql)
 {
-    return map_err(sqlite3_exec(d->h, sql, NULL, NULL, NULL));
+    return storage_sqlite_err_map(sqlite3_exec(d->h, sql, NULL, NULL, NULL));
 }
 
 /* Reads schema_version (0 for a new database, which gets its row). In the transaction. */
 static int schema_version(sqlite_db_t *d, int *version)
 {
     sqlite3_stmt *s = NULL;
-    int rc = exec(d, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+    int rc = storage_sqlite_exec(
+        d, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
     if (rc < 0)
         return rc;
     rc = sqlite3_prepare_v2(d->h, "SELECT version FROM schema_version", -1, &s, NULL);
     if (rc != SQLITE_OK)
-        return map_err(rc);
+        return storage_sqlite_err_map(rc);
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         sqlite3_int64 v = sqlite3_column_int64(s, 0);
@@ -1576,91 +1091,11 @@ static int schema_version(sqlite_db_t *d, int *version)
         rc = 0;
     } else if (rc == SQLITE_DONE) {
         *version = 0;
-        rc = exec(d, "INSERT INTO schema_version (version) VALUES (0)");
+        rc = storage_sqlite_exec(d, "INSERT INTO schema_version (version) VALUES (0)");
     } else {
-        rc = map_err(rc);
+        rc = storage_sqlite_err_map(rc);
     }
     sqlite3_finalize(s);
-    return rc;
-}
-
-/* The largest gap between an old entry's stamp and the counter in its id (a burst of ids). */
-#define MIGRATE_SKEW_US (60 * 1000000LL)
-
-/* Copies one old row (user_id, archive_id, stamp, with_bare, with_full, data) as key. */
-static int migrate_row(sqlite_db_t *d, sqlite3_stmt *ins, sqlite3_stmt *old, sqlite3_int64 key,
-                       const uint64_t *nonce)
-{
-    sqlite3_bind_int64(ins, 1, sqlite3_column_int64(old, 0));
-    sqlite3_bind_int64(ins, 2, key);
-    if (nonce != NULL)
-        sqlite3_bind_int64(ins, 3, (sqlite3_int64)*nonce);
-    else
-        sqlite3_bind_value(ins, 7, sqlite3_column_value(old, 1));
-    sqlite3_bind_value(ins, 4, sqlite3_column_value(old, 3));
-    const char *full = (const char *)sqlite3_column_text(old, 4);
-    const char *slash = full != NULL ? strchr(full, '/') : NULL;
-    if (slash != NULL)
-        sqlite3_bind_text(ins, 5, slash + 1, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_value(ins, 6, sqlite3_column_value(old, 5));
-    return run(d, ins);
-}
-
-/*
- * Migration 6's data: each user's old entries in their order (seq), with keys that keep it.
- * An old id the sm made (a counter from the clock and a random number, the same text
- * storage_archive_id_format makes) decodes to its key and nonce, and stays an id found by
- * decoding, when its counter is above the previous entry's key and close to its stamp.
- * Any other entry gets the key max(stamp, previous + 1) and keeps its id in old_id.
- */
-static int archive_migrate_v6(sqlite_db_t *d)
-{
-    sqlite3_stmt *old = NULL, *ins = NULL;
-    int rc = map_err(sqlite3_prepare_v2(d->h,
-                                        "SELECT user_id, archive_id, stamp, with_bare, with_full,"
-                                        " data FROM archive_v4 ORDER BY user_id, seq",
-                                        -1, &old, NULL));
-    if (rc == 0)
-        rc = map_err(sqlite3_prepare_v2(
-            d->h,
-            "INSERT INTO archive (owner, key, nonce, with_bare, with_res, data, old_id)"
-            " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            -1, &ins, NULL));
-    sqlite3_int64 user = 0, prev = -1, key_max = 0;
-    int step;
-    while (rc == 0 && (step = sqlite3_step(old)) == SQLITE_ROW) {
-        if (sqlite3_column_int64(old, 0) != user) {
-            user = sqlite3_column_int64(old, 0);
-            prev = -1;
-        }
-        sqlite3_int64 stamp = sqlite3_column_int64(old, 2);
-        const char *id = (const char *)sqlite3_column_text(old, 1);
-        int64_t k;
-        uint64_t nonce;
-        bool decodes = id != NULL && storage_archive_id_parse(id, &k, &nonce) == 0 && k > prev &&
-            k >= stamp && k - stamp <= MIGRATE_SKEW_US;
-        if (!decodes)
-            k = stamp > prev ? (stamp > 0 ? stamp : 0) : prev + 1;
-        if (k <= prev)
-            k = prev + 1;
-        rc = migrate_row(d, ins, old, k, decodes ? &nonce : NULL);
-        prev = k;
-        key_max = k > key_max ? k : key_max;
-    }
-    if (rc == 0 && step != SQLITE_DONE)
-        rc = map_err(step);
-    sqlite3_finalize(old);
-    sqlite3_finalize(ins);
-    char sql[96];
-    snprintf(sql, sizeof(sql), "UPDATE archive_state SET key_max = %lld", (long long)key_max);
-    if (rc == 0)
-        rc = exec(d, sql);
-    if (rc == 0)
-        rc = exec(d,
-                  "DROP TABLE archive_v4;"
-                  "CREATE INDEX archive_key ON archive(owner, key, with_bare);"
-                  "CREATE UNIQUE INDEX archive_old_id ON archive(owner, old_id)"
-                  " WHERE old_id IS NOT NULL;");
     return rc;
 }
 
@@ -1671,7 +1106,7 @@ static int archive_migrate_v6(sqlite_db_t *d)
 static int migrate(sqlite_db_t *d, int target)
 {
     int version = 0;
-    int rc = exec(d, "BEGIN IMMEDIATE");
+    int rc = storage_sqlite_exec(d, "BEGIN IMMEDIATE");
     if (rc < 0)
         return rc;
     rc = schema_version(d, &version);
@@ -1682,22 +1117,24 @@ static int migrate(sqlite_db_t *d, int target)
         goto fail;
     }
     for (int i = version; i < target; i++) {
-        rc = exec(d, migrations[i]);
+        rc = storage_sqlite_exec(d, migrations[i]);
         if (rc == 0 && i + 1 == 6)
-            rc = archive_migrate_v6(d);
+            rc = storage_sqlite_archive_migrate_v6(d);
+        if (rc == 0 && i + 1 == 7)
+            rc = storage_sqlite_archive_migrate_v7(d);
         if (rc < 0)
             goto fail;
     }
     if (target > version) {
         char sql[64];
         snprintf(sql, sizeof(sql), "UPDATE schema_version SET version = %d", target);
-        rc = exec(d, sql);
+        rc = storage_sqlite_exec(d, sql);
         if (rc < 0)
             goto fail;
     }
-    return exec(d, "COMMIT");
+    return storage_sqlite_exec(d, "COMMIT");
 fail:
-    exec(d, "ROLLBACK");
+    storage_sqlite_exec(d, "ROLLBACK");
     return rc;
 }
 
@@ -1707,13 +1144,13 @@ static int set_wal(sqlite_db_t *d)
     sqlite3_stmt *s = NULL;
     int rc = sqlite3_prepare_v2(d->h, "PRAGMA journal_mode = WAL", -1, &s, NULL);
     if (rc != SQLITE_OK)
-        return map_err(rc);
+        return storage_sqlite_err_map(rc);
     rc = sqlite3_step(s);
     if (rc == SQLITE_ROW) {
         const char *mode = (const char *)sqlite3_column_text(s, 0);
         rc = mode != NULL && strcmp(mode, "wal") == 0 ? 0 : -ENOTSUP;
     } else {
-        rc = map_err(rc);
+        rc = storage_sqlite_err_map(rc);
         if (rc == 0)
             rc = -EIO;
     }
@@ -1739,7 +1176,7 @@ int storage_sqlite_open_at(const storage_config_t *cfg, int max_version, storage
 
     rc = sqlite3_open_v2(cfg->path, &d->h, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
     if (rc != SQLITE_OK) {
-        rc = map_err(rc);
+        rc = storage_sqlite_err_map(rc);
         goto fail;
     }
     sqlite3_extended_result_codes(d->h, 1);
@@ -1750,10 +1187,10 @@ int storage_sqlite_open_at(const storage_config_t *cfg, int max_version, storage
     if (rc < 0)
         goto fail;
     /* FULL syncs the WAL at each commit; OFF leaves it to the kernel (tests only). */
-    rc = exec(d,
-              cfg->sync == STORAGE_SYNC_NONE
-                  ? "PRAGMA foreign_keys = ON; PRAGMA synchronous = OFF"
-                  : "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL");
+    rc = storage_sqlite_exec(d,
+                             cfg->sync == STORAGE_SYNC_NONE
+                                 ? "PRAGMA foreign_keys = ON; PRAGMA synchronous = OFF"
+                                 : "PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL");
     if (rc < 0)
         goto fail;
     rc = migrate(d, max_version);

@@ -286,7 +286,7 @@ int storage_db_svc_get_all(storage_db_t *db, const char *service, const char *ki
 /* One entry to append (all borrowed). */
 typedef struct storage_archive_entry {
     const char *owner; /* whose archive: a user name or a service's bare JID (see above) */
-    int64_t key; /* >= 0: the order and the stamp; a key already there is -EEXIST */
+    int64_t key; /* >= 0: the order and the stamp; see storage_db_archive_append */
     uint64_t nonce; /* random: the part of the id that cannot be guessed (XEP-0313 §3) */
     const char *with; /* the other party: a full or bare JID, prepared */
     const char *data; /* the stanza's bytes */
@@ -346,7 +346,10 @@ int storage_archive_id_parse(const char *id, int64_t *key, uint64_t *nonce);
  * Appends entries to their owners' archives in one transaction (an owner user that does not
  * exist is skipped: its entry's status is -ENOENT). status[i] (if status is not NULL)
  * receives each entry's result. Returns 0 when the batch was written, or an error when
- * nothing was.
+ * nothing was. An archive only grows by key: on sqlite an entry whose key is not above the
+ * largest key its archive holds (or an earlier entry of its owner in the batch) is skipped
+ * with -EEXIST; the files backend refuses only a key already there (docs/storage.md).
+ * Appenders give increasing keys (storage_archive_writer), so neither happens in use.
  */
 int storage_db_archive_append(storage_db_t *db, const storage_archive_entry_t *entries, size_t n,
                               int *status);

@@ -775,6 +775,86 @@ def test_archive_survives_restart(make_im, storage):
         pool.close()
 
 
+def varint_get(buf, i):
+    r, shift = 0, 0
+    while True:
+        c = buf[i]
+        i += 1
+        r |= (c & 0x7F) << shift
+        shift += 7
+        if not c & 0x80:
+            return r, i
+
+
+def varint_put(v):
+    out = bytearray()
+    while True:
+        b, v = v & 0x7F, v >> 7
+        out.append(b | 0x80 if v else b)
+        if not v:
+            return bytes(out)
+
+
+def chunk_decode(first_key, meta):
+    """A chunk's meta as docs/storage.md (schema 7) describes it: a format byte, then per
+    entry the key's delta, the nonce, the bare JID, the resource (and old-id flag) and the
+    stanza's length. Returns [key, rest of the entry's meta bytes, stanza length]."""
+    assert meta[0] == 1
+    i, key, out = 1, first_key, []
+    while i < len(meta):
+        delta, i = varint_get(meta, i)
+        key += delta
+        start = i + 8
+        n, j = varint_get(meta, start)
+        r, j = varint_get(meta, j + n)
+        j += (r >> 1) - 1 if r >> 1 else 0
+        length, j = varint_get(meta, j)
+        out.append([key, meta[i:j], length])
+        i = j
+    return out
+
+
+def chunk_encode(entries):
+    meta, prev = bytearray([1]), entries[0][0]
+    for key, rest, _ in entries:
+        meta += varint_put(key - prev) + rest
+        prev = key
+    return bytes(meta)
+
+
+def age_chunks(db, user, count, shift):
+    """Moves the keys (the stamps) of the user's count oldest entries shift back: whole
+    chunks by their bounds, the chunk the count ends in split in two."""
+    owner = db.execute("SELECT id FROM users WHERE name = ?", (user,)).fetchone()[0]
+    rows = db.execute(
+        "SELECT rowid, first_key, last_key, count, meta, data FROM archive_chunk"
+        " WHERE owner = ? ORDER BY last_key", (owner,)).fetchall()
+    left = count
+    # Keys only move down, below every other chunk's, so (owner, last_key) stays unique.
+    for rowid, first, last, n, meta, data in rows:
+        if left == 0:
+            break
+        if n <= left:
+            db.execute("UPDATE archive_chunk SET first_key = ?, last_key = ? WHERE rowid = ?",
+                       (first - shift, last - shift, rowid))
+            left -= n
+            continue
+        entries = chunk_decode(first, meta)
+        head, tail = entries[:left], entries[left:]
+        cut = sum(e[2] for e in head)
+        for e in head:
+            e[0] -= shift
+        db.execute("DELETE FROM archive_chunk WHERE rowid = ?", (rowid,))
+        for part, blob in ((head, data[:cut]), (tail, data[cut:])):
+            db.execute(
+                "INSERT INTO archive_chunk (owner, first_key, last_key, count, meta, data)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (owner, part[0][0], part[-1][0], len(part), chunk_encode(part), blob))
+        left = 0
+    assert left == 0
+
+
+
 def age_entries(srv, user, count, days):
     """Moves the stamps of the user's count oldest entries days back, in the store itself
     (the server stopped): the sqlite table (where the stamp is the key, so those entries' ids
@@ -784,13 +864,7 @@ def age_entries(srv, user, count, days):
         db = sqlite3.connect(os.path.join(srv.workdir, "data", "parley.db"), timeout=5)
         try:
             with db:
-                # The key is the stamp (docs/storage.md): moving it back keeps the order.
-                cur = db.execute(
-                    "UPDATE archive SET key = key - ?1 WHERE owner = (SELECT id FROM users"
-                    " WHERE name = ?2) AND key IN (SELECT key FROM archive WHERE owner ="
-                    " (SELECT id FROM users WHERE name = ?2) ORDER BY key LIMIT ?3)",
-                    (shift, user, count))
-                assert cur.rowcount == count
+                age_chunks(db, user, count, shift)
         finally:
             db.close()
         return

@@ -806,6 +806,381 @@ static void test_archive_migration(void **state)
     storage_db_close(db);
 }
 
+/* ---- the sqlite archive in chunks (schema 7), checked against a model on both backends ---- */
+
+/* The other party of the model archive's entry key. */
+static const char *model_with(int64_t key)
+{
+    static const char *const w[] = {"romeo@montague.example/a", "nurse@capulet.example",
+                                    "romeo@montague.example/b"};
+    return w[key % 3];
+}
+
+/* XEP-0313 §4.1.1 as the model sees it: a bare JID matches its resources, a full one itself. */
+static bool model_matches(const storage_archive_query_t *q, int64_t key)
+{
+    if ((q->has_start && key < q->start_us) || (q->has_end && key > q->end_us))
+        return false;
+    if (q->with == NULL)
+        return true;
+    const char *w = model_with(key);
+    if (strchr(q->with, '/') != NULL)
+        return strcmp(w, q->with) == 0;
+    size_t n = strlen(q->with);
+    return strncmp(w, q->with, n) == 0 && (w[n] == '\0' || w[n] == '/');
+}
+
+/*
+ * Runs q (after/before given as keys, -1 for none) and checks every item, the count, the
+ * index and 'complete' against what the model archive (keys[0..n), in order) gives.
+ */
+static void model_check(storage_db_t *db, const int64_t *keys, size_t n, storage_archive_query_t q,
+                        int64_t after, int64_t before)
+{
+    char a[STORAGE_ARCHIVE_ID_LEN + 1], b[STORAGE_ARCHIVE_ID_LEN + 1];
+    if (after >= 0) {
+        storage_archive_id_format(after, nonce_of(after), a);
+        q.after_id = a;
+    }
+    if (before >= 0) {
+        storage_archive_id_format(before, nonce_of(before), b);
+        q.before_id = b;
+    }
+    size_t total = 0, upto = 0, below = 0, ncand = 0;
+    int64_t cand[256];
+    for (size_t i = 0; i < n; i++) {
+        if (!model_matches(&q, keys[i]))
+            continue;
+        total++;
+        upto += after >= 0 && keys[i] <= after;
+        below += before >= 0 && keys[i] < before;
+        if ((after < 0 || keys[i] > after) && (before < 0 || keys[i] < before))
+            cand[ncand++] = keys[i];
+    }
+    size_t count = ncand < q.max ? ncand : q.max;
+    const int64_t *want = q.from_end ? cand + ncand - count : cand;
+    size_t first = q.from_end ? (before >= 0 ? below : total) - count : (after >= 0 ? upto : 0);
+    storage_archive_result_t r = {0};
+    assert_int_equal(storage_db_archive_query(db, "juliet", &q, &r), 0);
+    assert_int_equal(r.count, count);
+    for (size_t i = 0; i < count; i++) {
+        assert_int_equal(r.items[i].stamp_us, want[i]);
+        assert_string_equal(r.items[i].id, kid(want[i]));
+        assert_string_equal(r.items[i].with, model_with(want[i]));
+        char data[32];
+        snprintf(data, sizeof(data), "<m%lld/>", (long long)want[i]);
+        assert_int_equal(r.items[i].data.len, strlen(data));
+        assert_string_equal(r.items[i].data.data, data);
+    }
+    assert_int_equal(r.total, total);
+    assert_int_equal(r.first_index, first);
+    assert_int_equal(r.complete, ncand <= q.max);
+    storage_archive_result_clear(&r);
+}
+
+/*
+ * Batches of different sizes (so chunks of 1 to 12 entries, with another owner's entries
+ * between them): every page, both ways, with and without 'with', a time range and bounds in
+ * the middle of chunks and on their edges, is what the model says.
+ */
+static void test_archive_chunk_paging(void **state)
+{
+    fixture_t *f = *state;
+    storage_db_t *db = open_db(f);
+    assert_int_equal(storage_db_user_create(db, "juliet", "c"), 0);
+    assert_int_equal(storage_db_user_create(db, "romeo", "c"), 0);
+    static const size_t sizes[] = {1, 7, 3, 12, 2, 9, 6};
+    int64_t keys[40];
+    char data[40][32];
+    size_t n = 0;
+    for (size_t s = 0; s < sizeof(sizes) / sizeof(sizes[0]); s++) {
+        storage_archive_entry_t batch[2 * 12];
+        size_t m = 0;
+        for (size_t i = 0; i < sizes[s]; i++) {
+            keys[n] = 100 + (int64_t)n;
+            snprintf(data[n], sizeof(data[n]), "<m%lld/>", (long long)keys[n]);
+            batch[m++] = entry("juliet", keys[n], model_with(keys[n]), data[n]);
+            batch[m++] = entry("romeo", keys[n], "juliet@capulet.example", "<r/>");
+            n++;
+        }
+        int status[2 * 12];
+        assert_int_equal(storage_db_archive_append(db, batch, m, status), 0);
+        for (size_t i = 0; i < m; i++)
+            assert_int_equal(status[i], 0);
+    }
+    assert_int_equal(n, 40);
+    static const char *const withs[] = {NULL, "romeo@montague.example", "romeo@montague.example/b",
+                                        "nurse@capulet.example"};
+    /* Chunk edges are at 100|101, 107|108, 110|111, 122|123, 124|125, 133|134. */
+    static const int64_t bounds[] = {-1, 100, 101, 104, 107, 108, 122, 123, 130, 139};
+    static const size_t maxes[] = {0, 1, 4, 9};
+    for (size_t w = 0; w < 4; w++) {
+        for (int range = 0; range < 2; range++) {
+            storage_archive_query_t q = {.with = withs[w]};
+            if (range) {
+                q = (storage_archive_query_t){.with = withs[w],
+                                              .has_start = true,
+                                              .start_us = 105,
+                                              .has_end = true,
+                                              .end_us = 131};
+            }
+            for (size_t x = 0; x < 10; x++) {
+                for (size_t y = 0; y < 10; y++) {
+                    for (size_t m = 0; m < 4; m++) {
+                        q.max = maxes[m];
+                        q.from_end = false;
+                        model_check(db, keys, n, q, bounds[x], bounds[y]);
+                        q.from_end = true;
+                        model_check(db, keys, n, q, bounds[x], bounds[y]);
+                    }
+                }
+            }
+        }
+    }
+    /* Ids in the middle of chunks and on their edges, with a filter. */
+    static const int64_t id_keys[] = {104, 100, 122, 123, 133, 139, 140};
+    char id_text[7][STORAGE_ARCHIVE_ID_LEN + 1]; /* not kid(): its buffers rotate */
+    const char *ids[7];
+    for (size_t i = 0; i < 7; i++) {
+        storage_archive_id_format(id_keys[i], nonce_of(id_keys[i]), id_text[i]);
+        ids[i] = id_text[i];
+    }
+    storage_archive_query_t q = {.max = 10, .ids = ids, .nids = 7};
+    expect_page(db, "juliet", &q, "100 104 122 123 133 139", 6, 0, true);
+    q.with = "romeo@montague.example";
+    expect_page(db, "juliet", &q, "104 122 123", 3, 0, true);
+    q = (storage_archive_query_t){
+        .max = 2, .ids = ids, .nids = 7, .from_end = true, .before_id = kid(133)};
+    expect_page(db, "juliet", &q, "122 123", 6, 2, false);
+    storage_db_close(db);
+}
+
+/* The chunks of an owner's archive in the sqlite file: how many, the largest count and data. */
+static void chunk_stats(fixture_t *f, const char *owner_sql, long long out[3])
+{
+    sqlite3 *h = NULL;
+    sqlite3_stmt *s = NULL;
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT count(*), max(count), max(length(data)) FROM archive_chunk"
+             " WHERE owner = (%s)",
+             owner_sql);
+    assert_int_equal(sqlite3_open(f->path, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &s, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(s), SQLITE_ROW);
+    for (int i = 0; i < 3; i++)
+        out[i] = sqlite3_column_int64(s, i);
+    sqlite3_finalize(s);
+    sqlite3_close(h);
+}
+
+/*
+ * One owner's long run in one batch: several chunks, bounded by entries and by bytes (sqlite),
+ * read back whole and by id; expiry cutting through a chunk keeps the rest of it.
+ */
+static void test_archive_chunk_bounds(void **state)
+{
+    fixture_t *f = *state;
+    storage_db_t *db = open_db(f);
+    assert_int_equal(storage_db_user_create(db, "juliet", "c"), 0);
+    assert_int_equal(storage_db_user_create(db, "romeo", "c"), 0);
+    enum { N = 600, BIG = 2000 };
+    storage_archive_entry_t *batch = calloc(N + 1, sizeof(*batch));
+    char *bigs = malloc((size_t)(N - 300) * BIG);
+    for (int i = 0; i < N; i++) {
+        /* The first 300 small, the rest big: the 256-entry and the 256 KiB bounds both cut. */
+        batch[i] = entry("juliet", 1000 + i, "romeo@montague.example/g", "<s/>");
+        if (i >= 300) {
+            char *p = bigs + (size_t)(i - 300) * BIG;
+            memset(p, 'x', BIG);
+            p[0] = (char)('a' + i % 26); /* each big stanza told apart by its first byte */
+            batch[i].data = p;
+            batch[i].len = BIG;
+        }
+    }
+    batch[N] = entry("romeo", 5, "juliet@capulet.example", "<r/>");
+    assert_int_equal(storage_db_archive_append(db, batch, N + 1, NULL), 0);
+    if (f->cfg.backend == STORAGE_BACKEND_SQLITE) {
+        long long st[3];
+        chunk_stats(f, "SELECT id FROM users WHERE name = 'juliet'", st);
+        /* 256 small; 44 small and 130 big (the 131st would pass 256 KiB); 131 big; 39 big. */
+        assert_int_equal(st[0], 4);
+        assert_int_equal(st[1], 256);
+        assert_true(st[2] <= 256 * 1024);
+    }
+    storage_archive_query_t q = {.max = STORAGE_ARCHIVE_PAGE_MAX};
+    storage_archive_result_t r = {0};
+    assert_int_equal(storage_db_archive_query(db, "juliet", &q, &r), 0);
+    assert_int_equal(r.count, N);
+    assert_int_equal(r.total, N);
+    assert_true(r.complete);
+    for (int i = 0; i < N; i++) {
+        assert_int_equal(r.items[i].stamp_us, 1000 + i);
+        assert_int_equal(r.items[i].data.len, i < 300 ? 4 : BIG);
+        if (i >= 300)
+            assert_int_equal(r.items[i].data.data[0], 'a' + i % 26);
+    }
+    storage_archive_result_clear(&r);
+    /* A middle entry by id, and a page across chunk edges from it both ways. */
+    char id1400[STORAGE_ARCHIVE_ID_LEN + 1];
+    storage_archive_id_format(1400, nonce_of(1400), id1400); /* kid()'s buffers rotate */
+    const char *one[] = {id1400};
+    q = (storage_archive_query_t){.max = 10, .ids = one, .nids = 1};
+    assert_int_equal(storage_db_archive_query(db, "juliet", &q, &r), 0);
+    assert_int_equal(r.count, 1);
+    assert_int_equal(r.items[0].data.data[0], 'a' + 400 % 26);
+    storage_archive_result_clear(&r);
+    q = (storage_archive_query_t){.max = 3, .after_id = kid(1254)};
+    expect_page(db, "juliet", &q, "1255 1256 1257", N, 255, false);
+    q = (storage_archive_query_t){.max = 3, .before_id = kid(1257), .from_end = true};
+    expect_page(db, "juliet", &q, "1254 1255 1256", N, 254, false);
+
+    /* Expiry through the middle of the first chunk, then of a later one. */
+    assert_int_equal(storage_db_archive_expire(db, "juliet", 1100), 0);
+    q = (storage_archive_query_t){.max = 2};
+    expect_page(db, "juliet", &q, "1100 1101", N - 100, 0, false);
+    q.after_id = kid(1099);
+    assert_int_equal(storage_db_archive_query(db, "juliet", &q, &r), -ENOMSG);
+    q.after_id = kid(1100);
+    expect_page(db, "juliet", &q, "1101 1102", N - 100, 1, false);
+    assert_int_equal(storage_db_archive_expire(db, "juliet", 1450), 0);
+    q = (storage_archive_query_t){.max = 2, .from_end = true, .before_id = kid(1452)};
+    expect_page(db, "juliet", &q, "1450 1451", N - 450, 0, true);
+    q = (storage_archive_query_t){.max = 1, .ids = one, .nids = 1};
+    expect_page(db, "juliet", &q, "", 0, 0, true);
+    if (f->cfg.backend == STORAGE_BACKEND_SQLITE) {
+        long long st[3];
+        chunk_stats(f, "SELECT id FROM users WHERE name = 'juliet'", st);
+        assert_int_equal(st[0], 2); /* the cut one (now 1450..1560) and 1561..1599 */
+    }
+    /* The other owner's archive is untouched; the archive still grows. */
+    q = (storage_archive_query_t){.max = 10};
+    expect_page(db, "romeo", &q, "5", 1, 0, true);
+    storage_archive_entry_t more = entry("juliet", 2000, "nurse@capulet.example", "<n/>");
+    assert_int_equal(storage_db_archive_append(db, &more, 1, NULL), 0);
+    q = (storage_archive_query_t){.max = 1, .from_end = true};
+    expect_page(db, "juliet", &q, "2000", N - 450 + 1, N - 450, false);
+    free(batch);
+    free(bigs);
+    storage_db_close(db);
+}
+
+/* sqlite: an archive only grows by key; a key not above its last is refused (storage.h). */
+static void test_archive_grows(void **state)
+{
+    fixture_t *f = *state;
+    storage_db_t *db = open_db(f);
+    assert_int_equal(storage_db_user_create(db, "juliet", "c"), 0);
+    storage_archive_entry_t a[] = {entry("juliet", 10, "x@y", "<10/>"),
+                                   entry("juliet", 20, "x@y", "<20/>")};
+    assert_int_equal(storage_db_archive_append(db, a, 2, NULL), 0);
+    storage_archive_entry_t b[] = {
+        entry("juliet", 15, "x@y", "<15/>"), entry("juliet", 30, "x@y", "<30/>"),
+        entry("juliet", 25, "x@y", "<25/>"), entry("juliet", 30, "x@y", "<30b/>"),
+        entry("juliet", 40, "x@y", "<40/>"),
+    };
+    int status[5];
+    assert_int_equal(storage_db_archive_append(db, b, 5, status), 0);
+    const int want[5] = {-EEXIST, 0, -EEXIST, -EEXIST, 0};
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(status[i], want[i]);
+    storage_archive_query_t q = {.max = 10};
+    expect_page(db, "juliet", &q, "10 20 30 40", 4, 0, true);
+    /* Expiry does not lower the mark of the archive it leaves entries in. */
+    assert_int_equal(storage_db_archive_expire(db, "juliet", 35), 0);
+    assert_int_equal(storage_db_archive_append(db, b + 1, 1, status), 0);
+    assert_int_equal(status[0], -EEXIST);
+    expect_page(db, "juliet", &q, "40", 1, 0, true);
+    storage_db_close(db);
+}
+
+/*
+ * A schema-6 database (rows per entry, an old id kept in old_id, a room's archive, a run
+ * longer than a chunk): migration 7 keeps every entry, its id, its order and its data.
+ */
+static void test_archive_migration_v7(void **state)
+{
+    fixture_t *f = *state;
+    storage_db_t *db = NULL;
+    assert_int_equal(storage_sqlite_open_at(&f->cfg, 6, &db), 0);
+    assert_int_equal(storage_db_user_create(db, "juliet", "c"), 0);
+    assert_int_equal(storage_db_user_create(db, "romeo", "c"), 0);
+    storage_db_close(db);
+    sqlite3 *h = NULL;
+    assert_int_equal(sqlite3_open(f->path, &h), SQLITE_OK);
+    char sql[2048];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO archive_rooms (id, jid) VALUES (1, 'balcony@chat.capulet.example');"
+             "INSERT INTO archive (owner, key, nonce, with_bare, with_res, data, old_id) VALUES"
+             " (1, 10, %lld, 'romeo@montague.example', 'g', '<10/>', NULL),"
+             " (1, 20, NULL, 'nurse@capulet.example', NULL, '<20/>', 'legacy-x'),"
+             " (-1, 15, %lld, 'balcony@chat.capulet.example', 'Romeo', '<g/>', NULL),"
+             " (1, 30, %lld, 'romeo@montague.example', NULL, '<30/>', NULL);"
+             "WITH RECURSIVE k(x) AS (SELECT 1000 UNION ALL SELECT x + 1 FROM k WHERE x < 1599)"
+             " INSERT INTO archive (owner, key, nonce, with_bare, with_res, data)"
+             " SELECT 2, x, x * 7, 'juliet@capulet.example', NULL, '<r' || x || '/>' FROM k;"
+             "UPDATE archive_state SET key_max = 1599;",
+             (long long)nonce_of(10), (long long)nonce_of(15), (long long)nonce_of(30));
+    assert_int_equal(sqlite3_exec(h, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+
+    db = open_db(f);
+    storage_archive_query_t q = {.max = 10};
+    expect_page(db, "juliet", &q, "10 legacy-x 30", 3, 0, true);
+    expect_page(db, "balcony@chat.capulet.example", &q, "15", 1, 0, true);
+    storage_archive_result_t r = {0};
+    assert_int_equal(storage_db_archive_query(db, "juliet", &q, &r), 0);
+    assert_string_equal(r.items[0].with, "romeo@montague.example/g");
+    assert_string_equal(r.items[0].data.data, "<10/>");
+    assert_string_equal(r.items[1].with, "nurse@capulet.example");
+    assert_int_equal(r.items[1].stamp_us, 20);
+    assert_string_equal(r.items[1].data.data, "<20/>");
+    storage_archive_result_clear(&r);
+    /* The old id as a bound and in 'ids'; a decodable id with the old entry's key is not it. */
+    q.after_id = "legacy-x";
+    expect_page(db, "juliet", &q, "30", 3, 2, true);
+    const char *ids[] = {"legacy-x", kid(20), kid(30)};
+    q = (storage_archive_query_t){.max = 10, .ids = ids, .nids = 3};
+    expect_page(db, "juliet", &q, "legacy-x 30", 2, 0, true);
+    q = (storage_archive_query_t){.max = 10, .with = "romeo@montague.example/g"};
+    expect_page(db, "juliet", &q, "10", 1, 0, true);
+    /* A long run became several chunks; a nonce from the row is kept. */
+    char a[STORAGE_ARCHIVE_ID_LEN + 1], b[STORAGE_ARCHIVE_ID_LEN + 1];
+    storage_archive_id_format(1298, 1298 * 7, a);
+    storage_archive_id_format(1299, 1299 * 7, b);
+    storage_archive_result_t rr = {0};
+    const char *mid[] = {b};
+    q = (storage_archive_query_t){.max = 2, .ids = mid, .nids = 1};
+    assert_int_equal(storage_db_archive_query(db, "romeo", &q, &rr), 0);
+    assert_int_equal(rr.count, 1);
+    assert_string_equal(rr.items[0].data.data, "<r1299/>");
+    storage_archive_result_clear(&rr);
+    q = (storage_archive_query_t){.max = 2, .from_end = true, .before_id = a};
+    assert_int_equal(storage_db_archive_query(db, "romeo", &q, &rr), 0);
+    assert_int_equal(rr.count, 2);
+    assert_int_equal(rr.items[0].stamp_us, 1296);
+    assert_int_equal(rr.total, 600);
+    assert_int_equal(rr.first_index, 296);
+    storage_archive_result_clear(&rr);
+    long long st[3];
+    chunk_stats(f, "2", st);
+    assert_int_equal(st[0], 3); /* 256 + 256 + 88 */
+    int64_t key_max = 0;
+    assert_int_equal(storage_db_archive_key_max(db, &key_max), 0);
+    assert_int_equal(key_max, 1599);
+    /* Expiry and the account's deletion take the old ids too. */
+    assert_int_equal(storage_db_archive_expire(db, "juliet", 21), 0);
+    q = (storage_archive_query_t){.max = 10, .after_id = "legacy-x"};
+    assert_int_equal(storage_db_archive_query(db, "juliet", &q, &r), -ENOMSG);
+    assert_int_equal(storage_db_user_delete(db, "romeo"), 0);
+    assert_int_equal(storage_db_user_create(db, "romeo", "c"), 0);
+    q = (storage_archive_query_t){.max = 10};
+    expect_page(db, "romeo", &q, "", 0, 0, true);
+    chunk_stats(f, "2", st);
+    assert_int_equal(st[0], 0);
+    storage_db_close(db);
+}
+
 /* An older database gains the tables of newer migrations, keeping its data. */
 static void test_migration(void **state)
 {
@@ -1216,6 +1591,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_archive_async, setup_files, teardown),
         cmocka_unit_test_setup_teardown(test_migration, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(test_archive_migration, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_archive_chunk_paging, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_archive_chunk_paging, setup_files, teardown),
+        cmocka_unit_test_setup_teardown(test_archive_chunk_bounds, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_archive_chunk_bounds, setup_files, teardown),
+        cmocka_unit_test_setup_teardown(test_archive_grows, setup_sqlite, teardown),
+        cmocka_unit_test_setup_teardown(test_archive_migration_v7, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(test_doc_get_all, setup_sqlite, teardown),
         cmocka_unit_test_setup_teardown(test_doc_get_all, setup_files, teardown),
         cmocka_unit_test_setup_teardown(test_user_load_kinds, setup_sqlite, teardown),
