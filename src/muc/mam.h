@@ -3,15 +3,16 @@
 #ifndef PARLEY_MUC_MAM_H
 #define PARLEY_MUC_MAM_H
 
+#include "mam/mam.h"
 #include "muc/internal.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 
-#define MUC_NS_MAM "urn:xmpp:mam:2"
-#define MUC_NS_MAM_EXTENDED "urn:xmpp:mam:2#extended"
-#define MUC_NS_RSM "http://jabber.org/protocol/rsm"
-#define MUC_NS_FORWARD "urn:xmpp:forward:0"
+#define MUC_NS_MAM MAM_NS
+#define MUC_NS_MAM_EXTENDED MAM_NS_EXTENDED
+#define MUC_NS_RSM MAM_NS_RSM
+#define MUC_NS_FORWARD MAM_NS_FORWARD
 
 /* XEP-0059 pages: what a query without <max/> gets, and the most one may ask for. */
 #define MUC_MAM_PAGE_DEFAULT 50
@@ -77,7 +78,10 @@ void muc_mam_disco(xml_stanza_t *r, xml_node_t *q, const muc_room_t *room);
 
 /* ---- queries (mam_query.c) ---- */
 
-/* A parsed query (iq set <query xmlns='urn:xmpp:mam:2'/>). Strings owned. */
+/*
+ * A query (iq set <query xmlns='urn:xmpp:mam:2'/>) as a room archive runs it: what
+ * mam_query_parse read, with the room's rule for two cursors in one direction. Strings owned.
+ */
 typedef struct muc_mam_query {
     char *queryid; /* or NULL */
     bool flip; /* #extended <flip-page/>: the page newest first (§4.3.4) */
@@ -94,10 +98,10 @@ typedef struct muc_mam_query {
 #define MUC_MAM_OK (-1)
 
 /*
- * Parses query (the <query/> element) into q (zeroed by the caller): the XEP-0004 form
- * (FORM_TYPE, with, start, end, after-id, before-id, ids), XEP-0059 <set/> and <flip-page/>.
- * Returns MUC_MAM_OK or the stanza error to answer with. Clear q with muc_mam_query_clear
- * either way.
+ * Parses query (the <query/> element) into q (zeroed by the caller) with mam_query_parse and
+ * the room archive's limits: its ids are all storage_archive_id_format's (room archives began
+ * at schema 6), so any other id is item-not-found. Returns MUC_MAM_OK or the stanza error to
+ * answer with. Clear q with muc_mam_query_clear either way.
  */
 int muc_mam_query_parse(muc_mam_query_t *q, jid_cache_t *jids, const xml_node_t *query);
 void muc_mam_query_clear(muc_mam_query_t *q);
@@ -118,9 +122,14 @@ unsigned *muc_mam_queries(muc_mam_t *mm);
 /* Sends the waiting entries to the store now, so that a query submitted next sees them. */
 void muc_mam_flush(muc_mam_t *mm);
 
-/* XEP-0082 DateTime with microseconds (out: 32 bytes). */
-void muc_mam_stamp_format(int64_t us, char out[32]);
-/* XEP-0082 DateTime to microseconds (fractions beyond 6 digits dropped). 0 or -EINVAL. */
-int muc_mam_stamp_parse(const char *s, int64_t *out);
+/* mam_stamp_format and mam_stamp_parse, under the names the room archive's tests use. */
+static inline void muc_mam_stamp_format(int64_t us, char out[MAM_STAMP_SIZE])
+{
+    mam_stamp_format(us, out);
+}
+static inline int muc_mam_stamp_parse(const char *s, int64_t *out)
+{
+    return mam_stamp_parse(s, out);
+}
 
 #endif

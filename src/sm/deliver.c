@@ -51,20 +51,10 @@ void sm_reply_error(sm_t *sm, xml_stanza_t *st, core_stanza_err_t cond)
 
 xml_stanza_t *sm_iq_result(const xml_stanza_t *st)
 {
-    xml_stanza_t *r = xml_stanza_new(XMLS_NS_CONTENT, "iq");
-    xml_node_set_attr(r, r->root, NULL, "type", "result");
-    const char *id = xml_stanza_id(st);
-    if (id != NULL)
-        xml_node_set_attr(r, r->root, NULL, "id", id);
-    if (xml_stanza_from(st) != NULL)
-        xml_node_set_attr(r, r->root, NULL, "to", xml_stanza_from(st));
-    const char *to = xml_stanza_to(st);
-    const char *from = xml_stanza_from(st);
-    if (to != NULL) {
-        xml_node_set_attr(r, r->root, NULL, "from", to);
-    } else if (from != NULL) {
-        from_account(r, from);
-    }
+    xml_stanza_t *r = xml_stanza_iq_result(st);
+    /* What xml_stanza_iq_result leaves out: an answer for the account itself (no 'to'). */
+    if (xml_stanza_to(st) == NULL && xml_stanza_from(st) != NULL)
+        from_account(r, xml_stanza_from(st));
     return r;
 }
 

@@ -395,7 +395,8 @@ bool sm_delay_ours(const sm_t *sm, const xml_stanza_t *st);
 void sm_sess_send(sm_t *sm, sm_sess_t *sess, xml_stanza_t *st);
 /* Answers st with an error (nothing for errors). */
 void sm_reply_error(sm_t *sm, xml_stanza_t *st, core_stanza_err_t cond);
-/* A new <iq type='result'/> answering st (from and to swapped, same id). */
+/* A new <iq type='result'/> answering st: xml_stanza_iq_result's, from the account's bare JID
+ * when st had no 'to' (RFC 6120 §10.3.3). */
 xml_stanza_t *sm_iq_result(const xml_stanza_t *st);
 /* RFC 6121 §8.5.2.1: the sessions a bare-JID message goes to (priority rules); returns the
  * count, writing at most max into out. */

@@ -17,8 +17,8 @@
 /* Entries and bytes that may wait for the store (storage_archive_writer, group commit);
  * beyond, messages are delivered but not archived (logged). A few seconds of the busiest load
  * measured here (bench/README.md). */
-#define MAM_PENDING_MAX 262144u
-#define MAM_PENDING_BYTES (64u * 1024u * 1024u)
+#define SM_MAM_PENDING_MAX 262144u
+#define SM_MAM_PENDING_BYTES (64u * 1024u * 1024u)
 
 static int64_t now_us(void)
 {
@@ -32,7 +32,7 @@ static int64_t now_us(void)
  * its new id into id. False when it cannot be archived now (the store is behind, or the sm
  * is stopping): the message goes on without an id.
  */
-static bool queue_entry(mam_t *m, sm_user_t *u, const jid_t *with, xml_stanza_t *st,
+static bool queue_entry(sm_mam_t *m, sm_user_t *u, const jid_t *with, xml_stanza_t *st,
                         char id[STORAGE_ARCHIVE_ID_LEN + 1])
 {
     if (m->sm->stopping)
@@ -76,7 +76,7 @@ static bool archivable(const xml_stanza_t *st)
     return keep;
 }
 
-static bool listed(const mam_pref_jid_t *list, size_t n, const jid_t *target)
+static bool listed(const sm_mam_pref_jid_t *list, size_t n, const jid_t *target)
 {
     /* XEP-0441 §2.3.1: a listed bare JID matches every resource of it. */
     for (size_t i = 0; i < n; i++) {
@@ -97,10 +97,10 @@ static bool in_roster(sm_user_t *u, const jid_t *target)
 
 /* XEP-0441: does u archive messages with target (the 'to' of what it sends, the 'from' of
  * what it receives, §2.3.2 and §2.3.3)? */
-static bool wanted(const mam_t *m, sm_user_t *u, const jid_t *target)
+static bool wanted(const sm_mam_t *m, sm_user_t *u, const jid_t *target)
 {
-    const mam_user_t *mu = u->slots[m->slot];
-    mam_default_t def = (mam_default_t)m->sm->cfg->archive_default;
+    const sm_mam_user_t *mu = u->slots[m->slot];
+    sm_mam_default_t def = (sm_mam_default_t)m->sm->cfg->archive_default;
     if (mu != NULL && mu->has_prefs) {
         if (listed(mu->prefs.never, mu->prefs.nnever, target))
             return false;
@@ -109,9 +109,9 @@ static bool wanted(const mam_t *m, sm_user_t *u, const jid_t *target)
         def = mu->prefs.def;
     }
     switch (def) {
-    case MAM_DEFAULT_ALWAYS:
+    case SM_MAM_DEFAULT_ALWAYS:
         return true;
-    case MAM_DEFAULT_ROSTER:
+    case SM_MAM_DEFAULT_ROSTER:
         return in_roster(u, target); /* §2.3.1: by the bare JID */
     default:
         return false;
@@ -121,7 +121,7 @@ static bool wanted(const mam_t *m, sm_user_t *u, const jid_t *target)
 /* A <stanza-id/> that claims to be by u's archive (by= its bare JID). */
 static bool claims_us(sm_t *sm, const xml_node_t *n, const jid_t *bare)
 {
-    if (!xml_node_is(n, MAM_NS_SID, "stanza-id"))
+    if (!xml_node_is(n, SM_NS_SID, "stanza-id"))
         return false;
     const char *by = xml_node_attr(n, "by");
     if (by == NULL)
@@ -164,7 +164,7 @@ static void strip_claims(sm_t *sm, sm_pkt_t *pkt, const jid_t *bare)
 /* IN_SESS: what a session sends goes into its user's archive (XEP-0313 §3, outgoing). */
 static xml_handler_result_t on_sent(sm_t *sm, void *data, sm_pkt_t *pkt)
 {
-    mam_t *m = data;
+    sm_mam_t *m = data;
     sm_user_t *u = pkt->user;
     /* To the user's own account it is archived once, as received (TO_USER, §6.1.1). */
     if (pkt->to.full == NULL || jid_bare_equal(&pkt->to, &u->jid))
@@ -192,7 +192,7 @@ static bool refused(const sm_pkt_t *pkt)
 /* TO_USER: what the user receives goes into its archive, and reaches it with the id (§3.5). */
 static xml_handler_result_t on_received(sm_t *sm, void *data, sm_pkt_t *pkt)
 {
-    mam_t *m = data;
+    sm_mam_t *m = data;
     sm_user_t *u = pkt->user;
     strip_claims(sm, pkt, &u->jid);
     if (!(pkt->type & (XMLS_TYPE_NORMAL | XMLS_TYPE_CHAT)) || !archivable(pkt->st) ||
@@ -204,7 +204,7 @@ static xml_handler_result_t on_received(sm_t *sm, void *data, sm_pkt_t *pkt)
         return XMLS_PASS;
     /* Built apart and appended with xml_stanza_append_copy: the copy keeps the message's
      * bytes and the id is written into them, so the message is not serialised again. */
-    xml_stanza_t *sid = xml_stanza_new(MAM_NS_SID, "stanza-id");
+    xml_stanza_t *sid = xml_stanza_new(SM_NS_SID, "stanza-id");
     char *bare = core_strndup(u->jid.full, u->jid.bare_len);
     xml_node_set_attr(sid, sid->root, NULL, "by", bare);
     xml_node_set_attr(sid, sid->root, NULL, "id", id);
@@ -218,7 +218,7 @@ static xml_handler_result_t on_received(sm_t *sm, void *data, sm_pkt_t *pkt)
 
 static const char *const default_names[] = {"always", "never", "roster", NULL};
 
-static void prefs_clear(mam_prefs_t *p)
+static void prefs_clear(sm_mam_prefs_t *p)
 {
     for (size_t i = 0; i < p->nalways; i++)
         core_free(p->always[i].jid);
@@ -231,17 +231,17 @@ static void prefs_clear(mam_prefs_t *p)
 
 static int cmp_pref(const void *a, const void *b)
 {
-    return strcmp(((const mam_pref_jid_t *)a)->jid, ((const mam_pref_jid_t *)b)->jid);
+    return strcmp(((const sm_mam_pref_jid_t *)a)->jid, ((const sm_mam_pref_jid_t *)b)->jid);
 }
 
 /* Reads the <jid/> children of list (may be NULL) into *out, sorted, without duplicates. */
-static int parse_list(sm_t *sm, const xml_node_t *list, mam_pref_jid_t **out, size_t *n)
+static int parse_list(sm_t *sm, const xml_node_t *list, sm_mam_pref_jid_t **out, size_t *n)
 {
     size_t count = 0;
     for (const xml_node_t *j = xml_node_first_element(list); list != NULL && j != NULL;
          j = xml_node_next_element(j))
         count++;
-    if (count > MAM_PREFS_JIDS_MAX)
+    if (count > SM_MAM_PREFS_JIDS_MAX)
         return -E2BIG;
     *out = core_calloc(count + 1, sizeof(**out));
     *n = 0;
@@ -252,7 +252,7 @@ static int parse_list(sm_t *sm, const xml_node_t *list, mam_pref_jid_t **out, si
         jid_t jid;
         if (!xml_node_is(j, MAM_NS, "jid") || jid_parse(sm->jids, text, len, &jid) < 0)
             return -EINVAL;
-        (*out)[*n] = (mam_pref_jid_t){
+        (*out)[*n] = (sm_mam_pref_jid_t){
             .jid = core_strdup(jid.full), .len = jid.full_len, .full = jid_has_resource(&jid)};
         (*n)++;
         jid_clear(&jid);
@@ -270,7 +270,7 @@ static int parse_list(sm_t *sm, const xml_node_t *list, mam_pref_jid_t **out, si
 }
 
 /* A JID in both lists is never archived: <never/> wins, and leaves <always/>. */
-static void drop_overlap(mam_prefs_t *p)
+static void drop_overlap(sm_mam_prefs_t *p)
 {
     size_t w = 0;
     for (size_t i = 0; i < p->nalways; i++) {
@@ -283,7 +283,7 @@ static void drop_overlap(mam_prefs_t *p)
 }
 
 /* <prefs/> into *out: 0, -EINVAL (malformed) or -E2BIG (a list is too long). */
-static int prefs_parse(sm_t *sm, const xml_node_t *node, mam_prefs_t *out)
+static int prefs_parse(sm_t *sm, const xml_node_t *node, sm_mam_prefs_t *out)
 {
     memset(out, 0, sizeof(*out));
     const char *def = xml_node_attr(node, "default");
@@ -294,7 +294,7 @@ static int prefs_parse(sm_t *sm, const xml_node_t *node, mam_prefs_t *out)
     }
     if (d < 0)
         return -EINVAL; /* XEP-0441 §2.1.1: it MUST be one of the three */
-    out->def = (mam_default_t)d;
+    out->def = (sm_mam_default_t)d;
     int rc = parse_list(sm, xml_node_child(node, MAM_NS, "always"), &out->always, &out->nalways);
     if (rc == 0)
         rc = parse_list(sm, xml_node_child(node, MAM_NS, "never"), &out->never, &out->nnever);
@@ -306,8 +306,8 @@ static int prefs_parse(sm_t *sm, const xml_node_t *node, mam_prefs_t *out)
     return 0;
 }
 
-static void add_list(xml_stanza_t *st, xml_node_t *prefs, const char *name, const mam_pref_jid_t *l,
-                     size_t n)
+static void add_list(xml_stanza_t *st, xml_node_t *prefs, const char *name,
+                     const sm_mam_pref_jid_t *l, size_t n)
 {
     xml_node_t *list = xml_node_add_element(st, prefs, MAM_NS, name);
     for (size_t i = 0; i < n; i++) {
@@ -317,7 +317,7 @@ static void add_list(xml_stanza_t *st, xml_node_t *prefs, const char *name, cons
 }
 
 /* §2.1: <prefs default=...><always/><never/></prefs>, both lists always present. */
-static void prefs_xml(xml_stanza_t *st, xml_node_t *parent, const mam_prefs_t *p)
+static void prefs_xml(xml_stanza_t *st, xml_node_t *parent, const sm_mam_prefs_t *p)
 {
     xml_node_t *n = parent != NULL ? xml_node_add_element(st, parent, MAM_NS, "prefs") : st->root;
     xml_node_set_attr(st, n, NULL, "default", default_names[p->def]);
@@ -326,23 +326,24 @@ static void prefs_xml(xml_stanza_t *st, xml_node_t *parent, const mam_prefs_t *p
 }
 
 /* The preferences in force for u: its own, or [sm] archive_default with empty lists. */
-static const mam_prefs_t *prefs_of(const mam_t *m, const sm_user_t *u, mam_prefs_t *defaults)
+static const sm_mam_prefs_t *prefs_of(const sm_mam_t *m, const sm_user_t *u,
+                                      sm_mam_prefs_t *defaults)
 {
-    const mam_user_t *mu = u->slots[m->slot];
+    const sm_mam_user_t *mu = u->slots[m->slot];
     if (mu != NULL && mu->has_prefs)
         return &mu->prefs;
-    *defaults = (mam_prefs_t){.def = (mam_default_t)m->sm->cfg->archive_default};
+    *defaults = (sm_mam_prefs_t){.def = (sm_mam_default_t)m->sm->cfg->archive_default};
     return defaults;
 }
 
-static void prefs_reply(mam_t *m, sm_user_t *u, xml_stanza_t *reply)
+static void prefs_reply(sm_mam_t *m, sm_user_t *u, xml_stanza_t *reply)
 {
-    mam_prefs_t defaults;
+    sm_mam_prefs_t defaults;
     prefs_xml(reply, reply->root, prefs_of(m, u, &defaults));
     sm_route(m->sm, reply);
 }
 
-static void prefs_get(mam_t *m, sm_pkt_t *pkt)
+static void prefs_get(sm_mam_t *m, sm_pkt_t *pkt)
 {
     xml_stanza_t *r = sm_iq_result(pkt->st);
     prefs_reply(m, pkt->user, r);
@@ -350,7 +351,7 @@ static void prefs_get(mam_t *m, sm_pkt_t *pkt)
 }
 
 typedef struct prefs_op {
-    mam_t *m;
+    sm_mam_t *m;
     sm_user_t *u;
     xml_stanza_t *reply; /* the result, without its payload yet */
 } prefs_op_t;
@@ -376,11 +377,11 @@ static void on_prefs_stored(void *arg, int status)
     sm_user_release(u->sm, u);
 }
 
-static void prefs_set(mam_t *m, sm_pkt_t *pkt)
+static void prefs_set(sm_mam_t *m, sm_pkt_t *pkt)
 {
     sm_t *sm = m->sm;
     sm_user_t *u = pkt->user;
-    mam_prefs_t p;
+    sm_mam_prefs_t p;
     int rc = prefs_parse(sm, pkt->payload, &p);
     if (rc < 0) {
         sm_reply_error(sm, pkt->st,
@@ -407,7 +408,7 @@ static void prefs_set(mam_t *m, sm_pkt_t *pkt)
         return;
     }
     /* In force at once: the next message sees them, while the store writes them. */
-    mam_user_t *mu = mam_user_get(m, u);
+    sm_mam_user_t *mu = sm_mam_user_get(m, u);
     prefs_clear(&mu->prefs);
     mu->prefs = p;
     mu->has_prefs = true;
@@ -415,19 +416,19 @@ static void prefs_set(mam_t *m, sm_pkt_t *pkt)
 
 static void on_user_load(sm_t *sm, void *data, sm_user_t *u, const storage_docs_t *docs)
 {
-    mam_t *m = data;
+    sm_mam_t *m = data;
     for (size_t i = 0; i < docs->keys.count; i++) {
         if (strcmp(docs->keys.items[i].data, PREFS_KEY) != 0)
             continue;
         const storage_blob_t *v = &docs->values.items[i];
         xml_stanza_t *st = xml_stanza_parse(v->data, v->len);
-        mam_prefs_t p;
+        sm_mam_prefs_t p;
         if (st == NULL || !xml_node_is(st->root, MAM_NS, "prefs") ||
             prefs_parse(sm, st->root, &p) < 0) {
             core_log(sm->log, CORE_LOG_WARN, 0, "%s: stored archive preferences do not parse",
                      u->jid.full);
         } else {
-            mam_user_t *mu = mam_user_get(m, u);
+            sm_mam_user_t *mu = sm_mam_user_get(m, u);
             prefs_clear(&mu->prefs);
             mu->prefs = p;
             mu->has_prefs = true;
@@ -441,18 +442,18 @@ static void on_user_load(sm_t *sm, void *data, sm_user_t *u, const storage_docs_
 /* From one of the user's sessions, to its own bare JID or to no one (XEP-0313 §3.3.1). */
 static xml_handler_result_t on_own_iq(sm_t *sm, void *data, sm_pkt_t *pkt)
 {
-    mam_t *m = data;
+    sm_mam_t *m = data;
     if (pkt->to.full != NULL &&
         (jid_has_resource(&pkt->to) || !jid_bare_equal(&pkt->to, &pkt->user->jid)))
         return XMLS_PASS; /* another archive (a room's, a contact's): routed on */
     const char *name = pkt->payload->name;
     bool get = pkt->type == XMLS_TYPE_GET;
     if (strcmp(name, "query") == 0 && get)
-        mam_query_form(m, pkt);
+        sm_mam_query_form(m, pkt);
     else if (strcmp(name, "query") == 0)
-        mam_query_run(m, pkt);
+        sm_mam_query_run(m, pkt);
     else if (strcmp(name, "metadata") == 0 && get)
-        mam_metadata_get(m, pkt);
+        sm_mam_metadata_get(m, pkt);
     else if (strcmp(name, "prefs") == 0 && get)
         prefs_get(m, pkt);
     else if (strcmp(name, "prefs") == 0)
@@ -483,10 +484,10 @@ static void on_expired(void *arg, int status)
     sm_user_release(u->sm, u);
 }
 
-static void expire(mam_t *m, sm_user_t *u)
+static void expire(sm_mam_t *m, sm_user_t *u)
 {
     int64_t days = m->sm->cfg->archive_expiry_days;
-    mam_user_t *mu = mam_user_get(m, u);
+    sm_mam_user_t *mu = sm_mam_user_get(m, u);
     if (days < 0 || mu->expired)
         return;
     mu->expired = true;
@@ -499,7 +500,7 @@ static void expire(mam_t *m, sm_user_t *u)
 
 static void on_event(sm_t *sm, void *data, sm_event_t ev, sm_sess_t *sess)
 {
-    mam_t *m = data;
+    sm_mam_t *m = data;
     if (ev == SM_EV_SESS_START)
         expire(m, sess->user);
     else if (ev == SM_EV_STOP)
@@ -508,19 +509,19 @@ static void on_event(sm_t *sm, void *data, sm_event_t ev, sm_sess_t *sess)
 
 /* ---- the module ---- */
 
-mam_user_t *mam_user_get(mam_t *m, sm_user_t *u)
+sm_mam_user_t *sm_mam_user_get(sm_mam_t *m, sm_user_t *u)
 {
     if (u->slots[m->slot] == NULL)
-        u->slots[m->slot] = core_calloc(1, sizeof(mam_user_t));
+        u->slots[m->slot] = core_calloc(1, sizeof(sm_mam_user_t));
     return u->slots[m->slot];
 }
 
 static void free_slot(sm_t *sm, void *data, sm_user_t *u, sm_sess_t *sess)
 {
-    mam_t *m = data;
+    sm_mam_t *m = data;
     if (sess != NULL || u->slots[m->slot] == NULL)
         return;
-    mam_user_t *mu = u->slots[m->slot];
+    sm_mam_user_t *mu = u->slots[m->slot];
     prefs_clear(&mu->prefs);
     core_free(mu);
     u->slots[m->slot] = NULL;
@@ -528,11 +529,11 @@ static void free_slot(sm_t *sm, void *data, sm_user_t *u, sm_sess_t *sess)
 
 static int init(sm_t *sm, sm_mod_t *mod)
 {
-    mam_t *m = core_calloc(1, sizeof(*m));
+    sm_mam_t *m = core_calloc(1, sizeof(*m));
     m->sm = sm;
     m->slot = mod->index;
-    m->writer = storage_archive_writer_new(sm->store, sm->loop, sm->log, "mam", MAM_PENDING_MAX,
-                                           MAM_PENDING_BYTES);
+    m->writer = storage_archive_writer_new(sm->store, sm->loop, sm->log, "mam", SM_MAM_PENDING_MAX,
+                                           SM_MAM_PENDING_BYTES);
     mod->data = m;
     const unsigned kinds = XMLS_TYPE_NORMAL | XMLS_TYPE_CHAT;
     const xml_match_t msg = {.kind = XMLS_KIND_MESSAGE, .types = kinds};
@@ -552,14 +553,14 @@ static int init(sm_t *sm, sm_mod_t *mod)
 
 static void fini(sm_t *sm, sm_mod_t *mod)
 {
-    mam_t *m = mod->data;
+    sm_mam_t *m = mod->data;
     storage_archive_writer_free(m->writer);
     core_free(m);
     mod->data = NULL;
 }
 
 /* XEP-0313 §7: on the archiving JIDs, the accounts; XEP-0359 §5: the ids they add. */
-static const char *const account_features[] = {MAM_NS, MAM_NS_EXTENDED, MAM_NS_SID, NULL};
+static const char *const account_features[] = {MAM_NS, MAM_NS_EXTENDED, SM_NS_SID, NULL};
 
 const sm_module_t sm_module_mam = {
     .name = "mam",
