@@ -22,7 +22,8 @@ fi
 
 # Secrets for XEP-0114 links: a third-party component (a gateway, a bot), and Parley's own
 # c2s, sm and muc when they run as separate processes (parleyd c2s / sm / muc).
-for name in gateway.localhost c2s-1.localhost localhost conference.localhost; do
+for name in gateway.localhost c2s-1.localhost localhost conference.localhost \
+    parleyctl.localhost; do
     f="$dir/secrets/$name.secret"
     [ -f "$f" ] || openssl rand -hex 24 > "$f"
 done
@@ -43,6 +44,12 @@ handshake_timeout = 10s
 # secret in secrets/gateway.localhost.secret. Add one section per component.
 [component "gateway.localhost"]
 secret_file = secrets/gateway.localhost.secret
+
+# parleyctl status logs in as this component: control = yes lets it ask the router and the
+# components for their status (docs/config.md). Keep its secret file private.
+[component "parleyctl.localhost"]
+secret_file = secrets/parleyctl.localhost.secret
+control = yes
 
 # Parley's own components, used only when they run as separate processes.
 [component "localhost"]

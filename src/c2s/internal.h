@@ -195,6 +195,9 @@ uint64_t c2s_conn_id(const c2s_conn_t *c);
 /* An auth lookup or hash finished: frees a connection that went away meanwhile. */
 void c2s_conn_work_done(c2s_conn_t *c);
 
+/* status.c: answers st if it is a status query to the c2s's name (then true). st borrowed. */
+bool c2s_status_input(c2s_t *c2s, xml_stanza_t *st);
+
 /* features.c */
 void c2s_features_send(c2s_conn_t *c);
 /* Finds which channel-binding types apply, once TLS is up. */

@@ -278,7 +278,8 @@ static void on_link_down(void *ud)
 
 static void on_link_stanza(void *ud, xml_stanza_t *st)
 {
-    c2s_relay_from_link(ud, st);
+    if (!c2s_status_input(ud, st))
+        c2s_relay_from_link(ud, st);
 }
 
 static void on_link_name(void *ud, const char *name, bool bound)

@@ -208,8 +208,10 @@ static void on_element(stream_t *s, xml_stanza_t *st)
             on_watch_answer(sl, st);
             return;
         }
-        if (sl->state == SLINK_UP && !link_notice_take(sl->ops, sl->ud, st))
+        if (sl->state == SLINK_UP && !link_notice_take(sl->ops, sl->ud, st)) {
+            sl->base.stanzas_in++;
             sl->ops->on_stanza(sl->ud, st);
+        }
         return;
     default:
         stream_error(s, CORE_STREAM_ERR_NOT_AUTHORIZED, NULL);

@@ -7,7 +7,16 @@
 
 int link_endpoint_send(link_endpoint_t *e, xml_stanza_t *st)
 {
-    return e->vt->send(e, st);
+    int rc = e->vt->send(e, st);
+    if (rc == 0)
+        e->stanzas_out++;
+    return rc;
+}
+
+void link_endpoint_counts(const link_endpoint_t *e, uint64_t *in, uint64_t *out)
+{
+    *in = e->stanzas_in;
+    *out = e->stanzas_out;
 }
 
 bool link_endpoint_up(const link_endpoint_t *e)

@@ -110,8 +110,10 @@ static void on_idle(uv_idle_t *h)
     }
     for (size_t n = ip->to_component.len; n > 0 && !ip->down; n--) {
         xml_stanza_t *st = queue_pop(&ip->to_component);
-        if (!link_notice_take(ip->ops, ip->ud, st))
+        if (!link_notice_take(ip->ops, ip->ud, st)) {
+            ip->base.stanzas_in++;
             ip->ops->on_stanza(ip->ud, st);
+        }
         xml_stanza_unref(st);
     }
     if (ip->down)

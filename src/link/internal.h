@@ -14,6 +14,8 @@ typedef struct link_endpoint_vtable {
 /* The first member of each kind's endpoint struct. */
 struct link_endpoint {
     const link_endpoint_vtable_t *vt;
+    uint64_t stanzas_in; /* handed to ops->on_stanza */
+    uint64_t stanzas_out; /* taken by send */
 };
 
 /*

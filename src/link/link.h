@@ -15,6 +15,8 @@
 
 /* The link protocol extension namespace (docs/link-protocol.md). */
 #define LINK_NS "urn:parley:link:0"
+/* A component's status query and answer (docs/link-protocol.md, "Status"). */
+#define LINK_NS_STATUS "urn:parley:status"
 
 /*
  * Flow control: when a link's backlog passes this many bytes, the router pauses the links
@@ -137,6 +139,12 @@ typedef struct link_opener {
     void *ctx;
     link_endpoint_t *(*open)(void *ctx, const link_options_t *opt, const link_endpoint_ops_t *ops,
                              void *ud);
+    /*
+     * The names of the control components ([component "…"] with control = yes): the only
+     * senders a component answers a status query from (borrowed; the configuration's).
+     */
+    const char *const *control;
+    size_t ncontrol;
 } link_opener_t;
 
 /*
@@ -148,8 +156,31 @@ int link_endpoint_send(link_endpoint_t *e, xml_stanza_t *st);
 /* True while the link is up. */
 bool link_endpoint_up(const link_endpoint_t *e);
 
+/* Stanzas the component took from the link (in) and handed to it (out) since it opened. */
+void link_endpoint_counts(const link_endpoint_t *e, uint64_t *in, uint64_t *out);
+
 /* Closes the link and frees the endpoint; no callback runs after this. */
 void link_endpoint_close(link_endpoint_t *e);
+
+/* ---- status (docs/link-protocol.md, "Status") ---- */
+
+/* One figure of a component's status answer. */
+typedef struct link_status_count {
+    const char *name;
+    uint64_t value;
+} link_status_count_t;
+
+/* True if st is an <iq type='get'> whose payload is <status xmlns='urn:parley:status'/>. */
+bool link_status_is_query(const xml_stanza_t *st);
+
+/*
+ * The answer to the status query st (borrowed): the counts as <count name value/> children
+ * of <status/> when st comes from a name in o->control (the router guarantees that a link
+ * sends only from names it bound), else the <forbidden/> error (RFC 6120 §8.3.3.5) and no
+ * counts. A new reference.
+ */
+xml_stanza_t *link_status_reply(const link_opener_t *o, const xml_stanza_t *st,
+                                const link_status_count_t *counts, size_t n);
 
 /* ---- shared helpers ---- */
 

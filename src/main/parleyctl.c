@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* parleyctl: account administration, safe while the server runs (the store allows it). */
+/* parleyctl: account administration, safe while the server runs (the store allows it), and status.
+ */
 #include "auth/auth.h"
 #include "core/config.h"
+#include "ctl_status.h"
 #include "jid/jid.h"
 #include "schema.h"
 #include "storage/storage.h"
@@ -17,16 +19,20 @@
 
 #define DEFAULT_CONFIG "/etc/parley/parley.conf"
 #define SCRAM_ITERATIONS 4096
+#define DEFAULT_TIMEOUT_MS 5000
 
 static void usage(FILE *out)
 {
     fprintf(out,
-            "usage: parleyctl [--config FILE] COMMAND\n\n"
+            "usage: parleyctl [--config FILE] [--timeout SECONDS] [--json] COMMAND\n\n"
             "  adduser JID   create an account (the password is read from the terminal,\n"
             "                or from the first line of standard input)\n"
             "  passwd JID    set a new password\n"
             "  deluser JID   remove the account and everything stored for it\n"
-            "  users         list the accounts\n");
+            "  users         list the accounts\n"
+            "  status        the router's routes and each component's counts, from the running\n"
+            "                server (needs a [component] with control = yes; --timeout, default\n"
+            "                5 s; --json for JSON)\n");
 }
 
 /* Reads one line without echo from a terminal, or as is from a pipe. Never from argv. */
@@ -131,14 +137,30 @@ int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
         {"config", required_argument, NULL, 'c'},
+        {"timeout", required_argument, NULL, 't'},
+        {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *config_path = DEFAULT_CONFIG;
+    uint64_t timeout_ms = DEFAULT_TIMEOUT_MS;
+    bool json = false;
     int opt;
-    while ((opt = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:t:jh", longopts, NULL)) != -1) {
         if (opt == 'c') {
             config_path = optarg;
+        } else if (opt == 't') {
+            char *end;
+            double secs = strtod(optarg, &end);
+            if (*end != '\0' || !(secs > 0 && secs <= 3600)) {
+                fprintf(stderr, "parleyctl: --timeout takes seconds, more than 0, up to 3600\n");
+                return 2;
+            }
+            timeout_ms = (uint64_t)(secs * 1000);
+            if (timeout_ms == 0)
+                timeout_ms = 1;
+        } else if (opt == 'j') {
+            json = true;
         } else {
             usage(opt == 'h' ? stdout : stderr);
             return opt == 'h' ? 0 : 2;
@@ -153,6 +175,14 @@ int main(int argc, char **argv)
     if (core_cfg_load(&cfg, config_path, parley_schema, parley_schema_len, msg, sizeof(msg)) < 0) {
         fprintf(stderr, "parleyctl: %s\n", msg);
         return 1;
+    }
+    if (strcmp(argv[optind], "status") == 0) {
+        /* A question to the running server through its router: the store is not touched. */
+        int rc = optind + 1 == argc ? ctl_status_run(&cfg, timeout_ms, json) : 2;
+        if (rc == 2)
+            usage(stderr);
+        core_cfg_free(&cfg);
+        return rc;
     }
     storage_config_t sc;
     storage_settings_apply(core_cfg_get(&cfg, "storage"), &sc);

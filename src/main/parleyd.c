@@ -45,6 +45,7 @@ typedef struct parleyd {
     storage_t *store;
     auth_source_t *auth;
     link_opener_t opener;
+    const char **control; /* the control components' names (the config's strings), owned */
     char router_addr[300]; /* where components of this process find the router (streams) */
     uv_signal_t sigint;
     uv_signal_t sigterm;
@@ -204,17 +205,7 @@ static link_endpoint_t *open_stream(void *ctx, const link_options_t *opt,
 /* The router's address as a component of this host reaches it: a wildcard becomes loopback. */
 static void router_address(parleyd_t *d)
 {
-    const router_config_t *rc = core_cfg_get(&d->cfg, "router");
-    const char *listen = rc->listen;
-    const char *colon = strrchr(listen, ':');
-    const char *port = colon != NULL ? colon + 1 : listen;
-    size_t hlen = colon != NULL ? (size_t)(colon - listen) : 0;
-    if (hlen == 0 || (hlen == 1 && listen[0] == '*') || strncmp(listen, "0.0.0.0", hlen) == 0)
-        snprintf(d->router_addr, sizeof d->router_addr, "127.0.0.1:%s", port);
-    else if (strncmp(listen, "[::]", hlen) == 0)
-        snprintf(d->router_addr, sizeof d->router_addr, "[::1]:%s", port);
-    else
-        snprintf(d->router_addr, sizeof d->router_addr, "%s", listen);
+    router_config_address(core_cfg_get(&d->cfg, "router"), d->router_addr, sizeof d->router_addr);
 }
 
 static int open_store(parleyd_t *d)
@@ -230,6 +221,22 @@ static int open_store(parleyd_t *d)
     return rc;
 }
 
+/* The components that may ask ours for their status ([component] control = yes). */
+static void control_names(parleyd_t *d)
+{
+    const router_component_config_t *cc;
+    size_t pos = 0;
+    size_t n = 0;
+    while ((cc = core_cfg_next(&d->cfg, "component", &pos)) != NULL) {
+        if (cc->control) {
+            d->control = core_realloc(d->control, (n + 1) * sizeof(char *));
+            d->control[n++] = cc->name;
+        }
+    }
+    d->opener.control = d->control;
+    d->opener.ncontrol = n;
+}
+
 /* Starts the components the command runs; in `all`, those the configuration has. */
 static int components_start(parleyd_t *d, const command_t *cmd)
 {
@@ -239,6 +246,7 @@ static int components_start(parleyd_t *d, const command_t *cmd)
     bool run_muc = cmd->muc && (!all || core_cfg_get(&d->cfg, "muc") != NULL);
     d->opener.ctx = d;
     d->opener.open = all ? open_inproc : open_stream;
+    control_names(d);
     router_address(d);
     int rc = 0;
     if (run_sm || run_c2s || run_muc)
@@ -306,6 +314,7 @@ static int run(parleyd_t *d, const command_t *cmd)
     muc_free(d->muc);
     if (d->router != NULL)
         router_free(d->router);
+    core_free(d->control);
     int rc = uv_loop_close(&d->loop);
     if (rc != 0) {
         core_log(&d->log, CORE_LOG_ERROR, 0, "handles left open at exit: %s", uv_strerror(rc));

@@ -304,6 +304,11 @@ struct muc {
     bool stopping;
 };
 
+/* ---- status.c ---- */
+
+/* Answers a status query to the service (st borrowed): the counts, or <forbidden/>. */
+void muc_status_answer(muc_t *muc, const xml_stanza_t *st);
+
 /* ---- helpers (muc.c) ---- */
 
 /*

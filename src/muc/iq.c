@@ -45,6 +45,8 @@ static void service_iq(muc_t *muc, xml_stanza_t *st, const xml_node_t *q, const 
         unique_name(muc, st);
     else if (get && xml_node_is(q, MUC_NS_PING, "ping"))
         reply_empty(muc, st);
+    else if (get && xml_node_is(q, LINK_NS_STATUS, "status"))
+        muc_status_answer(muc, st); /* status.c */
     else
         muc_reply_error(muc, st, CORE_STANZA_ERR_SERVICE_UNAVAILABLE, NULL, NULL);
 }

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
+#include <stdio.h>
 #include <string.h>
 
 enum session_state {
@@ -23,6 +24,7 @@ struct router_session {
     const router_component_config_t *cfg;
     char *domain; /* prepared; owned */
     char id[33]; /* stream id */
+    char peer[64]; /* "ip:port", for status */
     enum session_state state;
     bool stalled; /* over the backlog mark, waiting to drain */
     router_session_t *next;
@@ -164,6 +166,9 @@ static void on_handshake(router_session_t *rs, xml_stanza_t *st)
         router_link_gone(r, &rs->link);
         return;
     }
+    router_link_t *rl = rs->link.hub_data;
+    rl->stream = true;
+    snprintf(rl->peer, sizeof rl->peer, "%s", rs->peer);
     rs->state = SESSION_READY;
     stream_set_deadline(s, 0, CORE_STREAM_ERR_NONE);
     xml_stanza_t *ok = xml_stanza_new(XMLS_NS_CONTENT, "handshake");
@@ -224,6 +229,18 @@ static void on_watch(router_session_t *rs, xml_stanza_t *st)
     xml_stanza_unref(ans);
 }
 
+/*
+ * <status/> from a control component: the router's state, on that link. Any other link's
+ * <status/> is an unknown element like any other (router_input closes the stream).
+ */
+static void on_status(router_session_t *rs)
+{
+    xml_stanza_t *ans = router_status_stanza(rs->r);
+    stream_send(rs->s, ans);
+    xml_stanza_unref(ans);
+    core_log(rs->r->log, CORE_LOG_INFO, rs->link.id, "status sent to %s", rs->domain);
+}
+
 static void on_element(stream_t *s, xml_stanza_t *st)
 {
     router_session_t *rs = s->ud;
@@ -238,6 +255,8 @@ static void on_element(stream_t *s, xml_stanza_t *st)
             on_link_control(rs, st);
         else if (xml_node_is(st->root, LINK_NS, "watch"))
             on_watch(rs, st);
+        else if (xml_node_is(st->root, LINK_NS, "status") && rs->cfg->control)
+            on_status(rs);
         else
             router_input(rs->r, &rs->link, st);
         break;
@@ -296,6 +315,7 @@ void router_accept(void *ud, net_conn_t *c)
     rs->r = r;
     rs->link.ops = &session_link_ops;
     rs->link.id = c->id;
+    snprintf(rs->peer, sizeof rs->peer, "%s", c->peer);
     rs->next = r->sessions;
     if (r->sessions != NULL)
         r->sessions->prev = rs;

@@ -44,6 +44,20 @@ const core_cfg_section_t router_cfg_section = {
     .nkeys = sizeof(router_keys) / sizeof(router_keys[0]),
 };
 
+void router_config_address(const router_config_t *rc, char *out, size_t cap)
+{
+    const char *listen = rc->listen;
+    const char *colon = strrchr(listen, ':');
+    const char *port = colon != NULL ? colon + 1 : listen;
+    size_t hlen = colon != NULL ? (size_t)(colon - listen) : 0;
+    if (hlen == 0 || (hlen == 1 && listen[0] == '*') || strncmp(listen, "0.0.0.0", hlen) == 0)
+        snprintf(out, cap, "127.0.0.1:%s", port);
+    else if (strncmp(listen, "[::]", hlen) == 0)
+        snprintf(out, cap, "[::1]:%s", port);
+    else
+        snprintf(out, cap, "%s", listen);
+}
+
 static int component_check(void *data, char *err, size_t errlen)
 {
     router_component_config_t *c = data;
@@ -86,6 +100,11 @@ static const core_cfg_key_t component_keys[] = {
      .offset = offsetof(router_component_config_t, default_route),
      .def = "no",
      .help = "the component may claim the default route (s2s)"},
+    {.name = "control",
+     .type = CORE_CFG_BOOL,
+     .offset = offsetof(router_component_config_t, control),
+     .def = "no",
+     .help = "the component may ask the router and the components for their status (parleyctl)"},
 };
 
 const core_cfg_section_t router_component_cfg_section = {

@@ -9,6 +9,7 @@
 #include "stream/stream.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* ---- router.c ---- */
 
@@ -32,6 +33,11 @@ typedef struct router_link {
     char **watch; /* names it watches, prepared (docs/link-protocol.md) */
     size_t nwatch;
     bool watch_all; /* it watches every name */
+    bool stream; /* an XEP-0114 stream (else in-process) */
+    char peer[64]; /* stream: the component's "ip:port" */
+    int64_t since; /* when it attached: Unix time, seconds */
+    uint64_t in; /* stanzas it sent that the router routed or bounced */
+    uint64_t out; /* stanzas the router handed it: routed to it, or its bounces */
     struct router_link *next;
 } router_link_t;
 
@@ -68,6 +74,11 @@ int router_watch(router_t *r, link_t *l, const char *name, bool all);
 void router_link_gone(router_t *r, link_t *l);
 /* l's backlog is empty again: resume the links paused on its account. */
 void router_link_drained(router_t *r, link_t *l);
+
+/* ---- status.c ---- */
+
+/* The router's <status/> (docs/link-protocol.md, "Status"): its links and totals. New. */
+xml_stanza_t *router_status_stanza(router_t *r);
 
 /* ---- accept.c: the XEP-0114 side of stream links ---- */
 

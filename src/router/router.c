@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 
 static void hub_input(void *ctx, link_t *l, xml_stanza_t *st)
 {
@@ -198,6 +199,7 @@ static router_link_t *link_record(router_t *r, link_t *l, const router_component
         rl = core_calloc(1, sizeof(*rl));
         rl->link = l;
         rl->cfg = cfg;
+        rl->since = (int64_t)time(NULL);
         rl->next = r->links;
         r->links = rl;
         l->hub_data = rl;
@@ -453,6 +455,8 @@ static void bounce(router_t *r, link_t *l, xml_stanza_t *st, core_stanza_err_t c
     /* If the sender cannot take its bounce either, there is no one left to tell. */
     if (l->ops->deliver(l, b) < 0)
         r->stats.dropped++;
+    else if (l->hub_data != NULL)
+        ((router_link_t *)l->hub_data)->out++;
     xml_stanza_unref(b);
 }
 
@@ -482,6 +486,8 @@ void router_input(router_t *r, link_t *l, xml_stanza_t *st)
         l->ops->close(l, CORE_STREAM_ERR_INVALID_FROM);
         return;
     }
+    router_link_t *src = l->hub_data;
+    src->in++;
     if (route_of(r, to, &rt) < 0) {
         bounce(r, l, st, CORE_STANZA_ERR_JID_MALFORMED);
         return;
@@ -500,8 +506,9 @@ void router_input(router_t *r, link_t *l, xml_stanza_t *st)
         return;
     }
     r->stats.routed++;
+    ((router_link_t *)dest->hub_data)->out++;
     /* A fast sender must not bury a slower receiver: stop reading the sender meanwhile. */
     if (dest->ops->backlog != NULL && l->ops->pause != NULL && dest != l &&
         dest->ops->backlog(dest) > LINK_BACKLOG_HIGH)
-        throttle(r, l->hub_data, dest->hub_data);
+        throttle(r, src, dest->hub_data);
 }

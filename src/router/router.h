@@ -25,9 +25,16 @@ typedef struct router_component_config {
     char *secret_file;
     core_cfg_list_t bind; /* more names it may bind (docs/link-protocol.md) */
     bool default_route; /* it may claim the default route */
+    bool control; /* it may ask for status: the router's and the components' (parleyctl) */
 } router_component_config_t;
 
 extern const core_cfg_section_t router_cfg_section;
+
+/*
+ * Where a component on this host reaches the router configured by rc: [router] listen, with
+ * a wildcard host (none, "*", 0.0.0.0, [::]) made loopback. Writes "host:port" to out.
+ */
+void router_config_address(const router_config_t *rc, char *out, size_t cap);
 extern const core_cfg_section_t router_component_cfg_section;
 
 typedef struct router router_t;

@@ -237,6 +237,9 @@ struct sm {
     size_t user_kind_mod[SM_MODULES_MAX]; /* the module index of each */
     struct sm_iq *iq; /* IQs the sm sent and waits for (iq.c), NULL until the first */
     uint64_t iq_timeout_ms; /* how long they wait; 0: SM_IQ_TIMEOUT_MS (tests wait less) */
+    struct {
+        uint64_t offline_stored; /* messages the offline module stored since start */
+    } stats; /* for the status module */
     bool stopping;
 };
 

@@ -39,6 +39,8 @@ static void on_pushed(void *arg, int status)
             core_log(sm->log, CORE_LOG_WARN, 0, "%s: cannot keep an offline message: %s",
                      u->jid.full, strerror(-status));
         sm_reply_error(sm, c->st, CORE_STANZA_ERR_SERVICE_UNAVAILABLE);
+    } else {
+        sm->stats.offline_stored++;
     }
     xml_stanza_unref(c->st);
     core_free(c);

@@ -58,6 +58,7 @@ DOMAIN = "localhost"
 C2S_NAME = "c2s-1.localhost"
 C2S2_NAME = "c2s-2.localhost"  # the second c2s process of IMServer(c2s2=True)
 MUC_DOMAIN = "conference.localhost"  # the muc component of IMServer(muc=True)
+CONTROL_NAME = "parleyctl.localhost"  # the control component parleyctl status logs in as
 
 NS_CLIENT = "jabber:client"
 NS_STREAM = harness.NS_STREAM
@@ -222,7 +223,8 @@ class IMServer:
                      "storage": DEFAULT_STORAGE, "log_level": "debug", "registration": False,
                      "registration_per_ip": 3, "sm_disable": (), "c2s_extra": {},
                      "auth_delay": "0", "c2s2": False, "sm_extra": {}, "components": (),
-                     "muc": False, "muc_extra": {}, "prosody_components": {}}
+                     "muc": False, "muc_extra": {}, "prosody_components": {},
+                     "control": True}
         self.opts.update(opts)
         self.procs = []
         self.all_procs = []  # every process started, for the final check
@@ -234,7 +236,7 @@ class IMServer:
         os.makedirs(os.path.join(self.workdir, "data"), exist_ok=True)
         if self.kind == "parley":
             os.makedirs(os.path.join(self.workdir, "secrets"), exist_ok=True)
-            for name in ("sm", "c2s", "c2s2", "muc", *self.opts["components"]):
+            for name in ("sm", "c2s", "c2s2", "muc", "parleyctl", *self.opts["components"]):
                 with open(os.path.join(self.workdir, "secrets", name), "w") as f:
                     f.write(secrets.token_hex(16) + "\n")
         self._pick_ports()
@@ -270,6 +272,10 @@ class IMServer:
         storage_path = "data/parley.db" if o["storage"] == "sqlite" else "data/store"
         c2s2 += "".join(f'[component "{n}"]\nsecret_file = secrets/{n}\n'
                         for n in o["components"])
+        if o["control"]:
+            # `parleyctl status` asks the router and the components as this component.
+            c2s2 += (f'[component "{CONTROL_NAME}"]\nsecret_file = secrets/parleyctl\n'
+                     "control = yes\n")
         muc = ""
         if o["muc"]:
             c2s2 += f'[component "{MUC_DOMAIN}"]\nsecret_file = secrets/muc\n'
@@ -371,6 +377,16 @@ ssl = {{ certificate = "{self.cert}", key = "{self.key}" }}
 
     def jid(self, user):
         return f"{user}@{DOMAIN}"
+
+    def parleyctl(self, *args, timeout=30, conf=None):
+        """Runs parleyctl --config CONF ARGS...; returns the CompletedProcess (text), after
+        checking that it left no sanitizer report."""
+        argv = [self._tool("parleyctl"), "--config", conf or self.conf_path, *args]
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=timeout,
+                           cwd=self.workdir, env=harness.sanitizer_env(),
+                           stdin=subprocess.DEVNULL)
+        assert harness.sanitizer_report(r.stderr) is None, r.stderr
+        return r
 
     # -- processes ------------------------------------------------------------
 

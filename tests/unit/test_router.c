@@ -4,6 +4,7 @@
 #include "router_fixture.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -443,6 +444,91 @@ static void test_watch(void **state)
     fake_reset(&e);
 }
 
+/* The child <link/> of a status element that bound name, or NULL. */
+static const xml_node_t *status_link(const xml_stanza_t *st, const char *name)
+{
+    for (const xml_node_t *l = xml_node_first_element(st->root); l != NULL;
+         l = xml_node_next_element(l)) {
+        assert_true(xml_node_is(l, LINK_NS, "link"));
+        for (const xml_node_t *n = xml_node_first_element(l); n != NULL;
+             n = xml_node_next_element(n)) {
+            size_t len;
+            const char *text = xml_node_text(n, &len);
+            if (text != NULL && strcmp(text, name) == 0)
+                return l;
+        }
+    }
+    return NULL;
+}
+
+static void test_status(void **state)
+{
+    fixture_t *f = *state;
+    const link_hub_t *hub = router_hub(f->r);
+    assert_int_equal(hub->bind(hub->ctx, &f->d.link, NULL, true, true), 0);
+    send_from_a(f, "<message from='a.test' to='b.test' id='1'/>");
+    send_from_a(f, "<message from='a.test' to='juliet@remote.example' id='2'/>");
+    send_from_a(f, "<message from='a.test' to='c.test' id='3'/>"); /* ours, absent: bounced */
+    xml_stanza_t *st = router_status_stanza(f->r);
+    assert_true(xml_node_is(st->root, LINK_NS, "status"));
+    assert_string_equal(xml_node_attr(st->root, "links"), "3");
+    assert_string_equal(xml_node_attr(st->root, "routed"), "2");
+    assert_string_equal(xml_node_attr(st->root, "bounced"), "1");
+    assert_string_equal(xml_node_attr(st->root, "dropped"), "0");
+    const xml_node_t *a = status_link(st, "a.test");
+    const xml_node_t *b = status_link(st, "b.test");
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_string_equal(xml_node_attr(a, "kind"), "in-process");
+    assert_null(xml_node_attr(a, "peer"));
+    assert_null(xml_node_attr(a, "default"));
+    assert_string_equal(xml_node_attr(a, "in"), "3");
+    assert_string_equal(xml_node_attr(a, "out"), "1"); /* its bounce */
+    assert_string_equal(xml_node_attr(b, "in"), "0");
+    assert_string_equal(xml_node_attr(b, "out"), "1");
+    char id[24];
+    snprintf(id, sizeof id, "%" PRIu64, f->b.link.id);
+    assert_string_equal(xml_node_attr(b, "id"), id);
+    /* XEP-0082 UTC: 2026-12-07T20:01:02Z */
+    const char *since = xml_node_attr(b, "since");
+    assert_non_null(since);
+    assert_int_equal(strlen(since), 20);
+    assert_int_equal(since[10], 'T');
+    assert_int_equal(since[19], 'Z');
+    /* The default route's link, oldest first: a, b, then d (which bound no name). */
+    const xml_node_t *d =
+        xml_node_next_element(xml_node_next_element(xml_node_first_element(st->root)));
+    assert_non_null(d);
+    assert_string_equal(xml_node_attr(d, "default"), "true");
+    assert_null(xml_node_first_element(d));
+    assert_string_equal(xml_node_attr(d, "in"), "0");
+    assert_string_equal(xml_node_attr(d, "out"), "1");
+    assert_null(xml_node_next_element(d));
+    xml_stanza_unref(st);
+}
+
+static void test_config_control(void **state)
+{
+    core_cfg_t cfg;
+    fixture_config(&cfg,
+                   "[component \"ctl.test\"]\nsecret = s\ncontrol = yes\n"
+                   "[component \"a.test\"]\nsecret = s\n");
+    size_t pos = 0;
+    const router_component_config_t *c = core_cfg_next(&cfg, "component", &pos);
+    assert_string_equal(c->name, "ctl.test");
+    assert_true(c->control);
+    c = core_cfg_next(&cfg, "component", &pos);
+    assert_string_equal(c->name, "a.test");
+    assert_false(c->control); /* the default: no component may ask */
+    core_cfg_free(&cfg);
+    static const char bad[] = "[component \"ctl.test\"]\nsecret = s\ncontrol = maybe\n";
+    char err[256];
+    assert_int_equal(core_cfg_load_text(&cfg, "test.conf", bad, strlen(bad), fixture_schema, 2, err,
+                                        sizeof(err)),
+                     -EINVAL);
+    assert_non_null(strstr(err, "test.conf:3"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -460,6 +546,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_bind_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flow_control, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_status, setup, teardown),
+        cmocka_unit_test(test_config_control),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
