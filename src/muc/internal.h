@@ -269,8 +269,6 @@ typedef struct muc_reg_request {
     char *fields[MUC_REG_NFIELDS]; /* what else the form said (owned each), or NULL */
 } muc_reg_request_t;
 
-/* Requests one room keeps pending; more are refused (resource-constraint). */
-#define MUC_REG_REQUESTS_MAX 100
 /* The longest value of a request's field, in bytes: it is stored with the room. */
 #define MUC_REG_FIELD_MAX 1024
 
@@ -622,7 +620,8 @@ bool muc_register_nick_free(const muc_room_t *room, const char *fold, const char
  * Keeps bare's request for nick (prepared) pending, with the other muc#register fields of the
  * submitted form x, and sends the approval form to the room's admins and owners. A second
  * request of the same bare JID replaces the first (admins are asked again only if the nick
- * changed). Returns 0, -ENOSPC (MUC_REG_REQUESTS_MAX pending) or -EINVAL (a field too long).
+ * changed). Returns 0, -ENOSPC ([muc] registration_pending are pending) or -EINVAL (a field too
+ * long).
  */
 int muc_regapprove_request(muc_room_t *room, const char *bare, const char *nick,
                            const xml_node_t *x);

@@ -87,6 +87,14 @@ static const core_cfg_key_t muc_keys[] = {
      .choices = registration_names,
      .help = "registration requests of non-members: open (at once; members-only rooms refuse), "
              "approval (a room admin approves, XEP-0045 9.9) or closed"},
+    {.name = "registration_pending",
+     .type = CORE_CFG_INT,
+     .offset = offsetof(muc_config_t, registration_pending),
+     .def = "100",
+     .min = 1,
+     .max = 10000,
+     .help =
+         "registration requests one room keeps waiting for approval; more: resource-constraint"},
     {.name = "history_max",
      .type = CORE_CFG_INT,
      .offset = offsetof(muc_config_t, history_max),

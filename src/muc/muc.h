@@ -50,6 +50,7 @@ typedef struct muc_config {
     int room_archiving; /* which new rooms archive (XEP-0313): public, always, never */
     uint64_t voice_request_interval; /* ms an occupant waits between voice requests */
     int registration; /* muc_reg_policy_t */
+    int64_t registration_pending; /* requests one room keeps waiting for approval */
 } muc_config_t;
 
 extern const core_cfg_section_t muc_cfg_section;

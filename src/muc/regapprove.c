@@ -162,7 +162,7 @@ int muc_regapprove_request(muc_room_t *room, const char *bare, const char *nick,
     }
     size_t len = strlen(bare);
     muc_reg_request_t *old = core_map_get(&room->reg_requests, bare, len);
-    if (old == NULL && room->nreg_requests >= MUC_REG_REQUESTS_MAX)
+    if (old == NULL && room->nreg_requests >= (size_t)room->muc->cfg->registration_pending)
         return -ENOSPC;
     bool ask = old == NULL || strcmp(old->nick, nick) != 0;
     muc_reg_request_t *req = request_put(room, bare, nick, fields, lens);
@@ -305,7 +305,7 @@ int muc_regapprove_decode(muc_room_t *room, const xml_node_t *n)
     if (jid == NULL || nick == NULL)
         return -EINVAL;
     /* A bound lowered since it was saved, or a membership given meanwhile: skipped. */
-    if (room->nreg_requests >= MUC_REG_REQUESTS_MAX ||
+    if (room->nreg_requests >= (size_t)room->muc->cfg->registration_pending ||
         muc_room_affil(room, jid, strlen(jid)) != MUC_AFFIL_NONE)
         return 0;
     char *prepared = NULL;
