@@ -50,7 +50,7 @@ xml_stanza_t *muc_regapprove_form(const muc_room_t *room, const muc_reg_request_
     xml_node_t *in = xml_node_add_element(m, x, MUC_NS_DATA, "instructions");
     static const char text[] = "To approve this registration request, set \"Allow this person "
                                "to register with the room?\" and submit the form. To deny it, "
-                               "submit the form without it. To skip it, cancel.";
+                               "submit the form with it unset. To skip it, cancel.";
     xml_node_add_text(m, in, text, sizeof text - 1);
     muc_form_field(m, x, "FORM_TYPE", "hidden", NULL, MUC_NS_REGISTER_FORM);
     /* §9.9's order: first, last, roomnick, url, email, faqentry; only those the user gave. */
