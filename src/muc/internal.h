@@ -252,6 +252,26 @@ typedef struct muc_role_memo {
 /* Role memos one room keeps; beyond it the oldest is dropped. */
 #define MUC_ROLE_MEMO_MAX 1000
 
+/* The muc#register fields (§15.5.1) a request carries besides the nick, in the form's order. */
+enum {
+    MUC_REG_FIELD_FIRST,
+    MUC_REG_FIELD_LAST,
+    MUC_REG_FIELD_URL,
+    MUC_REG_FIELD_EMAIL,
+    MUC_REG_FIELD_FAQENTRY,
+    MUC_REG_NFIELDS
+};
+
+/* A registration request waiting for an admin's approval (§9.9, regapprove.c). */
+typedef struct muc_reg_request {
+    char *jid; /* the requester's prepared bare JID (owned) */
+    char *nick; /* the prepared nick asked for (owned) */
+    char *fields[MUC_REG_NFIELDS]; /* what else the form said (owned each), or NULL */
+} muc_reg_request_t;
+
+/* The longest value of a request's field, in bytes: it is stored with the room. */
+#define MUC_REG_FIELD_MAX 1024
+
 struct muc_room {
     muc_t *muc;
     char *node; /* the prepared room id (owned) */
@@ -264,6 +284,8 @@ struct muc_room {
     size_t noccupants; /* occupants (nicks), not sessions: maxusers counts these */
     core_map_t role_memos; /* bare JID -> muc_role_memo_t (owned), moderated rooms only */
     size_t nrole_memos;
+    core_map_t reg_requests; /* bare JID -> muc_reg_request_t (owned): pending (§9.9) */
+    size_t nreg_requests;
     uint64_t role_memo_seq;
     char *creator; /* bare JID of whoever created it, for [muc] max_rooms_per_user (owned) */
     /* Created and not configured yet: nobody else may enter (XEP-0045 §10.1.1). */
@@ -550,7 +572,8 @@ bool muc_admin_role_apply(muc_occupant_t *o, muc_role_t r, const char *reason, c
 
 /*
  * A message to the room that is not groupchat: mediated invitations and declines (§7.8.2),
- * voice requests and their approvals (§7.13, §8.6); anything else is bad-request (§17.1).
+ * voice requests and their approvals (§7.13, §8.6), answers to registration requests (§9.9);
+ * anything else is bad-request (§17.1).
  * o: the sender's occupant, or NULL.
  */
 void muc_invite_input(muc_room_t *room, muc_occupant_t *o, xml_stanza_t *st, const jid_t *from);
@@ -583,6 +606,48 @@ bool muc_register_nick_taken(const muc_room_t *room, const char *fold, const cha
  */
 int muc_register_nick_prep(muc_t *muc, const char *nick, size_t len, char **out,
                            char fold[MUC_NICK_FOLD_MAX + 1]);
+
+/*
+ * Registers a bare JID with the room (§7.10): it becomes a member if it was less, and nick
+ * (prepared, not reserved by another: the caller checked) is reserved for it; those in the
+ * room see the change. Direct registration and an approved request both come here.
+ */
+void muc_register_apply(muc_room_t *room, const char *bare, const char *nick);
+/*
+ * True if the nick (its fold key) may be reserved for bare[0..len): reserved by nobody else
+ * and not another user's in the room now (§7.10 conflict).
+ */
+bool muc_register_nick_free(const muc_room_t *room, const char *fold, const char *bare, size_t len);
+
+/* ---- registration requests approved by admins (regapprove.c; §9.9) ---- */
+
+/*
+ * Keeps bare's request for nick (prepared) pending, with the other muc#register fields of the
+ * submitted form x, and sends the approval form to the room's admins and owners. A second
+ * request of the same bare JID replaces the first (admins are asked again only if the nick
+ * changed). Returns 0, -ENOSPC ([muc] registration_pending are pending) or -EINVAL (a field too
+ * long).
+ */
+int muc_regapprove_request(muc_room_t *room, const char *bare, const char *nick,
+                           const xml_node_t *x);
+/*
+ * A muc#register form in a message to the room (an admin's answer, §9.9): handled (true), or
+ * not one (false). Submissions by non-admins, and for no pending request, change nothing.
+ */
+bool muc_regapprove_input(muc_room_t *room, xml_stanza_t *st, const jid_t *from);
+/*
+ * The approval message for req (§9.9's form: FORM_TYPE, the request's fields, muc#jid and
+ * muc#register_allow false), from the room, without 'to': a new stanza.
+ */
+xml_stanza_t *muc_regapprove_form(const muc_room_t *room, const muc_reg_request_t *req);
+/* Forgets bare's pending request, if any (its affiliation changed). */
+void muc_regapprove_forget(muc_room_t *room, const char *bare, size_t len);
+/* Forgets every pending request (the room goes). */
+void muc_regapprove_clear(muc_room_t *room);
+/* Adds the pending requests to a room document, sorted by JID (roomstore.c). */
+void muc_regapprove_encode(const muc_room_t *room, xml_stanza_t *doc, const char *ns);
+/* Reads back one <request/> element of a room document. Returns 0 or -EINVAL. */
+int muc_regapprove_decode(muc_room_t *room, const xml_node_t *n);
 
 /* ---- data forms (form.c; XEP-0004) ---- */
 

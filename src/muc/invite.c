@@ -209,7 +209,7 @@ void muc_invite_input(muc_room_t *room, muc_occupant_t *o, xml_stanza_t *st, con
         invite(room, o, st, from, x);
     else if (d != NULL)
         decline(room, st, from, d);
-    else if (!muc_voice_input(room, o, st, from))
+    else if (!muc_voice_input(room, o, st, from) && !muc_regapprove_input(room, st, from))
         /* §17.1: a service may reject messages that are improperly typed. */
         muc_reply_error(room->muc, st, CORE_STANZA_ERR_BAD_REQUEST, NULL, room->jid);
 }

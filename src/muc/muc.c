@@ -16,6 +16,7 @@ static const char *const whois_names[] = {"moderators", "anyone", NULL};
 static const char *const allowpm_names[] = {"anyone", "participants", "moderators", "none", NULL};
 /* The order of muc_mam_policy_t. */
 static const char *const archiving_names[] = {"public", "always", "never", NULL};
+static const char *const registration_names[] = {"open", "approval", "closed", NULL};
 
 static const core_cfg_key_t muc_keys[] = {
     {.name = "name",
@@ -79,6 +80,21 @@ static const core_cfg_key_t muc_keys[] = {
      .min = 0,
      .max = 86400000,
      .help = "the least time between two voice requests of one occupant (0: no limit)"},
+    {.name = "registration",
+     .type = CORE_CFG_ENUM,
+     .offset = offsetof(muc_config_t, registration),
+     .def = "open",
+     .choices = registration_names,
+     .help = "registration requests of non-members: open (at once; members-only rooms refuse), "
+             "approval (a room admin approves, XEP-0045 9.9) or closed"},
+    {.name = "registration_pending",
+     .type = CORE_CFG_INT,
+     .offset = offsetof(muc_config_t, registration_pending),
+     .def = "100",
+     .min = 1,
+     .max = 10000,
+     .help =
+         "registration requests one room keeps waiting for approval; more: resource-constraint"},
     {.name = "history_max",
      .type = CORE_CFG_INT,
      .offset = offsetof(muc_config_t, history_max),

@@ -19,6 +19,14 @@ typedef enum muc_create_policy {
     MUC_CREATE_ADMINS, /* only the JIDs in admins */
 } muc_create_policy_t;
 
+/* How a room handles registration requests from those who are not members ([muc] registration,
+ * XEP-0045 §7.10, §9.9). */
+typedef enum muc_reg_policy {
+    MUC_REG_OPEN = 0, /* register at once; members-only rooms refuse (membership is the admins') */
+    MUC_REG_APPROVAL, /* kept pending until a room admin or owner approves it (§9.9) */
+    MUC_REG_CLOSED, /* refused: only admins add members */
+} muc_reg_policy_t;
+
 /* [muc] */
 typedef struct muc_config {
     char *name; /* the service domain, e.g. conference.localhost (its link name) */
@@ -41,6 +49,8 @@ typedef struct muc_config {
     int room_allowpm; /* anyone, participants, moderators, none */
     int room_archiving; /* which new rooms archive (XEP-0313): public, always, never */
     uint64_t voice_request_interval; /* ms an occupant waits between voice requests */
+    int registration; /* muc_reg_policy_t */
+    int64_t registration_pending; /* requests one room keeps waiting for approval */
 } muc_config_t;
 
 extern const core_cfg_section_t muc_cfg_section;

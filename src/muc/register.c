@@ -108,11 +108,23 @@ void muc_register_nick_query(muc_t *muc, xml_stanza_t *st, muc_room_t *room, con
 
 /* ---- jabber:iq:register ---- */
 
-/* §7.10: who may register: not outcasts; in a members-only room only those already members
- * (to change their nick) — there membership is the admins' to give (§9.3). */
+/* §7.10: who may register: never outcasts; members may always (to change their nick). Others
+ * as [muc] registration says: at once (but not in a members-only room, where membership is
+ * the admins' to give, §9.3), by an admin's approval (§9.9), or not at all. */
 static bool may_register(const muc_room_t *room, muc_affil_t a)
 {
-    return a != MUC_AFFIL_OUTCAST && (!room->cfg.members_only || a >= MUC_AFFIL_MEMBER);
+    if (a == MUC_AFFIL_OUTCAST)
+        return false;
+    if (a >= MUC_AFFIL_MEMBER)
+        return true;
+    switch (room->muc->cfg->registration) {
+    case MUC_REG_OPEN:
+        return !room->cfg.members_only;
+    case MUC_REG_APPROVAL:
+        return true;
+    default:
+        return false;
+    }
 }
 
 static void send_form(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const jid_t *from)
@@ -135,7 +147,12 @@ static void send_form(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const jid_
         xml_node_add_text(r, t, room->jid, strlen(room->jid));
         xml_node_t *in = xml_node_add_element(r, x, MUC_NS_DATA, "instructions");
         static const char text[] = "Choose the nickname to reserve in this room.";
-        xml_node_add_text(r, in, text, sizeof text - 1);
+        static const char asked[] = "Choose the nickname to reserve in this room. The room's "
+                                    "admins will be asked to approve your registration.";
+        if (muc->cfg->registration == MUC_REG_APPROVAL)
+            xml_node_add_text(r, in, asked, sizeof asked - 1);
+        else
+            xml_node_add_text(r, in, text, sizeof text - 1);
         muc_form_field(r, x, "FORM_TYPE", "hidden", NULL, MUC_NS_REGISTER_FORM);
         xml_node_t *f =
             muc_form_field(r, x, "muc#register_roomnick", "text-single", "Desired Nickname", NULL);
@@ -147,7 +164,8 @@ static void send_form(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const jid_
 
 typedef struct nick_user {
     const char *fold;
-    const jid_t *from;
+    const char *bare;
+    size_t len;
     bool other;
 } nick_user_t;
 
@@ -155,17 +173,18 @@ static void nick_user_one(void *ud, const char *key, void *v)
 {
     nick_user_t *c = ud;
     const muc_occupant_t *o = v;
-    if (strcmp(o->fold, c->fold) == 0 && !jid_bare_equal(&o->jid, c->from))
+    if (strcmp(o->fold, c->fold) == 0 &&
+        !(o->jid.bare_len == c->len && memcmp(o->jid.full, c->bare, c->len) == 0))
         c->other = true;
 }
 
 /* §7.10: "If the desired room nickname is already reserved for that room ... conflict"; one
  * someone else is using now is not ours to give either. */
-static bool nick_free(const muc_room_t *room, const char *fold, const jid_t *from)
+bool muc_register_nick_free(const muc_room_t *room, const char *fold, const char *bare, size_t len)
 {
-    if (muc_register_nick_taken(room, fold, from->full, from->bare_len))
+    if (muc_register_nick_taken(room, fold, bare, len))
         return false;
-    nick_user_t c = {.fold = fold, .from = from};
+    nick_user_t c = {.fold = fold, .bare = bare, .len = len};
     core_map_each(&room->by_nick, nick_user_one, &c);
     return !c.other;
 }
@@ -185,26 +204,45 @@ static void submit(muc_t *muc, xml_stanza_t *st, muc_room_t *room, const jid_t *
         muc_reply_error(muc, st, CORE_STANZA_ERR_NOT_ACCEPTABLE, NULL, room->jid); /* §15.1 */
         return;
     }
-    if (!nick_free(room, fold, from)) {
+    if (!muc_register_nick_free(room, fold, from->full, from->bare_len)) {
         muc_reply_error(muc, st, CORE_STANZA_ERR_CONFLICT, NULL, room->jid);
         core_free(prepared);
         return;
     }
-    xml_stanza_t *r = xml_stanza_iq_result(st);
-    muc_send(muc, r);
-    xml_stanza_unref(r);
     char *bare = core_strndup(from->full, from->bare_len);
-    /* §7.10: registering makes a member at once, and those in the room see it. */
-    bool gone = false;
-    if (muc_room_affil(room, bare, from->bare_len) < MUC_AFFIL_MEMBER)
-        gone = muc_admin_affil_apply(room, bare, MUC_AFFIL_MEMBER, NULL, NULL, NULL);
-    if (!gone) {
-        muc_register_nick_set(room, bare, prepared);
-        muc_room_save(room);
+    int rc = 0;
+    if (muc_room_affil(room, bare, from->bare_len) >= MUC_AFFIL_MEMBER ||
+        muc->cfg->registration != MUC_REG_APPROVAL)
+        muc_register_apply(room, bare, prepared);
+    else
+        rc = muc_regapprove_request(room, bare, prepared, x); /* §9.9 */
+    if (rc == -ENOSPC) /* a bound of ours, not the requester's fault: wait (RFC 6120 §8.3.3.18) */
+        muc_reply_error(muc, st, CORE_STANZA_ERR_RESOURCE_CONSTRAINT, "wait", room->jid);
+    else if (rc < 0)
+        muc_reply_error(muc, st, CORE_STANZA_ERR_NOT_ACCEPTABLE, NULL, room->jid);
+    else {
+        /* §7.10: "the room MUST inform the user that the registration request was
+         * successfully received": the same empty result, approved yet or not. */
+        xml_stanza_t *r = xml_stanza_iq_result(st);
+        muc_send(muc, r);
+        xml_stanza_unref(r);
     }
-    core_log(muc->log, CORE_LOG_INFO, 0, "%s: %s registered as %s", room->jid, bare, prepared);
     core_free(bare);
     core_free(prepared);
+}
+
+void muc_register_apply(muc_room_t *room, const char *bare, const char *nick)
+{
+    size_t len = strlen(bare);
+    /* §7.10: registering makes a member at once, and those in the room see it. */
+    bool gone = false;
+    if (muc_room_affil(room, bare, len) < MUC_AFFIL_MEMBER)
+        gone = muc_admin_affil_apply(room, bare, MUC_AFFIL_MEMBER, NULL, NULL, NULL);
+    if (!gone) {
+        muc_register_nick_set(room, bare, nick);
+        muc_room_save(room);
+    }
+    core_log(room->muc->log, CORE_LOG_INFO, 0, "%s: %s registered as %s", room->jid, bare, nick);
 }
 
 /* XEP-0077 §3.2: <remove/>: a member leaves the member list (and a members-only room, 321). */

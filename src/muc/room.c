@@ -106,6 +106,7 @@ muc_room_t *muc_room_create(muc_t *muc, const char *node, size_t len, const char
     core_map_init(&room->by_nick);
     core_map_init(&room->by_jid);
     core_map_init(&room->role_memos);
+    core_map_init(&room->reg_requests);
     room->creator = creator != NULL ? core_strdup(creator) : NULL;
     room->locked = true;
     core_map_put(&muc->rooms, node, len, room);
@@ -140,6 +141,8 @@ void muc_room_destroy(muc_room_t *room)
     core_map_free(&room->affils);
     muc_room_roles_clear(room);
     core_map_free(&room->role_memos);
+    muc_regapprove_clear(room);
+    core_map_free(&room->reg_requests);
     muc_room_config_clear(&room->cfg);
     muc_history_clear(&room->history);
     muc_invitations_clear(room);
@@ -211,6 +214,9 @@ void muc_room_affil_set(muc_room_t *room, const char *bare, muc_affil_t affil, c
     /* §5.1: a role kept across visits was about the old affiliation. */
     if ((a != NULL ? a->affil : MUC_AFFIL_NONE) != affil)
         muc_room_role_forget(room, bare, len);
+    /* §9.9: a request to register is moot once an admin gave an affiliation (or a ban). */
+    if (affil != MUC_AFFIL_NONE)
+        muc_regapprove_forget(room, bare, len);
     if (affil == MUC_AFFIL_NONE) {
         if (a != NULL) {
             core_map_del(&room->affils, bare, len);

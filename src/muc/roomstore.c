@@ -113,6 +113,8 @@ xml_stanza_t *muc_roomstore_encode(const muc_room_t *room)
         xml_node_set_attr(st, r, NULL, "role", muc_role_name(roles[i]->role));
     }
     core_free(roles);
+    /* Registration requests waiting for approval (§9.9), after the affiliations too. */
+    muc_regapprove_encode(room, st, NS_STORE);
     if (room->subject != NULL) {
         xml_node_t *s = xml_node_add_element(st, st->root, NS_STORE, "subject");
         if (room->subject_nick != NULL)
@@ -242,6 +244,9 @@ int muc_roomstore_decode(muc_room_t *room, const xml_node_t *el)
             muc_role_t r;
             if (jid == NULL || muc_role_parse(xml_node_attr(n, "role"), &r) < 0 ||
                 muc_room_role_put(room, jid, r) < 0)
+                return -EINVAL;
+        } else if (xml_node_is(n, NS_STORE, "request")) {
+            if (muc_regapprove_decode(room, n) < 0)
                 return -EINVAL;
         } else if (xml_node_is(n, NS_STORE, "subject")) {
             size_t len;

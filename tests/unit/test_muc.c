@@ -500,6 +500,83 @@ static void test_role_memos(void **state)
     service_free(m2);
 }
 
+/* §9.9: pending registration requests in the stored form (bounded, skipped once affiliated)
+ * and the approval form built from one. */
+static void test_reg_requests(void **state)
+{
+    (void)state;
+    muc_config_t mc = service_config();
+    mc.registration_pending = 2;
+    muc_t *m1 = service_new(&mc), *m2 = service_new(&mc);
+    xml_stanza_t *doc = parse("<room xmlns='urn:parley:muc:0'><config name='' desc='' lang='' "
+                              "password='' persistent='1' public='1' membersonly='1' "
+                              "moderated='0' passwordprotected='0' changesubject='0' "
+                              "allowinvites='0' logging='0' whois='moderators' "
+                              "allowpm='anyone' maxusers='30' history='20' "
+                              "presencebroadcast='moderator' getmemberlist='moderator'/>"
+                              "<affiliation jid='m@x' affiliation='member'/>"
+                              "<request jid='m@x' nick='member'/>"
+                              "<request jid='a@x' nick='Hag' first='Brunhilde' faqentry='w'/>"
+                              "<request jid='b@x' nick='b'/><request jid='c@x' nick='c'/>"
+                              "</room>");
+    assert_non_null(doc);
+    muc_room_t *a = muc_room_create(m1, "coven", 5, NULL);
+    assert_int_equal(muc_roomstore_decode(a, doc->root), 0);
+    assert_int_equal(a->nreg_requests, 2); /* m@x is a member, c@x beyond the bound */
+    const muc_reg_request_t *req = core_map_get(&a->reg_requests, "a@x", 3);
+    assert_non_null(req);
+    assert_string_equal(req->nick, "Hag");
+    assert_string_equal(req->fields[MUC_REG_FIELD_FIRST], "Brunhilde");
+    assert_null(req->fields[MUC_REG_FIELD_LAST]);
+    /* The stored form gives the same bytes back. */
+    xml_stanza_t *enc = muc_roomstore_encode(a);
+    size_t len;
+    const char *bytes = xml_stanza_bytes(enc, &len);
+    xml_stanza_t *back = xml_stanza_parse(bytes, len);
+    muc_room_t *b = muc_room_create(m2, "coven", 5, NULL);
+    assert_int_equal(muc_roomstore_decode(b, back->root), 0);
+    xml_stanza_t *again = muc_roomstore_encode(b);
+    size_t len2;
+    const char *bytes2 = xml_stanza_bytes(again, &len2);
+    assert_int_equal(len2, len);
+    assert_memory_equal(bytes2, bytes, len);
+    /* The approval form: FORM_TYPE, the fields given in §9.9's order, muc#jid, allow = 0. */
+    xml_stanza_t *f = muc_regapprove_form(a, req);
+    const xml_node_t *x = xml_node_child(f->root, MUC_NS_DATA, "x");
+    assert_non_null(x);
+    assert_string_equal(xml_node_attr(x, "type"), "form");
+    static const char *const vars[] = {
+        "FORM_TYPE", "muc#register_first", "muc#register_roomnick", "muc#register_faqentry",
+        "muc#jid",   "muc#register_allow"};
+    size_t i = 0;
+    for (const xml_node_t *n = xml_node_first_element(x); n != NULL; n = xml_node_next_element(n)) {
+        if (xml_node_is(n, MUC_NS_DATA, "field"))
+            assert_string_equal(xml_node_attr(n, "var"), vars[i++]);
+    }
+    assert_int_equal(i, 6);
+    size_t vl;
+    const char *v = muc_form_value(x, "muc#jid", &vl);
+    assert_int_equal(vl, 3);
+    assert_memory_equal(v, "a@x", 3);
+    v = muc_form_value(x, "muc#register_allow", &vl);
+    assert_int_equal(vl, 1);
+    assert_memory_equal(v, "0", 1);
+    assert_string_equal(xml_node_attr(f->root, "from"), "coven@conference.localhost");
+    assert_null(xml_node_attr(f->root, "to"));
+    /* An affiliation given meanwhile ends the request. */
+    muc_room_affil_set(a, "a@x", MUC_AFFIL_OUTCAST, NULL);
+    assert_int_equal(a->nreg_requests, 1);
+    xml_stanza_unref(f);
+    xml_stanza_unref(again);
+    xml_stanza_unref(back);
+    xml_stanza_unref(enc);
+    xml_stanza_unref(doc);
+    muc_room_destroy(a);
+    muc_room_destroy(b);
+    service_free(m1);
+    service_free(m2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -512,6 +589,7 @@ int main(void)
         cmocka_unit_test(test_roomconfig_form_type),
         cmocka_unit_test(test_roomstore_roundtrip),
         cmocka_unit_test(test_role_memos),
+        cmocka_unit_test(test_reg_requests),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
