@@ -58,3 +58,20 @@ xml_node_t *muc_form_field(xml_stanza_t *st, xml_node_t *x, const char *var, con
     }
     return f;
 }
+
+xml_stanza_t *muc_form_message(const muc_room_t *room, const char *title, const char *instructions,
+                               xml_node_t **x)
+{
+    xml_stanza_t *m = xml_stanza_new(XMLS_NS_CONTENT, "message");
+    xml_node_set_attr(m, m->root, NULL, "from", room->jid);
+    char id[33];
+    muc_id_new(room->muc, id);
+    xml_node_set_attr(m, m->root, NULL, "id", id);
+    *x = xml_node_add_element(m, m->root, MUC_NS_DATA, "x");
+    xml_node_set_attr(m, *x, NULL, "type", "form");
+    xml_node_t *t = xml_node_add_element(m, *x, MUC_NS_DATA, "title");
+    xml_node_add_text(m, t, title, strlen(title));
+    xml_node_t *in = xml_node_add_element(m, *x, MUC_NS_DATA, "instructions");
+    xml_node_add_text(m, in, instructions, strlen(instructions));
+    return m;
+}

@@ -660,6 +660,13 @@ int muc_form_bool(const char *v, size_t len, bool *out);
 /* Adds <field var type label><value/></field> to x (type, label, value may be NULL). */
 xml_node_t *muc_form_field(xml_stanza_t *st, xml_node_t *x, const char *var, const char *type,
                            const char *label, const char *value);
+/*
+ * A new <message/> from the room (a fresh id, no 'to') holding a data form of type "form"
+ * with its title and instructions, for a moderator's or admin's approval (XEP-0045 §8.6,
+ * §9.9); *x is the form, for its fields.
+ */
+xml_stanza_t *muc_form_message(const muc_room_t *room, const char *title, const char *instructions,
+                               xml_node_t **x);
 
 /* ---- persistence (persist.c, roomstore.c) ---- */
 

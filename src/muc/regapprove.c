@@ -37,21 +37,13 @@ static void request_free(muc_reg_request_t *req)
 
 xml_stanza_t *muc_regapprove_form(const muc_room_t *room, const muc_reg_request_t *req)
 {
-    xml_stanza_t *m = xml_stanza_new(XMLS_NS_CONTENT, "message");
-    xml_node_set_attr(m, m->root, NULL, "from", room->jid);
-    char id[33];
-    muc_id_new(room->muc, id);
-    xml_node_set_attr(m, m->root, NULL, "id", id);
-    xml_node_t *x = xml_node_add_element(m, m->root, MUC_NS_DATA, "x");
-    xml_node_set_attr(m, x, NULL, "type", "form");
-    xml_node_t *t = xml_node_add_element(m, x, MUC_NS_DATA, "title");
-    static const char title[] = "Registration request";
-    xml_node_add_text(m, t, title, sizeof title - 1);
-    xml_node_t *in = xml_node_add_element(m, x, MUC_NS_DATA, "instructions");
-    static const char text[] = "To approve this registration request, set \"Allow this person "
-                               "to register with the room?\" and submit the form. To deny it, "
-                               "submit the form with it unset. To skip it, cancel.";
-    xml_node_add_text(m, in, text, sizeof text - 1);
+    xml_node_t *x;
+    xml_stanza_t *m = muc_form_message(
+        room, "Registration request",
+        "To approve this registration request, set \"Allow this person to register with the "
+        "room?\" and submit the form. To deny it, submit the form with it unset. To skip it, "
+        "cancel.",
+        &x);
     muc_form_field(m, x, "FORM_TYPE", "hidden", NULL, MUC_NS_REGISTER_FORM);
     /* §9.9's order: first, last, roomnick, url, email, faqentry; only those the user gave. */
     for (size_t i = 0; i < MUC_REG_NFIELDS; i++) {

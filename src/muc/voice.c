@@ -21,20 +21,11 @@ static void ask_one(void *ud, const char *key, void *v)
     if (mod->role != MUC_ROLE_MODERATOR)
         return;
     muc_room_t *room = mod->room;
-    xml_stanza_t *m = xml_stanza_new(XMLS_NS_CONTENT, "message");
-    xml_node_set_attr(m, m->root, NULL, "from", room->jid);
-    char id[33];
-    muc_id_new(room->muc, id);
-    xml_node_set_attr(m, m->root, NULL, "id", id);
-    xml_node_t *x = xml_node_add_element(m, m->root, MUC_NS_DATA, "x");
-    xml_node_set_attr(m, x, NULL, "type", "form");
-    xml_node_t *t = xml_node_add_element(m, x, MUC_NS_DATA, "title");
-    static const char title[] = "Voice request";
-    xml_node_add_text(m, t, title, sizeof title - 1);
-    xml_node_t *in = xml_node_add_element(m, x, MUC_NS_DATA, "instructions");
-    static const char text[] = "To grant voice to this person, set \"Grant voice to this "
-                               "person?\" and submit the form.";
-    xml_node_add_text(m, in, text, sizeof text - 1);
+    xml_node_t *x;
+    xml_stanza_t *m = muc_form_message(room, "Voice request",
+                                       "To grant voice to this person, set \"Grant voice to "
+                                       "this person?\" and submit the form.",
+                                       &x);
     muc_form_field(m, x, "FORM_TYPE", "hidden", NULL, MUC_NS_REQUEST);
     muc_form_field(m, x, "muc#role", "list-single", "Requested role", "participant");
     /* Moderators see real JIDs in any room (§7.2.4). */
