@@ -180,8 +180,10 @@ static double hist_quantile(const clientload_t *cl, double p)
 static void sample_server(const clientload_t *cl, cl_sample_t *s)
 {
     s->server_cpu = servers_cpu_seconds(cl);
-    for (unsigned i = 0; i < cl->opt.npids; i++)
+    for (unsigned i = 0; i < cl->opt.npids; i++) {
+        s->server_cpu_each[i] = proc_cpu_seconds(cl->opt.pids[i]);
         s->server_rss_kb[i] = proc_status_kb(cl->opt.pids[i], "VmRSS");
+    }
 }
 
 /* The wall clock and our CPU time; with server, also the server's CPU time and RSS. */
@@ -592,6 +594,12 @@ static void print_result(const clientload_t *cl)
         printf(" existed=%" PRIu64, cl->existed);
     if (cl->opt.mode == CL_MODE_IDLE)
         print_idle(cl);
+    /* Each process's share (--server-pid order), for sites that run components apart. */
+    printf(" server_cpu_each=");
+    for (unsigned i = 0; i < cl->opt.npids; i++) {
+        double a = cl->start.server_cpu_each[i], b = cl->end.server_cpu_each[i];
+        printf("%s%.3f", i ? "," : "", a >= 0 && b >= 0 ? b - a : -1.0);
+    }
     printf(" mech=SCRAM-SHA-1 sha256_offered=%d pbkdf2=%" PRIu64 " tls=%s server_hwm_kb=%ld\n",
            cl->sha256_offered ? 1 : 0, cl->pbkdf2_runs, cl->tls_desc[0] ? cl->tls_desc : "none",
            hwm);

@@ -201,6 +201,7 @@ struct cl_sample {
     uint64_t ns;
     double self_cpu;
     double server_cpu;
+    double server_cpu_each[CL_MAX_PIDS]; /* CPU seconds of each --server-pid; -1 if unreadable */
     long server_rss_kb[CL_MAX_PIDS]; /* VmRSS of each --server-pid; -1 if unreadable */
 };
 typedef struct cl_sample cl_sample_t;
