@@ -129,6 +129,10 @@ class Lan:
         """argv run on host: `ip netns exec NS argv...` (ip execs it: same pid)."""
         return ["ip", "netns", "exec", self.ns(host), *argv]
 
+    def routes(self, host):
+        """The IPv4 routes of host, one a line (`ip -n NS -4 route`)."""
+        return ip("-n", self.ns(host), "-4", "route", "show").stdout.strip().splitlines()
+
     def leftovers(self):
         """Namespaces and links of this Lan that still exist."""
         left = [n for n in ip("netns", "list").stdout.split() if n.startswith(self.prefix)]

@@ -39,6 +39,8 @@ def site(request, tmp_path):
     """A started netns.HostSite on a fresh netns.Lan. At teardown (also after a failure) the
     processes are stopped by pid and must exit 0 with no sanitizer report, and every
     namespace and veth is removed (`ip netns list` checked)."""
+    if im.is_prosody():
+        pytest.skip("Parley's own processes on several hosts: not for PARLEY_E2E_SERVER=prosody")
     reason = netns.skip_reason()
     if reason:
         pytest.skip(reason)
@@ -108,6 +110,27 @@ def mam_bodies(c, with_jid):
         assert msg is not None, dump(el)
         bodies.append(im.body_of(msg))
     return bodies
+
+
+def test_hosts_apart(site):
+    """Each process is on its own host: the router saw every component come from that
+    component's address, each c2s its clients from the root namespace's; no host has a
+    route beyond the LAN."""
+    lan = site.lan
+    router = site.proc_named("parleyd-router@router").log_text()
+    for host in ("sm", "muc", "c2s1", "c2s2"):
+        assert f"component connection from {lan.addr[host]}:" in router, router
+        assert lan.routes(host) == [f"{lan.net} dev eth0 proto kernel scope link src"
+                                    f" {lan.addr[host]}"], lan.routes(host)
+    pool = im.IMPool(site)
+    try:
+        online(pool, "alice")
+        online(pool, "bob", c2s2=True)
+    finally:
+        pool.close()
+    for host in ("c2s1", "c2s2"):
+        log = site.proc_named(f"parleyd-c2s@{host}").log_text()
+        assert f"client connected from {lan.root_addr}:" in log, log
 
 
 def test_users_on_several_hosts(site):
