@@ -378,6 +378,13 @@ ssl = {{ certificate = "{self.cert}", key = "{self.key}" }}
     def jid(self, user):
         return f"{user}@{DOMAIN}"
 
+    def client_address(self, c2s2=False, direct_tls=False):
+        """(host, port) where a client connects: the first or the second c2s, STARTTLS or
+        direct TLS. netns.HostSite answers the same for c2s processes on other hosts."""
+        if c2s2:
+            return HOST, self.tls_port2 if direct_tls else self.port2
+        return HOST, self.tls_port if direct_tls else self.port
+
     def parleyctl(self, *args, timeout=30, conf=None):
         """Runs parleyctl --config CONF ARGS...; returns the CompletedProcess (text), after
         checking that it left no sanitizer report."""
@@ -848,13 +855,8 @@ class IMClient:
                 f"client {self.bare}: no session: {what}"))
 
     def start(self, timeout=10.0):
-        srv = self.pool.server
-        if getattr(self, "c2s2", False):
-            port = srv.tls_port2 if self.direct_tls else srv.port2
-        else:
-            port = srv.tls_port if self.direct_tls else srv.port
-        self.xmpp.connect((HOST, port), use_ssl=self.direct_tls,
-                          force_starttls=not self.direct_tls)
+        addr = self.pool.server.client_address(getattr(self, "c2s2", False), self.direct_tls)
+        self.xmpp.connect(addr, use_ssl=self.direct_tls, force_starttls=not self.direct_tls)
         try:
             self.pool.run(asyncio.shield(self.started), timeout)
         except asyncio.TimeoutError:
