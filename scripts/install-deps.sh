@@ -7,7 +7,7 @@ set -eu
 set_name=${1:-build}
 
 build_pkgs="gcc make pkg-config meson ninja-build libuv1-dev libssl-dev libexpat1-dev libidn-dev libsqlite3-dev openssl"
-test_pkgs="libcmocka-dev clang libclang-rt-14-dev clang-format python3 python3-pytest python3-slixmpp python3-openssl python3-aiosasl biboumi procps go-sendxmpp prosody"
+test_pkgs="libcmocka-dev clang libclang-rt-14-dev clang-format python3 python3-pytest python3-slixmpp python3-openssl python3-aiosasl biboumi procps iproute2 go-sendxmpp prosody"
 bench_pkgs="ejabberd erlang-p1-sqlite3"
 
 case "$set_name" in
