@@ -121,7 +121,8 @@ def test_sm_killed(make_im, im_topology):
     (RFC 6120 §4.9.3.22) within GONE_WITHIN; with the sm started again they log in, see each
     other's presence and exchange a message."""
     if im_topology != "split":
-        pytest.skip("the sm runs in the same process as the c2s")
+        pytest.skip("the test starts and kills the processes itself: split topology only"
+                    if im_topology == "processes" else "the sm runs in the same process as the c2s")
     srv = make_im(c2s2=True)
     pool = im.IMPool(srv)
     try:
@@ -150,7 +151,8 @@ def test_router_restart(make_im, im_topology):
     process links again, the sessions go on (a message gets through), and the watches were
     sent again: bob's c2s killed afterwards, alice sees him leave within GONE_WITHIN."""
     if im_topology != "split":
-        pytest.skip("the router runs in the same process as everything else")
+        pytest.skip("the test starts and kills the processes itself: split topology only"
+                    if im_topology == "processes" else "the router runs in the same process as everything else")
     srv = make_im(c2s2=True)
     pool = im.IMPool(srv)
     try:
