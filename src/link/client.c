@@ -38,6 +38,9 @@ typedef struct slink {
     uint64_t min_ms;
     uint64_t max_ms;
     uint64_t backoff_ms;
+    uint64_t handshake_ms;
+    net_tls_ctx_t *tls; /* borrowed; NULL: plain TCP */
+    char *tls_name; /* the name the router's certificate must carry */
     uv_timer_t retry;
     net_conn_t *conn; /* while connecting */
     stream_t *s; /* once connected */
@@ -65,6 +68,7 @@ static void maybe_free(slink_t *sl)
         core_free(sl->secret);
     }
     core_free(sl->addr);
+    core_free(sl->tls_name);
     core_free(sl);
 }
 
@@ -131,7 +135,9 @@ static void become_up(slink_t *sl)
 {
     sl->state = SLINK_UP;
     sl->backoff_ms = sl->min_ms;
-    core_log(sl->log, CORE_LOG_INFO, stream_conn_id(sl->s), "link %s: up", sl->name);
+    stream_set_deadline(sl->s, 0, CORE_STREAM_ERR_NONE);
+    core_log(sl->log, CORE_LOG_INFO, stream_conn_id(sl->s), "link %s: up%s", sl->name,
+             sl->tls != NULL ? " (TLS, certificate verified)" : "");
     if (sl->ops->on_up != NULL)
         sl->ops->on_up(sl->ud);
 }
@@ -223,6 +229,15 @@ static void on_gone(stream_t *s)
 {
     slink_t *sl = s->ud;
     bool was_up = sl->state == SLINK_UP;
+    /*
+     * With TLS, net has logged why the handshake failed. Without it, a router that closes
+     * before its header most likely wants TLS (it then logs "wrong version number").
+     */
+    if (sl->state == SLINK_WAIT_HEADER && sl->tls == NULL && !sl->closing)
+        core_log(sl->log, CORE_LOG_WARN, stream_conn_id(s),
+                 "link %s: %s closed the connection before its stream header"
+                 " (does the router want TLS? [router] tls)",
+                 sl->name, sl->addr);
     sl->s = NULL;
     if (was_up && !sl->closing && sl->ops->on_down != NULL)
         sl->ops->on_down(sl->ud);
@@ -230,10 +245,22 @@ static void on_gone(stream_t *s)
     maybe_free(sl);
 }
 
+/* The router did not complete TLS, the header and the handshake in time: try again later. */
+static void on_deadline(stream_t *s, core_stream_err_t cond)
+{
+    slink_t *sl = s->ud;
+    core_log(sl->log, CORE_LOG_WARN, stream_conn_id(s),
+             "link %s: no handshake with %s within %llu ms", sl->name, sl->addr,
+             (unsigned long long)sl->handshake_ms);
+    sl->state = SLINK_DOWN; /* logged: on_gone need not guess why */
+    stream_error(s, cond, NULL);
+}
+
 static const stream_ops_t slink_stream_ops = {
     .on_open = on_open,
     .on_element = on_element,
     .on_gone = on_gone,
+    .on_deadline = on_deadline,
 };
 
 static void on_connect(net_conn_t *c, int status)
@@ -253,6 +280,17 @@ static void on_connect(net_conn_t *c, int status)
     sl->s = stream_new(c, XMLS_NS_COMPONENT, sl->has_limits ? &sl->limits : NULL, &slink_stream_ops,
                        sl, sl->log);
     sl->state = SLINK_WAIT_HEADER;
+    stream_set_deadline(sl->s, sl->handshake_ms, CORE_STREAM_ERR_CONNECTION_TIMEOUT);
+    /*
+     * Direct TLS, verifying the router's certificate and name (net/tls.h: SSL_VERIFY_PEER and
+     * SSL_set1_host). Our header is held until the handshake completes, then sent encrypted.
+     */
+    if (sl->tls != NULL && net_conn_start_tls_host(c, sl->tls, sl->tls_name) < 0) {
+        core_log(sl->log, CORE_LOG_ERROR, stream_conn_id(sl->s),
+                 "link %s: cannot start TLS to %s (no name to verify?)", sl->name, sl->addr);
+        stream_close(sl->s);
+        return;
+    }
     stream_send_header(sl->s, NULL, sl->name, NULL, NULL);
 }
 
@@ -348,6 +386,9 @@ link_endpoint_t *link_stream_open(net_ctx_t *net, const link_options_t *opt,
     sl->min_ms = opt->reconnect_min_ms ? opt->reconnect_min_ms : 100;
     sl->max_ms = opt->reconnect_max_ms ? opt->reconnect_max_ms : 10000;
     sl->backoff_ms = sl->min_ms;
+    sl->handshake_ms = opt->handshake_timeout_ms ? opt->handshake_timeout_ms : 10000;
+    sl->tls = opt->tls;
+    sl->tls_name = opt->tls_name != NULL ? core_strdup(opt->tls_name) : NULL;
     uv_timer_init(net->loop, &sl->retry);
     sl->retry.data = sl;
     start_connect(sl);

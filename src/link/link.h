@@ -6,6 +6,7 @@
 #include "core/log.h"
 #include "core/xmpp_error.h"
 #include "net/net.h"
+#include "net/tls.h"
 #include "xml/xml.h"
 
 #include <stdbool.h>
@@ -111,6 +112,14 @@ typedef struct link_options {
     uint64_t reconnect_min_ms; /* 0: 100 ms */
     uint64_t reconnect_max_ms; /* 0: 10 s */
     const xml_limits_t *limits; /* NULL: defaults */
+    /*
+     * Direct TLS to the router (XEP-0114 has no STARTTLS): a client context (borrowed; must
+     * outlive the endpoint) and the name its certificate must carry (copied). NULL: plain TCP.
+     */
+    net_tls_ctx_t *tls;
+    const char *tls_name;
+    /* The TLS and XEP-0114 handshakes must be done within this; 0: 10 s. */
+    uint64_t handshake_timeout_ms;
 } link_options_t;
 
 /*

@@ -275,6 +275,15 @@ static const char *attr_or(const xml_node_t *n, const char *name, const char *df
     return v != NULL ? v : dflt;
 }
 
+/* The KIND column: "stream", "stream+TLS1.3" for a link over TLS, "in-process". */
+static const char *link_kind(const xml_node_t *l, char *buf, size_t cap)
+{
+    const char *tls = xml_node_attr(l, "tls");
+    snprintf(buf, cap, "%s%s%s", attr_or(l, "kind", ""), tls != NULL ? "+TLS" : "",
+             tls != NULL ? tls : "");
+    return buf;
+}
+
 /* The error condition of an answer of type error, or NULL. */
 static const char *answer_error(const xml_stanza_t *st)
 {
@@ -292,25 +301,26 @@ static void print_text(const char *addr, const xml_stanza_t *rs, const ctl_query
     printf("router %s: %s links, %s stanzas routed, %s bounced, %s dropped\n\n", addr,
            attr_or(r, "links", "?"), attr_or(r, "routed", "?"), attr_or(r, "bounced", "?"),
            attr_or(r, "dropped", "?"));
-    printf("%-28s %5s %-10s %-22s %-20s %10s %10s\n", "ROUTE", "LINK", "KIND", "PEER", "SINCE",
+    printf("%-28s %5s %-13s %-22s %-20s %10s %10s\n", "ROUTE", "LINK", "KIND", "PEER", "SINCE",
            "IN", "OUT");
+    char kind[32];
     for (const xml_node_t *l = xml_node_first_element(r); l != NULL; l = xml_node_next_element(l)) {
         bool any = false;
         for (const xml_node_t *nm = xml_node_first_element(l); nm != NULL;
              nm = xml_node_next_element(nm)) {
             size_t len;
             const char *text = xml_node_text(nm, &len);
-            printf("%-28s %5s %-10s %-22s %-20s %10s %10s\n", text ? text : "",
-                   attr_or(l, "id", ""), attr_or(l, "kind", ""), attr_or(l, "peer", "-"),
+            printf("%-28s %5s %-13s %-22s %-20s %10s %10s\n", text ? text : "",
+                   attr_or(l, "id", ""), link_kind(l, kind, sizeof kind), attr_or(l, "peer", "-"),
                    attr_or(l, "since", ""), attr_or(l, "in", ""), attr_or(l, "out", ""));
             any = true;
         }
         const char *dflt = xml_node_attr(l, "default");
         if (dflt != NULL || !any)
-            printf("%-28s %5s %-10s %-22s %-20s %10s %10s\n",
+            printf("%-28s %5s %-13s %-22s %-20s %10s %10s\n",
                    dflt != NULL ? "(default route)" : "(nothing bound)", attr_or(l, "id", ""),
-                   attr_or(l, "kind", ""), attr_or(l, "peer", "-"), attr_or(l, "since", ""),
-                   attr_or(l, "in", ""), attr_or(l, "out", ""));
+                   link_kind(l, kind, sizeof kind), attr_or(l, "peer", "-"),
+                   attr_or(l, "since", ""), attr_or(l, "in", ""), attr_or(l, "out", ""));
     }
     for (size_t i = 0; i < n; i++) {
         printf("\n%s", q[i].name);
@@ -366,6 +376,8 @@ static void json_link(const xml_node_t *l)
     json_str(attr_or(l, "kind", ""));
     printf(", \"peer\": ");
     json_str(attr_or(l, "peer", ""));
+    printf(", \"tls\": ");
+    json_str(attr_or(l, "tls", ""));
     printf(", \"since\": ");
     json_str(attr_or(l, "since", ""));
     printf(", \"in\": ");

@@ -47,6 +47,8 @@ typedef struct parleyd {
     link_opener_t opener;
     const char **control; /* the control components' names (the config's strings), owned */
     char router_addr[300]; /* where components of this process find the router (streams) */
+    net_tls_ctx_t *link_tls; /* owned: [router] tls = yes, for stream links; else NULL */
+    char link_tls_name[256]; /* the name the router's certificate must carry */
     uv_signal_t sigint;
     uv_signal_t sigterm;
     uv_timer_t grace;
@@ -199,7 +201,32 @@ static link_endpoint_t *open_stream(void *ctx, const link_options_t *opt,
     link_options_t o = *opt;
     o.router_addr = d->router_addr;
     o.secret = cc->secret;
+    o.tls = d->link_tls;
+    o.tls_name = d->link_tls_name;
+    o.handshake_timeout_ms =
+        ((const router_config_t *)core_cfg_get(&d->cfg, "router"))->handshake_timeout_ms;
     return link_stream_open(&d->net, &o, ops, ud, log_for(d, opt->name));
+}
+
+/*
+ * [router] tls = yes: one client context for this process's stream links, built now (the CA
+ * file is read at startup, never on the loop), verifying the router's chain and name.
+ */
+static int link_tls_context(parleyd_t *d)
+{
+    const router_config_t *rc = core_cfg_get(&d->cfg, "router");
+    if (!rc->tls)
+        return 0;
+    router_config_tls_name(rc, d->link_tls_name, sizeof d->link_tls_name);
+    char err[256];
+    net_tls_client_opts_t o = {.ca_file = rc->ca_file, .host = d->link_tls_name};
+    if (net_tls_ctx_new_client(&o, &d->link_tls, err, sizeof(err)) < 0) {
+        core_log(&d->log, CORE_LOG_ERROR, 0, "[router] tls: %s", err);
+        return -EINVAL;
+    }
+    core_log(&d->log, CORE_LOG_INFO, 0, "links to the router use TLS, verifying the name %s",
+             d->link_tls_name);
+    return 0;
 }
 
 /* The router's address as a component of this host reaches it: a wildcard becomes loopback. */
@@ -249,7 +276,10 @@ static int components_start(parleyd_t *d, const command_t *cmd)
     control_names(d);
     router_address(d);
     int rc = 0;
-    if (run_sm || run_c2s || run_muc)
+    /* parleyd all links in process: [router] tls concerns only separate components. */
+    if (!all && (run_sm || run_c2s || run_muc))
+        rc = link_tls_context(d);
+    if (rc == 0 && (run_sm || run_c2s || run_muc))
         rc = open_store(d);
     if (rc == 0 && run_sm) {
         rc = sm_new(&d->loop, &d->log_sm, &d->cfg, &d->opener, d->store, &d->sm);
@@ -314,6 +344,7 @@ static int run(parleyd_t *d, const command_t *cmd)
     muc_free(d->muc);
     if (d->router != NULL)
         router_free(d->router);
+    net_tls_ctx_free(d->link_tls); /* after the links that used it */
     core_free(d->control);
     int rc = uv_loop_close(&d->loop);
     if (rc != 0) {

@@ -362,6 +362,21 @@ static int check_secrets(const core_cfg_t *cfg, const core_log_t *log)
     return rc;
 }
 
+/*
+ * The children read the same file as the router: if it speaks TLS on the component port,
+ * they must link with TLS, or none of them would ever link.
+ */
+static int check_link_tls(const core_cfg_t *cfg, const core_log_t *log)
+{
+    const router_config_t *rc = core_cfg_get(cfg, "router");
+    if (rc->certificate == NULL || rc->tls)
+        return 0;
+    core_log(log, CORE_LOG_ERROR, 0,
+             "--processes: [router] has a certificate, so its children need [router] tls = yes"
+             " (and a ca_file that trusts it, unless the system store does)");
+    return -EINVAL;
+}
+
 int supervise_run(const core_cfg_t *cfg, const char *config_path, const char *router_addr,
                   const core_log_t *log)
 {
@@ -370,6 +385,8 @@ int supervise_run(const core_cfg_t *cfg, const char *config_path, const char *ro
     sv.log = log;
     snprintf(sv.config_path, sizeof(sv.config_path), "%s", config_path);
     int rc = check_secrets(cfg, log);
+    if (rc == 0)
+        rc = check_link_tls(cfg, log);
     if (rc < 0)
         return rc;
     size_t len = sizeof(sv.exe);

@@ -145,6 +145,18 @@ static bool handshake_ok(router_session_t *rs, const xml_node_t *hs)
     return ok;
 }
 
+static const char *tls_name(int version)
+{
+    switch (version) {
+    case NET_TLS_VERSION_1_3:
+        return "TLS 1.3";
+    case NET_TLS_VERSION_1_2:
+        return "TLS 1.2";
+    default:
+        return "plain TCP";
+    }
+}
+
 static void on_handshake(router_session_t *rs, xml_stanza_t *st)
 {
     stream_t *s = rs->s;
@@ -168,13 +180,16 @@ static void on_handshake(router_session_t *rs, xml_stanza_t *st)
     }
     router_link_t *rl = rs->link.hub_data;
     rl->stream = true;
+    int v = rs->s->conn != NULL ? net_conn_tls_version(rs->s->conn) : -ENOTCONN;
+    rl->tls_version = v > 0 ? v : 0;
     snprintf(rl->peer, sizeof rl->peer, "%s", rs->peer);
     rs->state = SESSION_READY;
     stream_set_deadline(s, 0, CORE_STREAM_ERR_NONE);
     xml_stanza_t *ok = xml_stanza_new(XMLS_NS_CONTENT, "handshake");
     stream_send(s, ok);
     xml_stanza_unref(ok);
-    core_log(r->log, CORE_LOG_INFO, stream_conn_id(s), "component %s authenticated", rs->domain);
+    core_log(r->log, CORE_LOG_INFO, stream_conn_id(s), "component %s authenticated (%s)",
+             rs->domain, tls_name(rl->tls_version));
 }
 
 /* Parley's link extension: <bind/> and <unbind/> in urn:parley:link:0. */
@@ -310,7 +325,8 @@ static const stream_ops_t session_stream_ops = {
 void router_accept(void *ud, net_conn_t *c)
 {
     router_t *r = ud;
-    core_log(r->log, CORE_LOG_INFO, c->id, "component connection from %s", c->peer);
+    core_log(r->log, CORE_LOG_INFO, c->id, "component connection from %s%s", c->peer,
+             r->tls != NULL ? " (direct TLS)" : "");
     router_session_t *rs = core_calloc(1, sizeof(*rs));
     rs->r = r;
     rs->link.ops = &session_link_ops;
@@ -321,7 +337,14 @@ void router_accept(void *ud, net_conn_t *c)
         r->sessions->prev = rs;
     r->sessions = rs;
     rs->s = stream_new(c, XMLS_NS_COMPONENT, &r->limits, &session_stream_ops, rs, r->log);
+    /* The deadline covers the TLS handshake too: a peer that never finishes it is cut off. */
     stream_set_deadline(rs->s, r->cfg->handshake_timeout_ms, CORE_STREAM_ERR_CONNECTION_TIMEOUT);
+    /*
+     * XEP-0114 has no STARTTLS: with a certificate, TLS from the first byte, as XEP-0368 does
+     * for clients. A failed handshake is logged by net (with OpenSSL's reason) and closes c.
+     */
+    if (r->tls != NULL && net_conn_start_tls(c, r->tls) < 0)
+        stream_close(rs->s);
 }
 
 void router_sessions_shutdown(router_t *r)

@@ -35,13 +35,55 @@ static const core_cfg_key_t router_keys[] = {
      .min = 100,
      .max = 3600 * 1000,
      .help = "a component that leaves more than 1 MiB unread this long is disconnected"},
+    {.name = "certificate",
+     .type = CORE_CFG_STR,
+     .offset = offsetof(router_config_t, certificate),
+     .is_path = true,
+     .must_exist = true,
+     .help = "router: TLS certificate chain (PEM); the component port then speaks direct TLS"},
+    {.name = "key",
+     .type = CORE_CFG_STR,
+     .offset = offsetof(router_config_t, key),
+     .is_path = true,
+     .must_exist = true,
+     .help = "router: the certificate's private key (PEM, unencrypted)"},
+    {.name = "tls",
+     .type = CORE_CFG_BOOL,
+     .offset = offsetof(router_config_t, tls),
+     .def = "no",
+     .help = "component: link to the router over direct TLS, verifying its certificate"},
+    {.name = "ca_file",
+     .type = CORE_CFG_STR,
+     .offset = offsetof(router_config_t, ca_file),
+     .is_path = true,
+     .must_exist = true,
+     .help = "component: trust anchors (PEM) for the router's certificate; default the system's"},
+    {.name = "server_name",
+     .type = CORE_CFG_STR,
+     .offset = offsetof(router_config_t, server_name),
+     .help = "component: the name the router's certificate must carry; default the listen host"},
 };
+
+static int router_check(void *data, char *err, size_t errlen)
+{
+    router_config_t *rc = data;
+    if ((rc->certificate == NULL) != (rc->key == NULL)) {
+        snprintf(err, errlen, "[router] needs both certificate and key, or neither");
+        return -EINVAL;
+    }
+    if (rc->server_name != NULL && rc->server_name[0] == '\0') {
+        snprintf(err, errlen, "[router] server_name is empty");
+        return -EINVAL;
+    }
+    return 0;
+}
 
 const core_cfg_section_t router_cfg_section = {
     .name = "router",
     .size = sizeof(router_config_t),
     .keys = router_keys,
     .nkeys = sizeof(router_keys) / sizeof(router_keys[0]),
+    .check = router_check,
 };
 
 void router_config_address(const router_config_t *rc, char *out, size_t cap)
@@ -56,6 +98,24 @@ void router_config_address(const router_config_t *rc, char *out, size_t cap)
         snprintf(out, cap, "[::1]:%s", port);
     else
         snprintf(out, cap, "%s", listen);
+}
+
+void router_config_tls_name(const router_config_t *rc, char *out, size_t cap)
+{
+    if (rc->server_name != NULL) {
+        snprintf(out, cap, "%s", rc->server_name);
+        return;
+    }
+    char addr[300];
+    router_config_address(rc, addr, sizeof addr);
+    const char *colon = strrchr(addr, ':');
+    size_t hlen = colon != NULL ? (size_t)(colon - addr) : strlen(addr);
+    const char *host = addr;
+    if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']') {
+        host++;
+        hlen -= 2;
+    }
+    snprintf(out, cap, "%.*s", (int)hlen, host);
 }
 
 static int component_check(void *data, char *err, size_t errlen)

@@ -6,6 +6,7 @@
 #include "core/map.h"
 #include "jid/jid.h"
 #include "router/router.h"
+#include "net/tls.h"
 #include "stream/stream.h"
 
 #include <stddef.h>
@@ -34,6 +35,7 @@ typedef struct router_link {
     size_t nwatch;
     bool watch_all; /* it watches every name */
     bool stream; /* an XEP-0114 stream (else in-process) */
+    int tls_version; /* stream over TLS: NET_TLS_VERSION_*; else 0 */
     char peer[64]; /* stream: the component's "ip:port" */
     int64_t since; /* when it attached: Unix time, seconds */
     uint64_t in; /* stanzas it sent that the router routed or bounced */
@@ -54,6 +56,7 @@ struct router {
     router_link_t *links; /* every attached link */
     router_session_t *sessions; /* XEP-0114 streams, for shutdown */
     net_listener_t *listener;
+    net_tls_ctx_t *tls; /* owned; NULL: the component port is plain TCP */
     xml_limits_t limits;
     link_hub_t hub;
     router_stats_t stats;

@@ -3,6 +3,7 @@
 #include "router/internal.h"
 
 #include "core/alloc.h"
+#include "net/tls.h"
 #include "xml/dispatch.h"
 
 #include <errno.h>
@@ -98,6 +99,23 @@ static int mark_ours(router_t *r, const char *name)
     return 0;
 }
 
+/*
+ * [router] certificate: the component port speaks TLS from the first byte. XEP-0114 has no
+ * STARTTLS, so it is direct TLS or nothing; in-process links are not affected.
+ */
+static int tls_context(router_t *r)
+{
+    if (r->cfg->certificate == NULL)
+        return 0;
+    char err[256];
+    net_tls_server_opts_t o = {.cert_file = r->cfg->certificate, .key_file = r->cfg->key};
+    if (net_tls_ctx_new_server(&o, &r->tls, err, sizeof(err)) < 0) {
+        core_log(r->log, CORE_LOG_ERROR, 0, "router TLS: %s", err);
+        return -EINVAL;
+    }
+    return 0;
+}
+
 int router_new(net_ctx_t *net, const core_log_t *log, const core_cfg_t *cfg, router_t **out)
 {
     router_t *r = core_calloc(1, sizeof(*r));
@@ -126,6 +144,8 @@ int router_new(net_ctx_t *net, const core_log_t *log, const core_cfg_t *cfg, rou
         for (size_t i = 0; err == 0 && i < c->bind.count; i++)
             err = mark_ours(r, c->bind.items[i]);
     }
+    if (err == 0)
+        err = tls_context(r);
     if (err < 0) {
         router_free(r);
         return err;
@@ -142,8 +162,8 @@ int router_start(router_t *r)
                  uv_strerror(err));
         return err;
     }
-    core_log(r->log, CORE_LOG_INFO, 0, "listening on %s for components (port %d)", r->cfg->listen,
-             net_listener_port(r->listener));
+    core_log(r->log, CORE_LOG_INFO, 0, "listening on %s for components (port %d%s)", r->cfg->listen,
+             net_listener_port(r->listener), r->tls != NULL ? ", TLS" : "");
     return 0;
 }
 
@@ -187,6 +207,7 @@ void router_free(router_t *r)
     core_map_each(&r->routes, free_route, NULL);
     core_map_free(&r->routes);
     jid_cache_free(r->jids);
+    net_tls_ctx_free(r->tls);
     core_free(r);
 }
 

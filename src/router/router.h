@@ -16,6 +16,13 @@ typedef struct router_config {
     uint64_t max_stanza_size; /* bytes */
     uint64_t handshake_timeout_ms;
     uint64_t stall_timeout_ms; /* a link that does not read its backlog for this long is closed */
+    /* The router's side: with both, the component port speaks TLS from the first byte. */
+    char *certificate; /* PEM chain */
+    char *key; /* PEM, unencrypted */
+    /* A component's side (parleyd c2s, sm, muc): how it reaches a remote router. */
+    bool tls; /* direct TLS to the router, verifying its certificate */
+    char *ca_file; /* PEM trust anchors; NULL: the system store */
+    char *server_name; /* the name the certificate must carry; NULL: the host of listen */
 } router_config_t;
 
 /* [component "domain"]: a component that may connect, and what it may bind. */
@@ -36,6 +43,13 @@ extern const core_cfg_section_t router_cfg_section;
  */
 void router_config_address(const router_config_t *rc, char *out, size_t cap);
 extern const core_cfg_section_t router_component_cfg_section;
+
+/*
+ * The name a component verifies in the router's certificate: [router] server_name, else the
+ * host part of the address router_config_address gives (brackets of an IPv6 literal removed).
+ * Writes it to out.
+ */
+void router_config_tls_name(const router_config_t *rc, char *out, size_t cap);
 
 typedef struct router router_t;
 

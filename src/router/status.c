@@ -32,6 +32,9 @@ static void add_link(router_t *r, xml_stanza_t *st, const router_link_t *rl)
     xml_node_set_attr(st, n, NULL, "kind", rl->stream ? "stream" : "in-process");
     if (rl->stream)
         xml_node_set_attr(st, n, NULL, "peer", rl->peer);
+    if (rl->tls_version == NET_TLS_VERSION_1_3 || rl->tls_version == NET_TLS_VERSION_1_2)
+        xml_node_set_attr(st, n, NULL, "tls",
+                          rl->tls_version == NET_TLS_VERSION_1_3 ? "1.3" : "1.2");
     set_time(st, n, "since", rl->since);
     set_u64(st, n, "in", rl->in);
     set_u64(st, n, "out", rl->out);

@@ -193,6 +193,38 @@ def make_cert(folder, newkey="rsa:2048"):
     return crt, key
 
 
+def make_ca(folder, name="ca"):
+    """A small certificate authority for tests: folder/NAME.crt and NAME.key."""
+    os.makedirs(folder, exist_ok=True)
+    crt, key = os.path.join(folder, f"{name}.crt"), os.path.join(folder, f"{name}.key")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+         "-nodes", "-days", "30", "-subj", f"/CN=Parley test {name}",
+         "-addext", "basicConstraints=critical,CA:TRUE",
+         "-addext", "keyUsage=critical,keyCertSign,cRLSign", "-keyout", key, "-out", crt],
+        check=True, capture_output=True, timeout=30)
+    return crt, key
+
+
+def make_signed_cert(folder, ca, name, san):
+    """A server certificate for name signed by ca (crt, key), with subjectAltName san
+    (e.g. "DNS:router.localhost,IP:127.0.0.1"): folder/NAME.crt and NAME.key."""
+    crt, key = os.path.join(folder, f"{name}.crt"), os.path.join(folder, f"{name}.key")
+    csr, ext = os.path.join(folder, f"{name}.csr"), os.path.join(folder, f"{name}.ext")
+    with open(ext, "w") as f:
+        f.write(f"subjectAltName={san}\nbasicConstraints=CA:FALSE\n"
+                "extendedKeyUsage=serverAuth\n")
+    subprocess.run(
+        ["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+         "-subj", f"/CN={name}", "-keyout", key, "-out", csr],
+        check=True, capture_output=True, timeout=30)
+    subprocess.run(
+        ["openssl", "x509", "-req", "-in", csr, "-CA", ca[0], "-CAkey", ca[1],
+         "-CAcreateserial", "-days", "30", "-extfile", ext, "-out", crt],
+        check=True, capture_output=True, timeout=30)
+    return crt, key
+
+
 class IMServer:
     """A whole IM server for the domain localhost: Parley (topology "all", "split" — one
     process per component, started by the test — or "processes": `parleyd all --processes`,
@@ -209,7 +241,11 @@ class IMServer:
     `parleyd all`, or its own `parleyd muc` process in the split topology), muc_extra (more
     [muc] keys, e.g. {"max_occupants": "3"}), prosody_components (Prosody only: XEP-0114
     components it takes on router_port, name -> secret). kind "prosody" makes a Prosody server
-    whatever PARLEY_E2E_SERVER says.
+    whatever PARLEY_E2E_SERVER says. router_tls: the router's component port speaks TLS
+    with a certificate for router.localhost and 127.0.0.1 signed by a CA made here
+    (certs/ca.crt; certs/other-ca.crt is a second CA that signed nothing of ours), and every
+    component links with [router] tls = yes, verifying it against certs/ca.crt. router_extra:
+    more (or other) [router] keys, e.g. {"server_name": "x.localhost"}.
     """
 
     def __init__(self, parleyd, workdir, topology, users=None, kind=None, **opts):
@@ -224,7 +260,7 @@ class IMServer:
                      "registration_per_ip": 3, "sm_disable": (), "c2s_extra": {},
                      "auth_delay": "0", "c2s2": False, "sm_extra": {}, "components": (),
                      "muc": False, "muc_extra": {}, "prosody_components": {},
-                     "control": True}
+                     "control": True, "router_tls": False, "router_extra": {}}
         self.opts.update(opts)
         self.procs = []
         self.all_procs = []  # every process started, for the final check
@@ -233,6 +269,11 @@ class IMServer:
         name = "prosody.cfg.lua" if self.kind == "prosody" else "parley.conf"
         self.conf_path = os.path.join(self.workdir, name)
         self.cert, self.key = make_cert(os.path.join(self.workdir, "certs"))
+        if self.opts["router_tls"]:
+            certs = os.path.join(self.workdir, "certs")
+            ca = make_ca(certs, "ca")
+            make_ca(certs, "other-ca")
+            make_signed_cert(certs, ca, "router", "DNS:router.localhost,IP:127.0.0.1")
         os.makedirs(os.path.join(self.workdir, "data"), exist_ok=True)
         if self.kind == "parley":
             os.makedirs(os.path.join(self.workdir, "secrets"), exist_ok=True)
@@ -286,7 +327,7 @@ class IMServer:
 level = {o['log_level']}
 
 [router]
-listen = {HOST}:{self.router_port}
+{self._router_keys()}
 
 [component "{DOMAIN}"]
 secret_file = secrets/sm
@@ -318,6 +359,28 @@ disable = {', '.join(o['sm_disable']) or '""'}
 backend = {o['storage']}
 path = {storage_path}
 """
+
+    def _router_keys(self):
+        keys = {"listen": f"{HOST}:{self.router_port}"}
+        if self.opts["router_tls"]:
+            keys.update({"certificate": "certs/router.crt", "key": "certs/router.key",
+                         "tls": "yes", "ca_file": "certs/ca.crt"})
+        keys.update(self.opts["router_extra"])
+        return "".join(f"{k} = {v}\n" for k, v in keys.items())
+
+    def write_variant(self, name, **router_extra):
+        """Writes a copy of the config with other [router] keys (e.g. ca_file, server_name,
+        tls) to NAME in the work folder, for one process; returns its path."""
+        saved = self.opts["router_extra"]
+        self.opts["router_extra"] = {**saved, **router_extra}
+        try:
+            text = self._parley_config()
+        finally:
+            self.opts["router_extra"] = saved
+        path = os.path.join(self.workdir, name)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+        return path
 
     def _prosody_config(self):
         w = self.workdir

@@ -529,6 +529,84 @@ static void test_config_control(void **state)
     assert_non_null(strstr(err, "test.conf:3"));
 }
 
+/* [router] TLS keys: defaults, the name a component verifies, and the checks across keys. */
+static void test_config_tls(void **state)
+{
+    core_cfg_t cfg;
+    char name[256];
+    fixture_config(&cfg, "[router]\nlisten = 127.0.0.1:5347\n");
+    const router_config_t *rc = core_cfg_get(&cfg, "router");
+    assert_false(rc->tls); /* plain TCP unless asked */
+    assert_null(rc->ca_file);
+    assert_null(rc->server_name);
+    assert_null(rc->certificate);
+    assert_null(rc->key);
+    router_config_tls_name(rc, name, sizeof name);
+    assert_string_equal(name, "127.0.0.1");
+    core_cfg_free(&cfg);
+
+    static const struct {
+        const char *text;
+        const char *name;
+    } names[] = {
+        {"[router]\nlisten = router.example.net:5347\ntls = yes\n", "router.example.net"},
+        {"[router]\nlisten = *:5347\n", "127.0.0.1"}, /* a wildcard is reached on loopback */
+        {"[router]\nlisten = [::]:5347\n", "::1"},
+        {"[router]\nlisten = [2001:db8::1]:5347\n", "2001:db8::1"},
+        {"[router]\nlisten = 10.0.0.1:5347\ntls = yes\nserver_name = router.example\n",
+         "router.example"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        fixture_config(&cfg, names[i].text);
+        router_config_tls_name(core_cfg_get(&cfg, "router"), name, sizeof name);
+        assert_string_equal(name, names[i].name);
+        core_cfg_free(&cfg);
+    }
+    fixture_config(&cfg, "[router]\ntls = yes\nca_file = /dev/null\n");
+    rc = core_cfg_get(&cfg, "router");
+    assert_true(rc->tls);
+    assert_string_equal(rc->ca_file, "/dev/null");
+    core_cfg_free(&cfg);
+
+    static const struct {
+        const char *text;
+        const char *err;
+    } bad[] = {
+        {"[router]\ncertificate = /dev/null\n", "both certificate and key"},
+        {"[router]\nkey = /dev/null\n", "both certificate and key"},
+        {"[router]\nserver_name = \"\"\n", "server_name is empty"},
+        {"[router]\n\ntls = maybe\n", "test.conf:3"},
+        {"[router]\nca_file = /nonexistent/ca.pem\n", "test.conf:2"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char err[256] = "";
+        assert_int_equal(core_cfg_load_text(&cfg, "test.conf", bad[i].text, strlen(bad[i].text),
+                                            fixture_schema, 2, err, sizeof(err)),
+                         -EINVAL);
+        if (strstr(err, bad[i].err) == NULL)
+            fail_msg("case %zu: \"%s\" does not say \"%s\"", i, err, bad[i].err);
+    }
+}
+
+/* A certificate that does not load stops the router from being made (nothing starts). */
+static void test_config_tls_bad_certificate(void **state)
+{
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    core_log_t log = {.level = CORE_LOG_ERROR, .component = "test"};
+    net_ctx_t net;
+    net_ctx_init(&net, &loop, &log);
+    core_cfg_t cfg;
+    fixture_config(&cfg, "[router]\ncertificate = /dev/null\nkey = /dev/null\n");
+    router_t *r = NULL;
+    assert_int_equal(router_new(&net, &log, &cfg, &r), -EINVAL);
+    assert_null(r);
+    net_ctx_close(&net);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    core_cfg_free(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -548,6 +626,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_watch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status, setup, teardown),
         cmocka_unit_test(test_config_control),
+        cmocka_unit_test(test_config_tls),
+        cmocka_unit_test(test_config_tls_bad_certificate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
