@@ -11,7 +11,10 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <netdb.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +29,8 @@
 /* One blocking-style conversation with the router, every wait bounded by deadline. */
 typedef struct ctl_conn {
     int fd;
+    SSL_CTX *tls_ctx; /* [router] tls: the router's certificate is verified (owned) */
+    SSL *tls; /* over fd once the TLS handshake is done (owned); NULL: plain TCP */
     xml_parser_t *parser;
     int64_t deadline; /* CLOCK_MONOTONIC, ms */
 } ctl_conn_t;
@@ -100,8 +105,69 @@ static int conn_open(ctl_conn_t *c, const char *addr)
     return err;
 }
 
+/* What OpenSSL waits for after a call that did not complete: 0 and *events, or -EPROTO. */
+static int tls_want(SSL *ssl, int ret, short *events)
+{
+    switch (SSL_get_error(ssl, ret)) {
+    case SSL_ERROR_WANT_READ:
+        *events = POLLIN;
+        return 0;
+    case SSL_ERROR_WANT_WRITE:
+        *events = POLLOUT;
+        return 0;
+    default:
+        return -EPROTO;
+    }
+}
+
+/*
+ * Direct TLS to the router ([router] tls, docs/link-protocol.md "TLS"), verifying its
+ * certificate against ca_file (or the system store) and server_name, as a component does.
+ */
+static int conn_tls(ctl_conn_t *c, const router_config_t *rc)
+{
+    char name[256];
+    router_config_tls_name(rc, name, sizeof name);
+    c->tls_ctx = SSL_CTX_new(TLS_client_method());
+    if (c->tls_ctx == NULL)
+        return -ENOMEM;
+    SSL_CTX_set_min_proto_version(c->tls_ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(c->tls_ctx, SSL_VERIFY_PEER, NULL);
+    int ok = rc->ca_file != NULL ? SSL_CTX_load_verify_locations(c->tls_ctx, rc->ca_file, NULL)
+                                 : SSL_CTX_set_default_verify_paths(c->tls_ctx);
+    c->tls = ok == 1 ? SSL_new(c->tls_ctx) : NULL;
+    if (c->tls == NULL || SSL_set_fd(c->tls, c->fd) != 1 || SSL_set1_host(c->tls, name) != 1)
+        return -EPROTO;
+    SSL_set_tlsext_host_name(c->tls, name);
+    for (;;) {
+        int ret = SSL_connect(c->tls);
+        if (ret == 1)
+            return 0;
+        short events;
+        if (tls_want(c->tls, ret, &events) < 0)
+            return -EPROTO;
+        int err = wait_fd(c, events);
+        if (err < 0)
+            return err;
+    }
+}
+
 static int conn_write(ctl_conn_t *c, const char *data, size_t len)
 {
+    while (len > 0 && c->tls != NULL) {
+        int n = SSL_write(c->tls, data, len > INT_MAX ? INT_MAX : (int)len);
+        short events;
+        if (n > 0) {
+            data += n;
+            len -= (size_t)n;
+        } else if (tls_want(c->tls, n, &events) < 0) {
+            return -EPIPE;
+        } else {
+            int err = wait_fd(c, events);
+            if (err < 0)
+                return err;
+        }
+    }
     while (len > 0) {
         ssize_t n = send(c->fd, data, len, MSG_NOSIGNAL);
         if (n > 0) {
@@ -133,10 +199,22 @@ static int conn_next(ctl_conn_t *c, xml_event_t *ev)
         int rc = xml_parser_next(c->parser, ev);
         if (rc != -EAGAIN)
             return rc;
-        rc = wait_fd(c, POLLIN);
-        if (rc < 0)
-            return rc;
-        ssize_t n = recv(c->fd, buf, sizeof buf, 0);
+        short events = POLLIN;
+        ssize_t n;
+        if (c->tls != NULL && SSL_pending(c->tls) > 0) {
+            n = SSL_read(c->tls, buf, sizeof buf);
+        } else {
+            rc = wait_fd(c, events);
+            if (rc < 0)
+                return rc;
+            n = c->tls != NULL ? SSL_read(c->tls, buf, sizeof buf)
+                               : recv(c->fd, buf, sizeof buf, 0);
+        }
+        if (c->tls != NULL && n <= 0) {
+            if (tls_want(c->tls, (int)n, &events) < 0)
+                return -EPIPE;
+            continue; /* a TLS record not complete yet, or a renegotiation step */
+        }
         if (n == 0)
             return -EPIPE;
         if (n < 0 && errno != EAGAIN && errno != EINTR)
@@ -473,9 +551,16 @@ int ctl_status_run(const core_cfg_t *cfg, uint64_t timeout_ms, bool json)
     ctl_query_t *q = NULL;
     size_t n = 0;
     int status = 1;
+    const router_config_t *rcfg = core_cfg_get(cfg, "router");
     int rc = conn_open(&c, addr);
     if (rc < 0) {
         fprintf(stderr, "parleyctl: cannot reach the router at %s: %s\n", addr, strerror(-rc));
+        goto out;
+    }
+    if (rcfg->tls && (rc = conn_tls(&c, rcfg)) < 0) {
+        long v = c.tls != NULL ? SSL_get_verify_result(c.tls) : X509_V_OK;
+        fprintf(stderr, "parleyctl: TLS with the router at %s failed: %s\n", addr,
+                v != X509_V_OK ? X509_verify_cert_error_string(v) : strerror(-rc));
         goto out;
     }
     rc = handshake(&c, cc->name, cc->secret);
@@ -513,6 +598,8 @@ out:
     core_free(q);
     xml_stanza_unref(rs);
     xml_parser_free(c.parser);
+    SSL_free(c.tls);
+    SSL_CTX_free(c.tls_ctx);
     if (c.fd >= 0)
         close(c.fd);
     return status;

@@ -5,6 +5,7 @@ component port speak TLS from the first byte (XEP-0114 has no STARTTLS); compone
 across c2s -> router -> sm over those links; a component that cannot verify the router, or
 that speaks plain TCP to it, never links, says why in its log, and keeps retrying."""
 
+import json
 import socket
 import ssl
 import time
@@ -79,6 +80,14 @@ def test_clients_talk_over_tls_links(make_im, im_topology):
         except (ConnectionResetError, socket.timeout):
             pass
         assert b"<stream" not in data and b"handshake" not in data, data
+    # parleyctl status reads the same [router] tls and ca_file, and verifies the router.
+    r = srv.parleyctl("--timeout", "5", "--json", "status")
+    assert r.returncode == 0, f"exit {r.returncode}: {r.stderr}"
+    names = {n for link in json.loads(r.stdout)["links"] for n in link["names"]}
+    assert {DOMAIN, C2S_NAME} <= names, r.stdout
+    bad = srv.write_variant("parley-badca.conf", ca_file="certs/other-ca.crt")
+    r = srv.parleyctl("--timeout", "5", "status", conf=bad)
+    assert r.returncode == 1 and "TLS with the router" in r.stderr, r.stderr
     if im_topology == "all":
         return
     log = router_log(srv)
