@@ -27,11 +27,17 @@ static int link_send(c2s_t *c2s, xml_stanza_t *env)
 
 int c2s_relay_control_sid(c2s_t *c2s, const char *sid, const char *action, const char *jid)
 {
+    return c2s_relay_control_attr(c2s, sid, action, "jid", jid);
+}
+
+int c2s_relay_control_attr(c2s_t *c2s, const char *sid, const char *action, const char *name,
+                           const char *value)
+{
     xml_stanza_t *env = envelope_new(c2s, sid, NULL);
     xml_node_t *s = xml_node_add_element(env, env->root, C2S_NS_SESSION, "session");
     xml_node_set_attr(env, s, NULL, "action", action);
-    if (jid != NULL)
-        xml_node_set_attr(env, s, NULL, "jid", jid);
+    if (value != NULL)
+        xml_node_set_attr(env, s, NULL, name, value);
     int rc = link_send(c2s, env);
     xml_stanza_unref(env);
     if (rc < 0)
@@ -136,6 +142,8 @@ static void control(c2s_conn_t *c, const xml_node_t *s)
         c2s_bind_started(c);
     } else if (strcmp(action, "failed") == 0) {
         c2s_bind_failed(c, s);
+    } else if (strcmp(action, "managed") == 0) {
+        c2s_smgmt_managed(c);
     } else if (strcmp(action, "replace") == 0) {
         /* RFC 6120 §4.9.3.3: another connection bound the same full JID. */
         stream_error(c->s, CORE_STREAM_ERR_CONFLICT, "replaced by a new connection");
