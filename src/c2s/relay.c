@@ -111,7 +111,6 @@ void c2s_relay_client(c2s_conn_t *c, xml_stanza_t *st)
     if (own == st)
         xml_stanza_ref(own);
     xml_stanza_t *env = envelope_new(c->c2s, c->sid, own);
-    xml_stanza_unref(own);
     int rc = link_send(c->c2s, env);
     xml_stanza_unref(env);
     if (rc < 0) {
@@ -119,9 +118,20 @@ void c2s_relay_client(c2s_conn_t *c, xml_stanza_t *st)
         const char *type = xml_stanza_type(st);
         bool answerable =
             type == NULL || (strcmp(type, "error") != 0 && strcmp(type, "result") != 0);
-        if (strcmp(r->name, "iq") == 0 && answerable)
+        if (strcmp(r->name, "iq") == 0 && answerable) {
             c2s_iq_error(c, xml_stanza_id(st), "wait", "resource-constraint");
+        } else if (strcmp(r->name, "message") == 0) {
+            /*
+             * XEP-0198 counted it handled: without an error the client would take it as
+             * delivered. RFC 6120 §8.3.3.18 resource-constraint (wait): it may send it again.
+             */
+            xml_stanza_t *e = xml_stanza_error_reply(own, CORE_STANZA_ERR_RESOURCE_CONSTRAINT);
+            if (e != NULL)
+                c2s_conn_send(c, e);
+            xml_stanza_unref(e);
+        }
     }
+    xml_stanza_unref(own);
 }
 
 static core_stream_err_t stream_err_by_name(const char *name)
