@@ -15,6 +15,7 @@ import time
 
 import pytest
 
+import harness
 import im
 from harness import dump
 from im import DOMAIN, NS_DELAY, body_of, match, q
@@ -178,5 +179,121 @@ def test_resume_timeout_once(make_im):
         c = bob_again(pool, [f"m{i}" for i in range(N)])
         srv.kill_proc("parleyd-c2s2")
         c.expect_silence(1.0, match("message", frm=A + "/*"))
+    finally:
+        pool.close()
+
+
+LINKED = (DOMAIN, im.C2S_NAME, im.C2S2_NAME)
+
+
+def router_kill(srv):
+    """SIGKILL to `parleyd router`; returns how often each link had authenticated to it."""
+    old = srv.proc_named("parleyd-router")
+    before = {n: srv._authenticated(old, n) for n in LINKED}
+    srv.kill_proc("parleyd-router")
+    return before
+
+
+def router_start(srv, before):
+    """A new router on the same port (it appends to the same log); waits (bounded) until
+    every other process has linked to it again."""
+    router = srv._proc("parleyd-router", [srv.parleyd, "--config", srv.conf_path, "router"])
+    srv._wait(router, lambda: all(srv._authenticated(router, n) > k for n, k in before.items()),
+              "rejoined")
+
+
+def received_ids(b, settle=1.0):
+    """The ids of the messages from alice that bob gets until settle seconds of silence."""
+    ids = []
+    while True:
+        try:
+            el = b.next_stanza(timeout=settle)
+        except (TimeoutError, harness.StreamClosed):
+            return ids
+        if el.tag == q(im.NS_CLIENT, "message") and (el.get("from") or "").startswith(A):
+            ids.append(el.get("id"))
+
+
+def test_router_killed_during_traffic(make_im, im_topology):
+    """SIGKILL of `parleyd router` while alice sends: 25 messages acknowledged before the kill,
+    25 after it (the link is down: each is answered resource-constraint, none is counted as
+    delivered in silence), then a new router. Nothing reaches bob twice; every message alice
+    got no error for reaches him, except what was in flight between processes at the kill —
+    lost by design (docs/link-protocol.md): counted and reported."""
+    if im_topology != "split":
+        pytest.skip("the router runs in the same process as the c2s")
+    srv = make_im(c2s2=True)
+    pool = im.IMPool(srv)
+    try:
+        b = bob_online(srv)
+        a = SmRaw(srv, name="alice").start("alice", "desk")
+        for i in range(25):
+            a.send(f"<message to='{B}' type='chat' id='m{i}'><body>m{i}</body></message>")
+        assert a.server_h() == 25
+        before = router_kill(srv)
+        time.sleep(0.3)  # the c2s notices its link is gone
+        for i in range(25, N):
+            a.send(f"<message to='{B}' type='chat' id='m{i}'><body>m{i}</body></message>")
+        assert a.server_h() == N
+        def refused(el):
+            if el.tag != q(im.NS_CLIENT, "message") or el.get("type") != "error":
+                return False
+            assert el.find(f"{{{im.NS_CLIENT}}}error/{{{im.NS_STANZAS}}}"
+                           "resource-constraint") is not None, dump(el)
+            return True
+        errors = {el.get("id") for _, el in a.stanzas if refused(el)}
+        deadline = time.monotonic() + 5
+        while len(errors) < N - 25 and time.monotonic() < deadline:
+            el = a.next_stanza(timeout=max(0.01, deadline - time.monotonic()))
+            if refused(el):
+                errors.add(el.get("id"))
+        assert errors == {f"m{i}" for i in range(25, N)}, sorted(errors)
+        router_start(srv, before)
+        got = received_ids(b)
+        assert len(got) == len(set(got)), f"duplicates: {got}"
+        assert not (set(got) & errors), f"delivered and answered with an error: {got}, {errors}"
+        lost = sorted(set(f"m{i}" for i in range(N)) - set(got) - errors)
+        print(f"router killed: {len(got)} delivered, {len(errors)} refused, {len(lost)} lost: "
+              f"{lost}")
+        if lost:
+            pytest.xfail(f"{len(lost)} acknowledged messages in flight lost with the router "
+                         "(by design, docs/link-protocol.md)")
+    finally:
+        pool.close()
+
+
+def test_sm_killed_during_traffic(make_im, im_topology):
+    """SIGKILL of `parleyd sm` right after alice's server acknowledged N messages to bob (who
+    acknowledges none): both c2s close their clients (<system-shutdown/>), the sm is started
+    again, and bob logs in. What bob saw before the kill plus what offline storage gives him
+    afterwards is counted; nothing may come twice from storage. Lost by design
+    (docs/link-protocol.md): what was in the sm's memory (not yet stored) and in flight."""
+    if im_topology != "split":
+        pytest.skip("the sm runs in the same process as the c2s")
+    srv = make_im(c2s2=True)
+    pool = im.IMPool(srv)
+    try:
+        b = bob_online(srv)
+        alice_sends(srv)
+        srv.kill_proc("parleyd-sm")
+        seen = received_ids(b, settle=1.0)
+        b.close()
+        srv.start_sm()
+        c = pool.client("bob")
+        c.available()
+        later = []
+        while True:
+            try:
+                el = c.recv(match("message", frm=A + "/*"), timeout=2.0)
+            except AssertionError:
+                break
+            later.append(el.get("id"))
+        assert len(later) == len(set(later)), f"duplicates from storage: {later}"
+        lost = sorted(set(f"m{i}" for i in range(N)) - set(seen) - set(later))
+        print(f"sm killed: {len(seen)} seen live, {len(later)} from storage, "
+              f"{len(set(seen) & set(later))} both, {len(lost)} lost")
+        if lost:
+            pytest.xfail(f"{len(lost)} acknowledged messages lost with the sm (by design, "
+                         "docs/link-protocol.md)")
     finally:
         pool.close()
