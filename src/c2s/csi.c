@@ -104,6 +104,14 @@ xml_stanza_t **c2s_csi_take(c2s_conn_t *c, size_t *n)
     return held;
 }
 
+size_t c2s_csi_messages(const c2s_conn_t *c)
+{
+    size_t n = 0;
+    for (size_t i = 0; c->csi != NULL && i < c->csi->n; i++)
+        n += xml_stanza_kind(c->csi->held[i]) == XMLS_KIND_MESSAGE;
+    return n;
+}
+
 void c2s_csi_flush(c2s_conn_t *c)
 {
     if (c->csi == NULL || c->csi->n == 0)

@@ -38,6 +38,7 @@ typedef struct c2s_csi c2s_csi_t;
 typedef struct c2s_unacked {
     xml_stanza_t *st; /* a reference */
     uint64_t at; /* loop time (ms) it was queued: when delivery was first tried */
+    bool counted; /* a message the sm keeps a copy of (its 'managed'): acks are reported */
 } c2s_unacked_t;
 
 /*
@@ -54,6 +55,7 @@ typedef struct c2s_smq {
     size_t bytes; /* serialised bytes of the queued stanzas */
     uint32_t acked; /* the client's last h */
     uint32_t handled; /* our h: stanzas received from the client since <enable/> */
+    uint32_t counted_acked; /* counted entries the client acknowledged (mod 2^32) */
 } c2s_smq_t;
 
 /* A list of sessions (stream management records), oldest deadline first. */
@@ -307,6 +309,9 @@ void c2s_relay_sm_name(c2s_t *c2s, const char *name, bool bound);
 int c2s_relay_control(c2s_conn_t *c, const char *action, const char *jid);
 /* Session control for a session by its sid (jid may be NULL). Returns 0 or an error (logged). */
 int c2s_relay_control_sid(c2s_t *c2s, const char *sid, const char *action, const char *jid);
+/* The same with one attribute name='value' on <session/> instead of jid. */
+int c2s_relay_control_attr(c2s_t *c2s, const char *sid, const char *action, const char *name,
+                           const char *value);
 /*
  * Hands st (borrowed) back to the sm in an envelope of type undelivered, stamped with the
  * loop time at (ms) it was first queued (docs/link-protocol.md). Returns 0 or an error.
@@ -315,7 +320,7 @@ int c2s_relay_undelivered(c2s_t *c2s, const char *sid, xml_stanza_t *st, uint64_
 
 /* smq.c: XEP-0198 counters and the unacknowledged queue, without I/O. */
 /* Appends st (takes a reference) queued at loop time at; sent: it was written to the client. */
-void c2s_smq_push(c2s_smq_t *q, xml_stanza_t *st, uint64_t at, bool sent);
+c2s_unacked_t *c2s_smq_push(c2s_smq_t *q, xml_stanza_t *st, uint64_t at, bool sent);
 /* The stanzas written so far, modulo 2^32 (what the client can have handled). */
 uint32_t c2s_smq_sent(const c2s_smq_t *q);
 /*
@@ -359,6 +364,8 @@ bool c2s_smgmt_from_link(c2s_t *c2s, const char *sid, xml_stanza_t *env);
  * writes (what CSI held when the queue overflowed): handed back, true; false if sid names
  * no session that ended. */
 bool c2s_smgmt_hand_back(c2s_t *c2s, const char *sid, xml_stanza_t *st);
+/* The sm's 'managed' for connection c's session: it keeps copies of the messages from now. */
+void c2s_smgmt_managed(c2s_conn_t *c);
 /* The link is down: sessions waiting for ended will not hear it. */
 void c2s_smgmt_link_down(c2s_t *c2s);
 /* The sm's name was unbound: sessions waiting to be resumed end (what they held goes to
@@ -391,6 +398,8 @@ bool c2s_csi_hold(c2s_conn_t *c, xml_stanza_t *st);
 void c2s_csi_flush(c2s_conn_t *c);
 /* Ends c's CSI state; returns what it held (owned array of references, oldest first). */
 xml_stanza_t **c2s_csi_take(c2s_conn_t *c, size_t *n);
+/* How many messages CSI holds for c now. */
+size_t c2s_csi_messages(const c2s_conn_t *c);
 void c2s_csi_free(c2s_conn_t *c);
 
 /* keepalive.c: dead-peer detection (XEP-0199, or XEP-0198 <r/>). */

@@ -27,11 +27,17 @@ static int link_send(c2s_t *c2s, xml_stanza_t *env)
 
 int c2s_relay_control_sid(c2s_t *c2s, const char *sid, const char *action, const char *jid)
 {
+    return c2s_relay_control_attr(c2s, sid, action, "jid", jid);
+}
+
+int c2s_relay_control_attr(c2s_t *c2s, const char *sid, const char *action, const char *name,
+                           const char *value)
+{
     xml_stanza_t *env = envelope_new(c2s, sid, NULL);
     xml_node_t *s = xml_node_add_element(env, env->root, C2S_NS_SESSION, "session");
     xml_node_set_attr(env, s, NULL, "action", action);
-    if (jid != NULL)
-        xml_node_set_attr(env, s, NULL, "jid", jid);
+    if (value != NULL)
+        xml_node_set_attr(env, s, NULL, name, value);
     int rc = link_send(c2s, env);
     xml_stanza_unref(env);
     if (rc < 0)
@@ -105,7 +111,6 @@ void c2s_relay_client(c2s_conn_t *c, xml_stanza_t *st)
     if (own == st)
         xml_stanza_ref(own);
     xml_stanza_t *env = envelope_new(c->c2s, c->sid, own);
-    xml_stanza_unref(own);
     int rc = link_send(c->c2s, env);
     xml_stanza_unref(env);
     if (rc < 0) {
@@ -113,9 +118,20 @@ void c2s_relay_client(c2s_conn_t *c, xml_stanza_t *st)
         const char *type = xml_stanza_type(st);
         bool answerable =
             type == NULL || (strcmp(type, "error") != 0 && strcmp(type, "result") != 0);
-        if (strcmp(r->name, "iq") == 0 && answerable)
+        if (strcmp(r->name, "iq") == 0 && answerable) {
             c2s_iq_error(c, xml_stanza_id(st), "wait", "resource-constraint");
+        } else if (strcmp(r->name, "message") == 0) {
+            /*
+             * XEP-0198 counted it handled: without an error the client would take it as
+             * delivered. RFC 6120 §8.3.3.18 resource-constraint (wait): it may send it again.
+             */
+            xml_stanza_t *e = xml_stanza_error_reply(own, CORE_STANZA_ERR_RESOURCE_CONSTRAINT);
+            if (e != NULL)
+                c2s_conn_send(c, e);
+            xml_stanza_unref(e);
+        }
     }
+    xml_stanza_unref(own);
 }
 
 static core_stream_err_t stream_err_by_name(const char *name)
@@ -136,6 +152,8 @@ static void control(c2s_conn_t *c, const xml_node_t *s)
         c2s_bind_started(c);
     } else if (strcmp(action, "failed") == 0) {
         c2s_bind_failed(c, s);
+    } else if (strcmp(action, "managed") == 0) {
+        c2s_smgmt_managed(c);
     } else if (strcmp(action, "replace") == 0) {
         /* RFC 6120 §4.9.3.3: another connection bound the same full JID. */
         stream_error(c->s, CORE_STREAM_ERR_CONFLICT, "replaced by a new connection");

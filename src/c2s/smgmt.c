@@ -32,6 +32,9 @@ struct c2s_smgmt {
     unsigned since_r; /* stanzas written since the last <r/> */
     uint64_t max_ms; /* how long a dropped connection waits (§3 max) */
     char id[96]; /* the SM-ID, "<sid>.<random>"; "" without resumption */
+    bool sm_keeps; /* the sm answered 'managed': it keeps copies of the messages it routes */
+    size_t skip; /* messages CSI held at that answer: routed before it, not copied */
+    uint32_t reported; /* the last count of acknowledged messages told to the sm */
     /* Without a connection (detached or ending), the c2s owns the record. */
     char sid[40];
     jid_t jid; /* the full JID while detached */
@@ -44,6 +47,33 @@ static_assert(sizeof(((c2s_smgmt_t *)0)->sid) == sizeof(((c2s_conn_t *)0)->sid),
               "a record keeps its connection's sid");
 
 static void rearm(c2s_t *c2s);
+
+/*
+ * Queues st for the client's acknowledgement. A message the sm routed after its 'managed' is
+ * counted: the sm keeps a copy of it until we report it acknowledged (docs/link-protocol.md).
+ * The sm's messages reach the queue in the order it routed them (CSI holds messages in order).
+ */
+static void push(c2s_smgmt_t *m, xml_stanza_t *st, uint64_t at, bool sent)
+{
+    c2s_unacked_t *e = c2s_smq_push(&m->q, st, at, sent);
+    if (!m->sm_keeps || xml_stanza_kind(st) != XMLS_KIND_MESSAGE)
+        return;
+    if (m->skip > 0)
+        m->skip--;
+    else
+        e->counted = true;
+}
+
+/* Tells the sm how many of its messages the client acknowledged, if that changed. */
+static void report(c2s_t *c2s, c2s_smgmt_t *m, const char *sid)
+{
+    if (m->q.counted_acked == m->reported)
+        return;
+    char count[16];
+    snprintf(count, sizeof(count), "%u", (unsigned)m->q.counted_acked);
+    if (c2s_relay_control_attr(c2s, sid, "acked", "count", count) == 0)
+        m->reported = m->q.counted_acked;
+}
 
 /* ---- the lists of records, kept sorted by deadline ---- */
 
@@ -300,6 +330,10 @@ static void enable(c2s_conn_t *c, const xml_node_t *n)
     }
     c->smgmt = m;
     send_sm(c, e);
+    /* The sm keeps copies of the messages from its answer on, for when we die. */
+    char bound[24];
+    snprintf(bound, sizeof(bound), "%lld", (long long)c2s->cfg->sm_max_unacked);
+    c2s_relay_control_attr(c2s, c->sid, "managed", "max", bound);
     core_log(c2s->log, CORE_LOG_INFO, c2s_conn_id(c), "session %s: stream management on%s", c->sid,
              m->resume ? ", resumable" : "");
 }
@@ -318,6 +352,7 @@ static void ack(c2s_conn_t *c, const xml_node_t *n)
         return;
     }
     m->r_out = false;
+    report(c->c2s, m, c->sid);
 }
 
 /*
@@ -363,7 +398,7 @@ static void adopt_held(c2s_conn_t *c, c2s_smgmt_t *m)
     xml_stanza_t **held = c2s_csi_take(c, &n);
     uint64_t now = uv_now(c->c2s->net->loop);
     for (size_t i = 0; i < n; i++) {
-        c2s_smq_push(&m->q, held[i], now, false);
+        push(m, held[i], now, false);
         xml_stanza_unref(held[i]);
     }
     core_free(held);
@@ -432,6 +467,7 @@ static void resume(c2s_conn_t *c, const xml_node_t *n)
         return;
     }
     take_over(c, m, old);
+    report(c->c2s, m, c->sid);
     xml_stanza_t *r = xml_stanza_new(C2S_NS_SM, "resumed");
     xml_node_set_attr(r, r->root, NULL, "previd", m->id);
     set_u32(r, r->root, "h", m->q.handled);
@@ -483,7 +519,7 @@ void c2s_smgmt_received(c2s_conn_t *c)
 bool c2s_smgmt_track(c2s_conn_t *c, xml_stanza_t *st)
 {
     c2s_smgmt_t *m = c->smgmt;
-    c2s_smq_push(&m->q, st, uv_now(c->c2s->net->loop), c->s != NULL);
+    push(m, st, uv_now(c->c2s->net->loop), c->s != NULL);
     if (!over(c->c2s, m))
         return true;
     core_log(c->c2s->log, CORE_LOG_INFO, c2s_conn_id(c),
@@ -557,6 +593,8 @@ static void record_control(c2s_t *c2s, c2s_smgmt_t *m, const xml_node_t *s)
     if (strcmp(action, "ended") == 0) {
         if (m->state == SM_ENDING)
             record_drop(c2s, m);
+    } else if (strcmp(action, "managed") == 0) {
+        m->sm_keeps = m->state == SM_DETACHED; /* CSI's messages joined the queue at detach */
     } else if (m->state == SM_DETACHED &&
                (strcmp(action, "replace") == 0 || strcmp(action, "kick") == 0)) {
         /* A new login with the same full JID, or the account is gone: no resumption. */
@@ -576,12 +614,22 @@ static void record_stanza(c2s_t *c2s, c2s_smgmt_t *m, xml_stanza_t *st)
             core_log(c2s->log, CORE_LOG_WARN, 0, "session %s: a stanza for it was lost", m->sid);
         return;
     }
-    c2s_smq_push(&m->q, st, now, false);
+    push(m, st, now, false);
     if (over(c2s, m)) {
         core_log(c2s->log, CORE_LOG_INFO, 0, "session %s: %zu stanzas wait for it: ending it",
                  m->sid, m->q.len);
         finish(c2s, m, m->sid, m->jid.full);
     }
+}
+
+void c2s_smgmt_managed(c2s_conn_t *c)
+{
+    c2s_smgmt_t *m = c->smgmt;
+    if (m == NULL || m->sm_keeps)
+        return;
+    m->sm_keeps = true;
+    /* Messages CSI holds now were routed before the answer: the sm has no copy of them. */
+    m->skip = c2s_csi_messages(c);
 }
 
 bool c2s_smgmt_hand_back(c2s_t *c2s, const char *sid, xml_stanza_t *st)

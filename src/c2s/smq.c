@@ -22,18 +22,20 @@ static void grow(c2s_smq_t *q)
     q->head = 0;
 }
 
-void c2s_smq_push(c2s_smq_t *q, xml_stanza_t *st, uint64_t at, bool sent)
+c2s_unacked_t *c2s_smq_push(c2s_smq_t *q, xml_stanza_t *st, uint64_t at, bool sent)
 {
     /* A written stanza never follows unwritten ones: those go out first, at a resumption. */
     assert(!sent || q->unsent == 0);
     if (q->len == q->cap)
         grow(q);
     size_t len = xml_stanza_size(st);
-    q->v[(q->head + q->len) % q->cap] = (c2s_unacked_t){.st = xml_stanza_ref(st), .at = at};
+    c2s_unacked_t *e = &q->v[(q->head + q->len) % q->cap];
+    *e = (c2s_unacked_t){.st = xml_stanza_ref(st), .at = at};
     q->len++;
     q->bytes += len;
     if (!sent)
         q->unsent++;
+    return e;
 }
 
 uint32_t c2s_smq_sent(const c2s_smq_t *q)
@@ -77,8 +79,10 @@ int c2s_smq_ack(c2s_smq_t *q, uint32_t h)
     uint32_t written = (uint32_t)(q->len - q->unsent);
     if (n > written)
         return -ERANGE;
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; i < n; i++) {
+        q->counted_acked += q->v[q->head].counted;
         xml_stanza_unref(c2s_smq_shift(q, NULL));
+    }
     q->acked = h;
     return 0;
 }

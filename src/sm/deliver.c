@@ -25,6 +25,8 @@ void sm_sess_send(sm_t *sm, sm_sess_t *sess, xml_stanza_t *st)
     if (rc < 0)
         core_log(sm->log, CORE_LOG_WARN, 0, "cannot deliver to %s: %s", sess->jid.full,
                  strerror(-rc));
+    else
+        sm_kept_routed(sm, sess, st); /* until its client acknowledges it (XEP-0198) */
     xml_stanza_unref(env);
 }
 

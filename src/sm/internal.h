@@ -34,6 +34,28 @@ typedef struct sm_user sm_user_t;
 typedef struct sm_sess sm_sess_t;
 typedef struct sm_mod sm_mod_t;
 
+/* A message routed to a stream-managed session, kept until its c2s says it was acknowledged. */
+typedef struct sm_kept_entry {
+    xml_stanza_t *st; /* a reference */
+    uint32_t seq; /* the session's message count when it was routed (mod 2^32) */
+    int64_t ms; /* wall-clock time (ms since the epoch) it was routed: the delay stamp */
+} sm_kept_entry_t;
+
+/*
+ * The copies of XEP-0198 (kept.c, docs/link-protocol.md "Acknowledged messages"): a ring of
+ * the messages routed to the session since its c2s's 'managed' that the client has not
+ * acknowledged yet, oldest first.
+ */
+typedef struct sm_kept {
+    sm_kept_entry_t *v; /* a ring of cap entries starting at head; owned */
+    size_t head;
+    size_t len;
+    size_t cap;
+    size_t max; /* the c2s's bound (its sm_max_unacked) */
+    uint32_t next_seq; /* messages routed since 'managed' */
+    uint64_t dropped; /* copies dropped past max (lost if the c2s dies) */
+} sm_kept_t;
+
 /* ---- sessions and users ---- */
 
 struct sm_sess {
@@ -48,6 +70,8 @@ struct sm_sess {
     bool interested; /* asked for the roster: gets roster pushes (RFC 6121 §2.1.6) */
     int priority; /* of the last available presence, -128..127 */
     xml_stanza_t *presence; /* the last available presence broadcast (a reference), or NULL */
+    bool managed; /* the client enabled XEP-0198: messages routed to it are kept */
+    sm_kept_t kept; /* the copies while managed */
     char **directed; /* JIDs sent directed available presence (RFC 6121 §4.6), owned */
     size_t ndirected;
     void *slots[SM_MODULES_MAX];
@@ -358,13 +382,28 @@ void sm_session_kick(sm_t *sm, sm_sess_t *sess, const char *cond);
 /* Ends every session (stop). */
 void sm_session_end_all(sm_t *sm);
 /*
- * Ends a session whose c2s is gone (an envelope to it bounced): as its 'end' would, with
- * unavailable presence to contacts and directed-presence recipients, but with no answer,
- * since no one is there to read it. Releases the user.
+ * Ends a session as its 'end' would, with unavailable presence to contacts and
+ * directed-presence recipients, and no answer. dead: its c2s is gone (its name unbound, or an
+ * envelope to it bounced), so the copies of the messages its client did not acknowledge are
+ * delivered again as returned stanzas (kept.c); else the c2s hands them back itself and the
+ * copies are dropped. Releases the user.
  */
-void sm_session_lost(sm_t *sm, sm_sess_t *sess);
+void sm_session_lost(sm_t *sm, sm_sess_t *sess, bool dead);
 /* Ends every session at the c2s whose link name (prepared) was unbound, as sm_session_lost. */
 void sm_session_c2s_gone(sm_t *sm, const char *name);
+
+/* kept.c: copies of messages for stream-managed sessions until their client acknowledges them. */
+/* c2s's 'managed' (max: its bound, NULL: the default): copies are kept from now on. */
+void sm_kept_start(sm_t *sm, sm_sess_t *sess, const char *max);
+/* Keeps a copy of st (borrowed) if the session is managed and st a message. */
+void sm_kept_routed(sm_t *sm, sm_sess_t *sess, xml_stanza_t *st);
+/* c2s's 'acked': the client acknowledged the first count messages since 'managed'. */
+void sm_kept_acked(sm_t *sm, sm_sess_t *sess, const char *count);
+/* Takes the copies out of the session (the caller owns *out: sm_kept_replay or _clear). */
+void sm_kept_take(sm_sess_t *sess, sm_kept_t *out);
+/* Delivers each copy again, oldest first, as a stanza session sid handed back; clears k. */
+void sm_kept_replay(sm_t *sm, sm_kept_t *k, const char *sid);
+void sm_kept_clear(sm_kept_t *k);
 
 /* deliver.c */
 /* A stanza from the router (not an envelope). */

@@ -79,6 +79,7 @@ static void session_end(sm_t *sm, sm_sess_t *sess)
     sm_slots_free(sm, u, sess);
     jid_clear(&sess->jid);
     xml_stanza_unref(sess->presence);
+    sm_kept_clear(&sess->kept);
     for (size_t i = 0; i < sess->ndirected; i++)
         core_free(sess->directed[i]);
     core_free(sess->directed);
@@ -170,22 +171,47 @@ void sm_session_control(sm_t *sm, const char *c2s, const char *sid, const xml_no
         start(sm, c2s, sid, xml_node_attr(ctl, "jid"));
     } else if (strcmp(action, "end") == 0) {
         sm_sess_t *s = sm_session_find(sm, c2s, sid);
+        /* The c2s hands back what its client did not acknowledge: our copies go. */
         if (s != NULL)
-            sm_session_lost(sm, s);
+            sm_session_lost(sm, s, false);
         /* Nothing more goes to this sid; the c2s may forget it (docs/link-protocol.md). */
         control_send(sm, c2s, sid, "ended", NULL);
+    } else if (strcmp(action, "managed") == 0 || strcmp(action, "acked") == 0) {
+        /* XEP-0198 at the c2s (docs/link-protocol.md): keep copies, or drop acknowledged ones. */
+        sm_sess_t *s = sm_session_find(sm, c2s, sid);
+        if (s == NULL || !s->started)
+            return;
+        if (action[0] == 'm') {
+            sm_kept_start(sm, s, xml_node_attr(ctl, "max"));
+            control_send(sm, c2s, sid, "managed", NULL);
+        } else {
+            sm_kept_acked(sm, s, xml_node_attr(ctl, "count"));
+        }
     } else {
         core_log(sm->log, CORE_LOG_INFO, 0, "unknown session action '%s' from %s", action, c2s);
     }
 }
 
-void sm_session_lost(sm_t *sm, sm_sess_t *sess)
+void sm_session_lost(sm_t *sm, sm_sess_t *sess, bool dead)
 {
     sm_user_t *u = sess->user;
+    sm_kept_t kept = {0};
+    char *sid = NULL;
+    if (dead && sess->kept.len > 0) {
+        sm_kept_take(sess, &kept);
+        sid = core_strdup(sess->sid);
+    }
     /* What its c2s hands back next (XEP-0198) is delivered knowing where it went. */
     if (sess->started)
         sm_user_note_gone(u, sess->sid, sess->available, sess->priority);
     session_end(sm, sess);
+    /* A dead c2s hands back nothing: the copies take its place, after the session is gone. */
+    if (sid != NULL) {
+        u->busy++;
+        sm_kept_replay(sm, &kept, sid);
+        u->busy--;
+        core_free(sid);
+    }
     sm_user_release(sm, u);
 }
 
@@ -219,7 +245,7 @@ void sm_session_c2s_gone(sm_t *sm, const char *name)
     for (size_t i = 0; i < a.n; i++) {
         sm_sess_t *s = core_map_get(&sm->sessions, a.keys[i], strlen(a.keys[i]));
         if (s != NULL)
-            sm_session_lost(sm, s);
+            sm_session_lost(sm, s, true);
         core_free(a.keys[i]);
     }
     core_free(a.keys);

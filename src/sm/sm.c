@@ -125,7 +125,7 @@ static void envelope_input(sm_t *sm, xml_stanza_t *env)
         if (sess == NULL)
             sess = sm_session_find(sm, xml_node_attr(r, "to"), sid);
         if (sess != NULL)
-            sm_session_lost(sm, sess);
+            sm_session_lost(sm, sess, true);
         return;
     }
     if (xml_node_is(child, SM_NS_SESSION, "session")) {
