@@ -153,6 +153,7 @@ struct c2s_conn {
     jid_t jid; /* the bare JID after SASL, the full JID after bind */
     char sid[40];
     char *bind_id; /* the id of the bind iq waiting for the sm */
+    char *shard; /* the name the sm answered 'started' from: which shard holds it (owned) */
     sasl_cb_data_t cb[SASL_CB_COUNT];
     bool cb_known; /* cb[].len says which channel-binding types apply */
     bool cb_data; /* cb[].data is filled too */
