@@ -42,8 +42,7 @@ static void shards_take(const link_endpoint_ops_t *ops, void *ud, const xml_node
         n++;
     const char **members = core_calloc(n + 1, sizeof(char *));
     n = 0;
-    for (const xml_node_t *c = xml_node_first_element(r); c != NULL;
-         c = xml_node_next_element(c)) {
+    for (const xml_node_t *c = xml_node_first_element(r); c != NULL; c = xml_node_next_element(c)) {
         const char *m = xml_node_attr(c, "name");
         if (xml_node_is(c, LINK_NS, "shard") && m != NULL)
             members[n++] = m;

@@ -548,9 +548,7 @@ void router_input(router_t *r, link_t *l, xml_stanza_t *st)
         bounce(r, l, st, CORE_STANZA_ERR_JID_MALFORMED);
         return;
     }
-    link_t *dest = rt == NULL ? NULL
-        : rt->shared          ? router_shard_dest(r, rt, to, from)
-                              : rt->link;
+    link_t *dest = rt == NULL ? NULL : rt->shared ? router_shard_dest(r, rt, to, from) : rt->link;
     if (dest == NULL && (rt == NULL || !rt->ours))
         dest = r->default_link;
     if (dest == NULL) {

@@ -24,8 +24,8 @@ bool sm_shard_mine(const sm_t *sm, const jid_t *jid)
     /* No list (not sharded, or the router has not sent one yet): every user is ours. */
     if (sm->cfg->name == NULL || sm->nshards == 0)
         return true;
-    long k = link_shard_pick((const char *const *)sm->shards, sm->nshards, jid->full,
-                             jid->bare_len);
+    long k =
+        link_shard_pick((const char *const *)sm->shards, sm->nshards, jid->full, jid->bare_len);
     return k >= 0 && strcmp(sm->shards[k], sm->cfg->name) == 0;
 }
 
