@@ -152,7 +152,7 @@ void router_shards_changed(router_t *r)
         }
         core_buf_append(&b, "", 1);
         const char *now = b.data;
-        if (rt->sent == NULL || strcmp(rt->sent, now) != 0) {
+        if (strcmp(rt->sent != NULL ? rt->sent : "", now) != 0) {
             core_log(r->log, CORE_LOG_INFO, 0, "shards of %s: %s", rt->name,
                      n > 0 ? now : "(none)");
             core_free(rt->sent);
