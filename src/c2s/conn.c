@@ -227,6 +227,7 @@ static void conn_free(c2s_conn_t *c)
     c2s_register_free(c);
     jid_clear(&c->jid);
     core_free(c->bind_id);
+    core_free(c->shard);
     core_free(c);
     c2s_link_release(c2s);
 }

@@ -155,6 +155,7 @@ struct c2s_conn {
     jid_t jid; /* the bare JID after SASL, the full JID after bind */
     char sid[40];
     char *bind_id; /* the id of the bind iq waiting for the sm */
+    char *shard; /* the name the sm answered 'started' from: which shard holds it (owned) */
     sasl_cb_data_t cb[SASL_CB_COUNT];
     bool cb_known; /* cb[].len says which channel-binding types apply */
     bool cb_data; /* cb[].data is filled too */
@@ -309,9 +310,10 @@ void c2s_relay_sm_name(c2s_t *c2s, const char *name, bool bound);
 int c2s_relay_control(c2s_conn_t *c, const char *action, const char *jid);
 /* Session control for a session by its sid (jid may be NULL). Returns 0 or an error (logged). */
 int c2s_relay_control_sid(c2s_t *c2s, const char *sid, const char *action, const char *jid);
-/* The same with one attribute name='value' on <session/> instead of jid. */
-int c2s_relay_control_attr(c2s_t *c2s, const char *sid, const char *action, const char *name,
-                           const char *value);
+/* The same with one attribute name='value' on <session/> instead of jid; user (a JID of
+ * the session's account) addresses the envelope to the user's sm shard. */
+int c2s_relay_control_attr(c2s_t *c2s, const char *sid, const char *user, const char *action,
+                           const char *name, const char *value);
 /*
  * Hands st (borrowed) back to the sm in an envelope of type undelivered, stamped with the
  * loop time at (ms) it was first queued (docs/link-protocol.md). Returns 0 or an error.

@@ -316,9 +316,11 @@ static int listen_on(c2s_t *c2s, const char *addr, net_accept_fn fn, net_listene
 
 int c2s_start(c2s_t *c2s)
 {
-    /* Told when our sm goes away (docs/link-protocol.md), not when a client's stanza bounces. */
-    const char *watch[] = {c2s->cfg->domain};
-    link_options_t o = {.name = c2s->cfg->name, .watch = watch, .n_watch = 1};
+    /*
+     * Told when our sm goes away (docs/link-protocol.md), not when a client's stanza bounces;
+     * every name, since with shards each sm that holds sessions here has its own.
+     */
+    link_options_t o = {.name = c2s->cfg->name, .watch_all = true};
     c2s->link = c2s->opener->open(c2s->opener->ctx, &o, &c2s_link_ops, c2s);
     if (c2s->link == NULL)
         return -ENOTCONN;

@@ -2,17 +2,34 @@
 /* Relay between a bound client and the sm: route envelopes and session control both ways. */
 #include "c2s/internal.h"
 
+#include "core/alloc.h"
+
 #include <errno.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
-/* <route to='domain' from='our name' sid='S'/>, carrying inner (NULL: none yet): the envelope
- * of docs/link-protocol.md. */
-static xml_stanza_t *envelope_new(c2s_t *c2s, const char *sid, xml_stanza_t *inner)
+/*
+ * <route to='user@domain' from='our name' sid='S'/>, carrying inner (NULL: none yet): the
+ * envelope of docs/link-protocol.md. Addressed to the bare JID of user (a JID, full or
+ * bare), so that a router with several sm shards picks the user's (docs/link-protocol.md,
+ * "Shards"); to the domain when user is NULL.
+ */
+static xml_stanza_t *envelope_new(c2s_t *c2s, const char *sid, xml_stanza_t *inner,
+                                  const char *user)
 {
     xml_stanza_t *env = inner != NULL ? xml_envelope_new(XMLS_NS_CONTENT, "route", inner)
                                       : xml_stanza_new(XMLS_NS_CONTENT, "route");
-    xml_node_set_attr(env, env->root, NULL, "to", c2s->cfg->domain);
+    const char *slash = user != NULL ? strchr(user, '/') : NULL;
+    if (user == NULL || strchr(user, '@') == NULL) {
+        xml_node_set_attr(env, env->root, NULL, "to", c2s->cfg->domain);
+    } else if (slash == NULL) {
+        xml_node_set_attr(env, env->root, NULL, "to", user);
+    } else {
+        char *bare = core_strndup(user, (size_t)(slash - user));
+        xml_node_set_attr(env, env->root, NULL, "to", bare);
+        core_free(bare);
+    }
     xml_node_set_attr(env, env->root, NULL, "from", c2s->cfg->name);
     xml_node_set_attr(env, env->root, NULL, "sid", sid);
     return env;
@@ -27,13 +44,13 @@ static int link_send(c2s_t *c2s, xml_stanza_t *env)
 
 int c2s_relay_control_sid(c2s_t *c2s, const char *sid, const char *action, const char *jid)
 {
-    return c2s_relay_control_attr(c2s, sid, action, "jid", jid);
+    return c2s_relay_control_attr(c2s, sid, jid, action, "jid", jid);
 }
 
-int c2s_relay_control_attr(c2s_t *c2s, const char *sid, const char *action, const char *name,
-                           const char *value)
+int c2s_relay_control_attr(c2s_t *c2s, const char *sid, const char *user, const char *action,
+                           const char *name, const char *value)
 {
-    xml_stanza_t *env = envelope_new(c2s, sid, NULL);
+    xml_stanza_t *env = envelope_new(c2s, sid, NULL, user);
     xml_node_t *s = xml_node_add_element(env, env->root, C2S_NS_SESSION, "session");
     xml_node_set_attr(env, s, NULL, "action", action);
     if (value != NULL)
@@ -64,7 +81,8 @@ int c2s_relay_undelivered(c2s_t *c2s, const char *sid, xml_stanza_t *st, uint64_
     char stamp[40];
     size_t n = strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(stamp + n, sizeof(stamp) - n, ".%03dZ", (int)(ms % 1000));
-    xml_stanza_t *env = envelope_new(c2s, sid, st);
+    /* What was routed to the session is for its user. */
+    xml_stanza_t *env = envelope_new(c2s, sid, st, xml_stanza_to(st));
     xml_node_set_attr(env, env->root, NULL, "type", "undelivered");
     xml_node_set_attr(env, env->root, NULL, "stamp", stamp);
     int rc = link_send(c2s, env);
@@ -110,7 +128,7 @@ void c2s_relay_client(c2s_conn_t *c, xml_stanza_t *st)
     }
     if (own == st)
         xml_stanza_ref(own);
-    xml_stanza_t *env = envelope_new(c->c2s, c->sid, own);
+    xml_stanza_t *env = envelope_new(c->c2s, c->sid, own, c->jid.full);
     int rc = link_send(c->c2s, env);
     xml_stanza_unref(env);
     if (rc < 0) {
@@ -190,6 +208,12 @@ void c2s_relay_from_link(c2s_t *c2s, xml_stanza_t *st)
         return;
     }
     if (xml_node_is(child, C2S_NS_SESSION, "session")) {
+        const char *action = xml_node_attr(child, "action");
+        const char *from = xml_node_attr(r, "from");
+        if (action != NULL && strcmp(action, "started") == 0 && from != NULL) {
+            core_free(c->shard);
+            c->shard = core_strdup(from);
+        }
         control(c, child);
         return;
     }
@@ -200,10 +224,33 @@ void c2s_relay_from_link(c2s_t *c2s, xml_stanza_t *st)
     xml_stanza_unref(out);
 }
 
+/*
+ * One sm shard is gone (docs/link-protocol.md, "Shards"): the sessions it held are gone
+ * with it, as when the one sm goes (below); those of the other shards are not touched.
+ */
+static void shard_gone(c2s_t *c2s, const char *name)
+{
+    size_t n = 0;
+    for (c2s_conn_t *c = c2s->conns; c != NULL; c = c->next) {
+        if (c->s != NULL && c->started && !c->s->closing && c->shard != NULL &&
+            strcasecmp(c->shard, name) == 0) {
+            stream_error(c->s, CORE_STREAM_ERR_SYSTEM_SHUTDOWN, "the session manager is gone");
+            n++;
+        }
+    }
+    if (n > 0)
+        core_log(c2s->log, CORE_LOG_WARN, 0, "sm shard %s is gone: closed %zu sessions", name, n);
+}
+
 void c2s_relay_sm_name(c2s_t *c2s, const char *name, bool bound)
 {
-    if (strcmp(name, c2s->cfg->domain) != 0 || c2s->stopping)
+    if (c2s->stopping)
         return; /* stopping: every client has its <system-shutdown/> already */
+    if (strcmp(name, c2s->cfg->domain) != 0) {
+        if (!bound)
+            shard_gone(c2s, name);
+        return;
+    }
     if (bound) {
         core_log(c2s->log, CORE_LOG_INFO, 0, "the sm of %s is there: clients may bind", name);
         return;

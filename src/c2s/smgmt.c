@@ -65,13 +65,13 @@ static void push(c2s_smgmt_t *m, xml_stanza_t *st, uint64_t at, bool sent)
 }
 
 /* Tells the sm how many of its messages the client acknowledged, if that changed. */
-static void report(c2s_t *c2s, c2s_smgmt_t *m, const char *sid)
+static void report(c2s_t *c2s, c2s_smgmt_t *m, const char *sid, const char *user)
 {
     if (m->q.counted_acked == m->reported)
         return;
     char count[16];
     snprintf(count, sizeof(count), "%u", (unsigned)m->q.counted_acked);
-    if (c2s_relay_control_attr(c2s, sid, "acked", "count", count) == 0)
+    if (c2s_relay_control_attr(c2s, sid, user, "acked", "count", count) == 0)
         m->reported = m->q.counted_acked;
 }
 
@@ -333,7 +333,7 @@ static void enable(c2s_conn_t *c, const xml_node_t *n)
     /* The sm keeps copies of the messages from its answer on, for when we die. */
     char bound[24];
     snprintf(bound, sizeof(bound), "%lld", (long long)c2s->cfg->sm_max_unacked);
-    c2s_relay_control_attr(c2s, c->sid, "managed", "max", bound);
+    c2s_relay_control_attr(c2s, c->sid, c->jid.full, "managed", "max", bound);
     core_log(c2s->log, CORE_LOG_INFO, c2s_conn_id(c), "session %s: stream management on%s", c->sid,
              m->resume ? ", resumable" : "");
 }
@@ -352,7 +352,7 @@ static void ack(c2s_conn_t *c, const xml_node_t *n)
         return;
     }
     m->r_out = false;
-    report(c->c2s, m, c->sid);
+    report(c->c2s, m, c->sid, c->jid.full);
 }
 
 /*
@@ -467,7 +467,7 @@ static void resume(c2s_conn_t *c, const xml_node_t *n)
         return;
     }
     take_over(c, m, old);
-    report(c->c2s, m, c->sid);
+    report(c->c2s, m, c->sid, c->jid.full);
     xml_stanza_t *r = xml_stanza_new(C2S_NS_SM, "resumed");
     xml_node_set_attr(r, r->root, NULL, "previd", m->id);
     set_u32(r, r->root, "h", m->q.handled);

@@ -214,6 +214,12 @@ static void on_element(stream_t *s, xml_stanza_t *st)
             on_watch_answer(sl, st);
             return;
         }
+        /* The member list of a shared name comes as soon as it is bound, before the answer
+         * to the bind of the shard's own name: taken while binding too. */
+        if (xml_node_is(root, LINK_NS, "shards")) {
+            link_notice_take(sl->ops, sl->ud, st);
+            return;
+        }
         if (sl->state == SLINK_UP && !link_notice_take(sl->ops, sl->ud, st)) {
             sl->base.stanzas_in++;
             sl->ops->on_stanza(sl->ud, st);

@@ -2,6 +2,8 @@
 /* The endpoint interface and the XEP-0114 handshake digest. */
 #include "link/internal.h"
 
+#include "core/alloc.h"
+
 #include <openssl/evp.h>
 #include <string.h>
 
@@ -29,9 +31,33 @@ void link_endpoint_close(link_endpoint_t *e)
     e->vt->close(e);
 }
 
+/* <shards name='…'><shard name='…'/>…</shards>: hands the member list to ops->on_shards. */
+static void shards_take(const link_endpoint_ops_t *ops, void *ud, const xml_node_t *r)
+{
+    const char *name = xml_node_attr(r, "name");
+    if (name == NULL || ops->on_shards == NULL)
+        return;
+    size_t n = 0;
+    for (const xml_node_t *c = xml_node_first_element(r); c != NULL; c = xml_node_next_element(c))
+        n++;
+    const char **members = core_calloc(n + 1, sizeof(char *));
+    n = 0;
+    for (const xml_node_t *c = xml_node_first_element(r); c != NULL; c = xml_node_next_element(c)) {
+        const char *m = xml_node_attr(c, "name");
+        if (xml_node_is(c, LINK_NS, "shard") && m != NULL)
+            members[n++] = m;
+    }
+    ops->on_shards(ud, name, members, n);
+    core_free(members);
+}
+
 bool link_notice_take(const link_endpoint_ops_t *ops, void *ud, const xml_stanza_t *st)
 {
     const xml_node_t *r = st->root;
+    if (xml_node_is(r, LINK_NS, "shards")) {
+        shards_take(ops, ud, r);
+        return true;
+    }
     bool bound = xml_node_is(r, LINK_NS, "bound");
     if (!bound && !xml_node_is(r, LINK_NS, "unbound"))
         return false;

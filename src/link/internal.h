@@ -20,7 +20,8 @@ struct link_endpoint {
 
 /*
  * If st is a router's <bound/> or <unbound/> notice (docs/link-protocol.md), hands it to
- * ops->on_name (when there is one) and returns true; else false. st is borrowed.
+ * ops->on_name (when there is one), or a <shards/> list to ops->on_shards, and returns true;
+ * else false. st is borrowed.
  */
 bool link_notice_take(const link_endpoint_ops_t *ops, void *ud, const xml_stanza_t *st);
 

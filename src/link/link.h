@@ -96,6 +96,12 @@ typedef struct link_endpoint_ops {
      * (false) by another link. name is borrowed. Runs only while the link is up.
      */
     void (*on_name)(void *ud, const char *name, bool bound);
+    /*
+     * Optional: the router's member list of a shared name this link bound (<shards/>,
+     * docs/link-protocol.md "Shards"): the instance names of its shards, sorted. Borrowed
+     * for the call. Runs only while the link is up.
+     */
+    void (*on_shards)(void *ud, const char *name, const char *const *members, size_t n);
 } link_endpoint_ops_t;
 
 typedef struct link_options {
@@ -190,6 +196,20 @@ bool link_status_is_query(const xml_stanza_t *st);
  */
 xml_stanza_t *link_status_reply(const link_opener_t *o, const xml_stanza_t *st,
                                 const link_status_count_t *counts, size_t n);
+
+/* ---- shards (docs/link-protocol.md, "Shards") ---- */
+
+/*
+ * The rendezvous weight of the shard named instance (its unique bound name) for the
+ * prepared bare JID bare[0..len): the first 8 bytes, big-endian, of
+ * SHA-256(instance || 0x00 || bare).
+ */
+uint64_t link_shard_weight(const char *instance, const char *bare, size_t len);
+/*
+ * The index in names[0..n) of the shard that owns bare (highest weight; a tie goes to the
+ * smaller name); NULL entries are skipped. -1 when there is none.
+ */
+long link_shard_pick(const char *const *names, size_t n, const char *bare, size_t len);
 
 /* ---- shared helpers ---- */
 

@@ -165,6 +165,11 @@ static const core_cfg_key_t component_keys[] = {
      .offset = offsetof(router_component_config_t, control),
      .def = "no",
      .help = "the component may ask the router and the components for their status (parleyctl)"},
+    {.name = "shared",
+     .type = CORE_CFG_BOOL,
+     .offset = offsetof(router_component_config_t, shared),
+     .def = "no",
+     .help = "several sm shards bind this name at once; each user goes to one by a hash"},
 };
 
 const core_cfg_section_t router_component_cfg_section = {

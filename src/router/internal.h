@@ -19,6 +19,10 @@ typedef struct router_route {
     char *name; /* prepared domain */
     link_t *link; /* NULL: not bound now */
     bool ours; /* configured: bounce service-unavailable, not remote-server-not-found */
+    bool shared; /* configured shared: bound by the links in members, not by link */
+    link_t **members; /* shared: the links that bound it, in bind order */
+    size_t nmembers;
+    char *sent; /* shared: the member list last sent to them ("a b"), owned, or NULL */
 } router_route_t;
 
 /* The router's record of one link: what it bound, what it may bind. */
@@ -60,6 +64,8 @@ struct router {
     xml_limits_t limits;
     link_hub_t hub;
     router_stats_t stats;
+    router_route_t **shared; /* the configured shared names (shard.c) */
+    size_t nshared;
     uint64_t next_link_id;
     bool stopping;
 };
@@ -77,6 +83,24 @@ int router_watch(router_t *r, link_t *l, const char *name, bool all);
 void router_link_gone(router_t *r, link_t *l);
 /* l's backlog is empty again: resume the links paused on its account. */
 void router_link_drained(router_t *r, link_t *l);
+
+/* ---- shard.c: names several links bind at once (docs/link-protocol.md, "Shards") ---- */
+
+/* True when l holds rt: bound it, or is one of its shards. */
+bool router_route_held_by(const router_route_t *rt, const link_t *l);
+/* Adds l to the shards of rt (shared); false if it is one already. */
+bool router_shard_add(router_route_t *rt, link_t *l);
+/* Removes l from the shards of rt. */
+void router_shard_remove(router_route_t *rt, link_t *l);
+/*
+ * The shard of the shared rt that gets a stanza to 'to' from 'from': rendezvous hashing of
+ * the bare JID of 'to', or of 'from' when 'to' is the bare name and 'from' one of its users,
+ * else the first shard by instance name. NULL when no shard has an instance name yet.
+ */
+link_t *router_shard_dest(router_t *r, router_route_t *rt, const char *to, const char *from);
+/* Sends each shared name's shards its member list where it changed (<shards/>). */
+void router_shards_changed(router_t *r);
+void router_shards_free(router_t *r);
 
 /* ---- status.c ---- */
 

@@ -116,6 +116,19 @@ static int tls_context(router_t *r)
     return 0;
 }
 
+/* A configured name several links may bind (docs/link-protocol.md, "Shards"). */
+static void mark_shared(router_t *r, const char *name)
+{
+    char *p = router_prep_domain(r, name);
+    router_route_t *rt = route_make(r, p);
+    core_free(p);
+    if (rt->shared)
+        return;
+    rt->shared = true;
+    r->shared = core_realloc(r->shared, (r->nshared + 1) * sizeof(*r->shared));
+    r->shared[r->nshared++] = rt;
+}
+
 int router_new(net_ctx_t *net, const core_log_t *log, const core_cfg_t *cfg, router_t **out)
 {
     router_t *r = core_calloc(1, sizeof(*r));
@@ -141,6 +154,8 @@ int router_new(net_ctx_t *net, const core_log_t *log, const core_cfg_t *cfg, rou
     int err = 0;
     while (err == 0 && (c = core_cfg_next(cfg, "component", &pos)) != NULL) {
         err = mark_ours(r, c->name);
+        if (err == 0 && c->shared)
+            mark_shared(r, c->name);
         for (size_t i = 0; err == 0 && i < c->bind.count; i++)
             err = mark_ours(r, c->bind.items[i]);
     }
@@ -195,6 +210,8 @@ void router_stop(router_t *r)
 static void free_route(void *ud, const char *key, void *v)
 {
     router_route_t *rt = v;
+    core_free(rt->members);
+    core_free(rt->sent);
     core_free(rt->name);
     core_free(rt);
 }
@@ -206,6 +223,7 @@ void router_free(router_t *r)
         router_link_gone(r, r->links->link);
     core_map_each(&r->routes, free_route, NULL);
     core_map_free(&r->routes);
+    router_shards_free(r);
     jid_cache_free(r->jids);
     net_tls_ctx_free(r->tls);
     core_free(r);
@@ -307,6 +325,34 @@ static bool may_bind(const router_link_t *rl, router_t *r, const char *prepared)
     return ok;
 }
 
+static void add_name(router_link_t *rl, char *prepared)
+{
+    rl->names = core_realloc(rl->names, (rl->nnames + 1) * sizeof(char *));
+    rl->names[rl->nnames++] = prepared;
+}
+
+/*
+ * A shared name (docs/link-protocol.md, "Shards"): one more shard, never a conflict.
+ * Watchers hear <bound/> when the first shard binds it and <unbound/> when the last goes.
+ * Takes p.
+ */
+static int bind_shared(router_t *r, router_link_t *rl, router_route_t *rt, char *p)
+{
+    link_t *l = rl->link;
+    if (!router_shard_add(rt, l)) {
+        core_free(p);
+        return 0;
+    }
+    add_name(rl, p);
+    if (l->name == NULL)
+        l->name = rt->name;
+    core_log(r->log, CORE_LOG_INFO, l->id, "bound %s as shard %zu", rt->name, rt->nmembers);
+    if (rt->nmembers == 1)
+        notify(r, l, rt->name, true);
+    router_shards_changed(r);
+    return 0;
+}
+
 int router_bind(router_t *r, link_t *l, const char *name, bool default_route, bool trusted,
                 const router_component_config_t *cfg)
 {
@@ -329,6 +375,8 @@ int router_bind(router_t *r, link_t *l, const char *name, bool default_route, bo
         return -EPERM;
     }
     router_route_t *rt = route_make(r, p);
+    if (rt->shared)
+        return bind_shared(r, rl, rt, p);
     if (rt->link != NULL) {
         core_free(p);
         return rt->link == l ? 0 : -EEXIST;
@@ -342,6 +390,8 @@ int router_bind(router_t *r, link_t *l, const char *name, bool default_route, bo
         l->name = rt->name;
     core_log(r->log, CORE_LOG_INFO, l->id, "bound %s", rt->name);
     notify(r, l, rt->name, true);
+    /* A shard's own name makes it one that stanzas may go to. */
+    router_shards_changed(r);
     return 0;
 }
 
@@ -350,7 +400,11 @@ static void drop_route(router_t *r, router_link_t *rl, size_t i)
     char *name = rl->names[i];
     size_t len = strlen(name);
     router_route_t *rt = route_get(r, name, len);
-    if (rt != NULL && rt->link == rl->link) {
+    bool last = true; /* the name is unbound now: watchers hear of it */
+    if (rt != NULL && rt->shared) {
+        router_shard_remove(rt, rl->link);
+        last = rt->nmembers == 0;
+    } else if (rt != NULL && rt->link == rl->link) {
         rt->link = NULL;
         if (!rt->ours) {
             core_map_del(&r->routes, name, len);
@@ -358,9 +412,11 @@ static void drop_route(router_t *r, router_link_t *rl, size_t i)
         }
     }
     core_log(r->log, CORE_LOG_INFO, rl->link->id, "unbound %s", name);
-    notify(r, rl->link, name, false);
+    if (last)
+        notify(r, rl->link, name, false);
     core_free(name);
     rl->names[i] = rl->names[--rl->nnames];
+    router_shards_changed(r);
 }
 
 void router_unbind(router_t *r, link_t *l, const char *name)
@@ -501,7 +557,7 @@ void router_input(router_t *r, link_t *l, xml_stanza_t *st)
     }
     router_route_t *rt;
     /* RFC 6120 §4.9.3.9: a link may only send from the names it has bound. */
-    if (route_of(r, from, &rt) < 0 || rt == NULL || rt->link != l) {
+    if (route_of(r, from, &rt) < 0 || rt == NULL || !router_route_held_by(rt, l)) {
         core_log(r->log, CORE_LOG_INFO, l->id, "%s sent from a name it does not own",
                  l->name ? l->name : "link");
         l->ops->close(l, CORE_STREAM_ERR_INVALID_FROM);
@@ -513,7 +569,7 @@ void router_input(router_t *r, link_t *l, xml_stanza_t *st)
         bounce(r, l, st, CORE_STANZA_ERR_JID_MALFORMED);
         return;
     }
-    link_t *dest = rt != NULL ? rt->link : NULL;
+    link_t *dest = rt == NULL ? NULL : rt->shared ? router_shard_dest(r, rt, to, from) : rt->link;
     if (dest == NULL && (rt == NULL || !rt->ours))
         dest = r->default_link;
     if (dest == NULL) {

@@ -33,6 +33,7 @@ typedef struct router_component_config {
     core_cfg_list_t bind; /* more names it may bind (docs/link-protocol.md) */
     bool default_route; /* it may claim the default route */
     bool control; /* it may ask for status: the router's and the components' (parleyctl) */
+    bool shared; /* several links may bind the name at once: shards (docs/link-protocol.md) */
 } router_component_config_t;
 
 extern const core_cfg_section_t router_cfg_section;

@@ -19,7 +19,8 @@ void sm_sess_send(sm_t *sm, sm_sess_t *sess, xml_stanza_t *st)
 {
     xml_stanza_t *env = xml_envelope_new(XMLS_NS_CONTENT, "route", st);
     xml_node_set_attr(env, env->root, NULL, "to", sess->c2s);
-    xml_node_set_attr(env, env->root, NULL, "from", sm->cfg->domain);
+    /* A shard's own name: its c2s learns which shard holds the session. */
+    xml_node_set_attr(env, env->root, NULL, "from", sm_link_name(sm));
     xml_node_set_attr(env, env->root, NULL, "sid", sess->sid);
     int rc = sm->link != NULL ? link_endpoint_send(sm->link, env) : -ENOTCONN;
     if (rc < 0)
@@ -212,7 +213,11 @@ static void route_pkt(sm_t *sm, sm_pkt_t *pkt)
 {
     if (from_user_stopped(sm, pkt))
         return;
-    if (!sm_is_local(sm, &pkt->to)) {
+    bool self = sm_shard_is_self(sm, &pkt->to);
+    /* A user of the domain that another shard owns goes there through the router. */
+    bool elsewhere = jid_has_node(&pkt->to) && sm_is_local(sm, &pkt->to) && !pkt->via_router &&
+        !sm_shard_mine(sm, &pkt->to);
+    if ((!sm_is_local(sm, &pkt->to) && !self) || elsewhere) {
         int rc = sm->link != NULL ? link_endpoint_send(sm->link, pkt->st) : -ENOTCONN;
         if (rc < 0)
             core_log(sm->log, CORE_LOG_WARN, 0, "cannot route to %s: %s", pkt->to.full,
@@ -224,7 +229,7 @@ static void route_pkt(sm_t *sm, sm_pkt_t *pkt)
     }
 }
 
-void sm_route(sm_t *sm, xml_stanza_t *st)
+static void route_stanza(sm_t *sm, xml_stanza_t *st, bool via_router)
 {
     sm_pkt_t pkt;
     if (xml_stanza_to(st) == NULL) {
@@ -233,8 +238,14 @@ void sm_route(sm_t *sm, xml_stanza_t *st)
     }
     if (!pkt_init(sm, &pkt, st, NULL))
         return;
+    pkt.via_router = via_router;
     route_pkt(sm, &pkt);
     pkt_clear(&pkt);
+}
+
+void sm_route(sm_t *sm, xml_stanza_t *st)
+{
+    route_stanza(sm, st, false);
 }
 
 void sm_deliver_input(sm_t *sm, xml_stanza_t *st)
@@ -243,7 +254,7 @@ void sm_deliver_input(sm_t *sm, xml_stanza_t *st)
         core_log(sm->log, CORE_LOG_DEBUG, 0, "dropped a <%s/> from the router", st->root->name);
         return;
     }
-    sm_route(sm, st);
+    route_stanza(sm, st, true);
 }
 
 size_t sm_bare_targets(sm_user_t *u, sm_sess_t **out, size_t max)

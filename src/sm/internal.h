@@ -136,6 +136,9 @@ typedef struct sm_pkt {
      * delivery see the new one.
      */
     xml_stanza_t *owned;
+    /* It came from the router, which chose this shard for it: handled here whatever our
+     * member list says, so that two shards that disagree for a moment never loop it. */
+    bool via_router;
     /*
      * IN_SESS: the XEP-0359 id under which the sender's own archive keeps this message (set
      * by the archive module, owned by the packet), for the sent carbon (XEP-0313 §5.1.3);
@@ -264,6 +267,8 @@ struct sm {
     struct {
         uint64_t offline_stored; /* messages the offline module stored since start */
     } stats; /* for the status module */
+    char **shards; /* the shards of the domain, from the router (shard.c), owned */
+    size_t nshards;
     bool stopping;
 };
 
@@ -450,5 +455,18 @@ size_t sm_bare_targets(sm_user_t *u, sm_sess_t **out, size_t max);
 bool sm_pkt_to_home(const sm_t *sm, const sm_pkt_t *pkt);
 /* True if jid's domain is served here. */
 bool sm_is_local(const sm_t *sm, const jid_t *jid);
+
+/* shard.c: one sm among several shards of the domain (docs/link-protocol.md, "Shards") */
+/* The name the sm sends from: its [sm] name when it is a shard, else the domain. */
+const char *sm_link_name(const sm_t *sm);
+/* True when jid is this shard's own name (no node, no resource). */
+bool sm_shard_is_self(const sm_t *sm, const jid_t *jid);
+/* True when this sm owns the user of jid (its bare JID): not sharded, no member list yet,
+ * or the rendezvous choice over the router's list is this shard. */
+bool sm_shard_mine(const sm_t *sm, const jid_t *jid);
+/* The router's member list of name (borrowed): kept, and the sessions of users that are no
+ * longer ours end with <reset/>. */
+void sm_shard_update(sm_t *sm, const char *name, const char *const *members, size_t n);
+void sm_shard_free(sm_t *sm);
 
 #endif

@@ -146,7 +146,9 @@ int sm_iq_send(sm_t *sm, xml_stanza_t *st, sm_iq_cb cb, void *arg)
         q->head = r;
     q->tail = r;
     core_map_put(&q->reqs, r->id, strlen(r->id), r);
-    xml_node_set_attr(st, st->root, NULL, "from", sm->cfg->domain);
+    /* A shard asks from its own name: the answer must come back to it, not to whichever
+     * shard the router would pick for the domain. */
+    xml_node_set_attr(st, st->root, NULL, "from", sm_link_name(sm));
     xml_node_set_attr(st, st->root, NULL, "id", r->id);
     /* Routing may answer at once (an error made here); that answer waits in r->early. */
     r->sending = true;

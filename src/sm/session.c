@@ -48,7 +48,7 @@ static void control_send(sm_t *sm, const char *c2s, const char *sid, const char 
 {
     xml_stanza_t *env = xml_stanza_new(XMLS_NS_CONTENT, "route");
     xml_node_set_attr(env, env->root, NULL, "to", c2s);
-    xml_node_set_attr(env, env->root, NULL, "from", sm->cfg->domain);
+    xml_node_set_attr(env, env->root, NULL, "from", sm_link_name(sm));
     xml_node_set_attr(env, env->root, NULL, "sid", sid);
     xml_node_t *s = xml_node_add_element(env, env->root, SM_NS_SESSION, "session");
     xml_node_set_attr(env, s, NULL, "action", action);
@@ -124,6 +124,13 @@ static void start(sm_t *sm, const char *c2s, const char *sid, const char *full)
     }
     if (!jid_has_node(&j) || !jid_has_resource(&j) || !sm_is_local(sm, &j)) {
         control_send(sm, c2s, sid, "failed", "not-allowed");
+        jid_clear(&j);
+        return;
+    }
+    if (!sm_shard_mine(sm, &j)) {
+        /* The router's list and ours differ for a moment (a shard came or went): RFC 6120
+         * §7.6.2.1, the client may try again, and the next try lands on the owner. */
+        control_send(sm, c2s, sid, "failed", "resource-constraint");
         jid_clear(&j);
         return;
     }

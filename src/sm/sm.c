@@ -17,6 +17,10 @@ static const core_cfg_key_t sm_keys[] = {
      .offset = offsetof(sm_config_t, domain),
      .required = true,
      .help = "the domain whose users this session manager serves"},
+    {.name = "name",
+     .type = CORE_CFG_STR,
+     .offset = offsetof(sm_config_t, name),
+     .help = "this sm's own name when several shards serve the domain (listed in bind)"},
     {.name = "offline_max",
      .type = CORE_CFG_INT,
      .offset = offsetof(sm_config_t, offline_max),
@@ -182,6 +186,11 @@ static void on_name(void *ud, const char *name, bool bound)
         sm_session_c2s_gone(sm, name);
 }
 
+static void on_shards(void *ud, const char *name, const char *const *members, size_t n)
+{
+    sm_shard_update(ud, name, members, n);
+}
+
 static void on_down(void *ud)
 {
     sm_t *sm = ud;
@@ -195,12 +204,19 @@ int sm_start(sm_t *sm)
         .on_stanza = on_stanza,
         .on_down = on_down,
         .on_name = on_name,
+        .on_shards = on_shards,
     };
     /*
      * Every name, not each c2s's as its first session starts: a watch sent then could reach
      * the router after that c2s had gone already. Names come and go rarely.
      */
     link_options_t opt = {.name = sm->cfg->domain, .watch_all = true};
+    /* A shard binds its own name too: the router tells the shards apart by it. */
+    const char *own[] = {sm->cfg->name};
+    if (sm->cfg->name != NULL) {
+        opt.extra_names = own;
+        opt.n_extra = 1;
+    }
     sm->link = sm->opener->open(sm->opener->ctx, &opt, &ops, sm);
     return sm->link != NULL ? 0 : -ENOTCONN;
 }
@@ -235,6 +251,7 @@ void sm_free(sm_t *sm)
     core_map_free(&sm->users);
     core_map_free(&sm->sessions);
     sm_modules_fini(sm);
+    sm_shard_free(sm);
     jid_cache_free(sm->jids);
     core_free(sm);
 }

@@ -14,6 +14,7 @@
 /* [sm] */
 typedef struct sm_config {
     char *domain; /* the domain whose users this sm serves (its link name) */
+    char *name; /* a shard's own name (docs/link-protocol.md "Shards"), or NULL */
     int64_t offline_max; /* messages kept per offline user */
     uint64_t vcard_max_size; /* bytes of one user's vCard (XEP-0054) */
     core_cfg_list_t disable; /* modules switched off, by name */

@@ -607,6 +607,126 @@ static void test_config_tls_bad_certificate(void **state)
     core_cfg_free(&cfg);
 }
 
+/* The member list a shard got last: its <shards/> names, joined by spaces. */
+static void assert_shards(fake_link_t *f, const char *want)
+{
+    assert_true(f->n > 0);
+    xml_stanza_t *st = f->got[f->n - 1];
+    assert_true(xml_node_is(st->root, LINK_NS, "shards"));
+    assert_string_equal(xml_node_attr(st->root, "name"), "s.test");
+    char got[128] = "";
+    for (const xml_node_t *c = xml_node_first_element(st->root); c != NULL;
+         c = xml_node_next_element(c)) {
+        if (got[0] != '\0')
+            strcat(got, " ");
+        strcat(got, xml_node_attr(c, "name"));
+    }
+    assert_string_equal(got, want);
+}
+
+static void route_from(const link_hub_t *hub, fake_link_t *from, const char *xml)
+{
+    xml_stanza_t *st = fixture_parse(xml);
+    hub->input(hub->ctx, &from->link, st);
+    xml_stanza_unref(st);
+}
+
+/*
+ * docs/link-protocol.md "Shards": two links bind the shared s.test, each with its own name;
+ * a user's stanzas go to the shard the hash picks (the owners Python computes: bob and dave
+ * on s1.test, alice and carol on s2.test), the bare name by its sender's user, or to the
+ * first shard; the member list goes to the shards when it changes; a shard that goes takes
+ * only its own name away from watchers.
+ */
+static void test_shared(void **state)
+{
+    (void)state;
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    core_log_t log = {.level = CORE_LOG_ERROR, .component = "test"};
+    net_ctx_t net;
+    net_ctx_init(&net, &loop, &log);
+    core_cfg_t cfg;
+    fixture_config(&cfg,
+                   "[component \"s.test\"]\nsecret = s\nshared = yes\n"
+                   "bind = s1.test, s2.test\n"
+                   "[component \"a.test\"]\nsecret = s\n");
+    router_t *r;
+    assert_int_equal(router_new(&net, &log, &cfg, &r), 0);
+    const link_hub_t *hub = router_hub(r);
+    fake_link_t a, s1, s2;
+    fake_init(&a);
+    fake_init(&s1);
+    fake_init(&s2);
+    assert_int_equal(hub->bind(hub->ctx, &a.link, "a.test", false, true), 0);
+    assert_int_equal(hub->watch(hub->ctx, &a.link, NULL, true), 0);
+    /* Untrusted (stream) links, as the sm processes are: no conflict on the shared name. */
+    const router_component_config_t *sc = router_component_find(r, "s.test");
+    assert_non_null(sc);
+    assert_int_equal(router_bind(r, &s1.link, "s.test", false, false, sc), 0);
+    assert_int_equal(s1.n, 0); /* no instance name yet: no list */
+    assert_int_equal(router_bind(r, &s1.link, "s1.test", false, false, sc), 0);
+    assert_shards(&s1, "s1.test");
+    assert_int_equal(router_bind(r, &s2.link, "s.test", false, false, sc), 0);
+    assert_int_equal(router_bind(r, &s2.link, "s2.test", false, false, sc), 0);
+    assert_shards(&s1, "s1.test s2.test");
+    assert_shards(&s2, "s1.test s2.test");
+    /* Watchers: s.test bound once (the first shard), then the instance names. */
+    assert_int_equal(a.n, 3);
+    assert_notice(a.got[0], "bound", "s.test");
+    fake_reset(&a);
+    fake_reset(&s1);
+    fake_reset(&s2);
+    /* By the user of 'to', full or bare, whatever its case. */
+    route_from(hub, &a, "<message from='a.test' to='bob@s.test/x'/>");
+    route_from(hub, &a, "<message from='a.test' to='alice@S.test'/>");
+    route_from(hub, &a, "<route from='a.test' to='dave@s.test' sid='1'/>");
+    route_from(hub, &a, "<message from='a.test' to='carol@s.test'/>");
+    assert_int_equal(s1.n, 2);
+    assert_int_equal(s2.n, 2);
+    assert_string_equal(xml_stanza_to(s1.got[0]), "bob@s.test/x");
+    assert_string_equal(xml_stanza_to(s1.got[1]), "dave@s.test");
+    assert_string_equal(xml_stanza_to(s2.got[1]), "carol@s.test");
+    fake_reset(&s1);
+    fake_reset(&s2);
+    /* The bare name: by the sender's user when it is one of s.test's, else the first. */
+    route_from(hub, &s1, "<iq type='get' id='1' from='alice@s.test/r' to='s.test'/>");
+    route_from(hub, &a, "<iq type='get' id='2' from='a.test' to='s.test'/>");
+    assert_int_equal(s2.n, 1);
+    assert_int_equal(s1.n, 1);
+    assert_string_equal(xml_stanza_id(s1.got[0]), "2");
+    /* Any shard may send from the shared name and its users. */
+    assert_int_equal(s1.closed, CORE_STREAM_ERR_NONE);
+    fake_reset(&s1);
+    fake_reset(&s2);
+    /* s2 goes: s1 owns everyone, watchers hear of s2.test only. */
+    hub->gone(hub->ctx, &s2.link);
+    assert_shards(&s1, "s1.test");
+    assert_int_equal(a.n, 1);
+    assert_notice(a.got[0], "unbound", "s2.test");
+    route_from(hub, &a, "<message from='a.test' to='alice@s.test'/>");
+    assert_string_equal(xml_stanza_to(s1.got[s1.n - 1]), "alice@s.test");
+    /* The last shard goes: s.test is unbound, and bounces (ours: service-unavailable). */
+    fake_reset(&a);
+    hub->gone(hub->ctx, &s1.link);
+    assert_int_equal(a.n, 2);
+    assert_notice(a.got[0], "unbound", "s1.test");
+    assert_notice(a.got[1], "unbound", "s.test");
+    fake_reset(&a);
+    route_from(hub, &a, "<message from='a.test' to='alice@s.test' id='b'/>");
+    assert_int_equal(a.n, 1);
+    assert_string_equal(bounce_condition(a.got[0], "a.test", "alice@s.test", "cancel"),
+                        "service-unavailable");
+    fake_reset(&a);
+    fake_reset(&s1);
+    fake_reset(&s2);
+    router_free(r);
+    net_ctx_close(&net);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&loop), 0);
+    core_cfg_free(&cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -628,6 +748,7 @@ int main(void)
         cmocka_unit_test(test_config_control),
         cmocka_unit_test(test_config_tls),
         cmocka_unit_test(test_config_tls_bad_certificate),
+        cmocka_unit_test(test_shared),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
