@@ -187,12 +187,7 @@ static link_endpoint_t *open_stream(void *ctx, const link_options_t *opt,
                                     const link_endpoint_ops_t *ops, void *ud)
 {
     parleyd_t *d = ctx;
-    const router_component_config_t *cc = NULL;
-    size_t pos = 0;
-    while ((cc = core_cfg_next(&d->cfg, "component", &pos)) != NULL) {
-        if (strcmp(cc->name, opt->name) == 0)
-            break;
-    }
+    const router_component_config_t *cc = router_config_component(&d->cfg, opt->name);
     if (cc == NULL || cc->secret == NULL) {
         core_log(log_for(d, opt->name), CORE_LOG_ERROR, 0,
                  "no [component \"%s\"] with a secret: cannot link to the router", opt->name);

@@ -345,12 +345,7 @@ static int check_secrets(const core_cfg_t *cfg, const core_log_t *log)
     for (size_t i = 0; i < 3; i++) {
         if (names[i] == NULL)
             continue;
-        const router_component_config_t *comp = NULL;
-        size_t pos = 0;
-        while ((comp = core_cfg_next(cfg, "component", &pos)) != NULL) {
-            if (strcmp(comp->name, names[i]) == 0)
-                break;
-        }
+        const router_component_config_t *comp = router_config_component(cfg, names[i]);
         if (comp == NULL || comp->secret == NULL) {
             core_log(log, CORE_LOG_ERROR, 0,
                      "--processes: the configuration needs a [component \"%s\"] with a secret,"

@@ -86,6 +86,17 @@ const core_cfg_section_t router_cfg_section = {
     .check = router_check,
 };
 
+const router_component_config_t *router_config_component(const core_cfg_t *cfg, const char *name)
+{
+    size_t pos = 0;
+    const router_component_config_t *c;
+    while ((c = core_cfg_next(cfg, "component", &pos)) != NULL) {
+        if (strcmp(c->name, name) == 0)
+            return c;
+    }
+    return NULL;
+}
+
 void router_config_address(const router_config_t *rc, char *out, size_t cap)
 {
     const char *listen = rc->listen;

@@ -45,6 +45,9 @@ extern const core_cfg_section_t router_cfg_section;
 void router_config_address(const router_config_t *rc, char *out, size_t cap);
 extern const core_cfg_section_t router_component_cfg_section;
 
+/* The [component "name"] section of cfg (borrowed), matched as written; NULL if none. */
+const router_component_config_t *router_config_component(const core_cfg_t *cfg, const char *name);
+
 /*
  * The name a component verifies in the router's certificate: [router] server_name, else the
  * host part of the address router_config_address gives (brackets of an IPv6 literal removed).

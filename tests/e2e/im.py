@@ -180,6 +180,20 @@ class Proc:
         return found
 
 
+def wait_ready(proc, ready, what, log_tails, timeout=START_TIMEOUT):
+    """Polls ready() until it is true (bounded); fails at once if proc exits first, with the
+    logs log_tails() gives."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proc.alive():
+            raise AssertionError(f"{proc.name} exited with {proc.proc.returncode} before"
+                                 f" {what}\n{log_tails()}")
+        if ready():
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"{proc.name}: not {what} within {timeout}s\n{log_tails()}")
+
+
 def make_cert(folder, newkey="rsa:2048"):
     """A self-signed certificate for localhost (as scripts/make-default-config.sh makes);
     newkey is openssl's -newkey ("ed25519": a signature without a separate hash)."""
@@ -469,15 +483,7 @@ ssl = {{ certificate = "{self.cert}", key = "{self.key}" }}
         return p.start()
 
     def _wait(self, proc, ready, what, timeout=START_TIMEOUT):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not proc.alive():
-                raise AssertionError(f"{proc.name} exited with {proc.proc.returncode} before"
-                                     f" {what}\n{self.log_tails()}")
-            if ready():
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"{proc.name}: not {what} within {timeout}s\n{self.log_tails()}")
+        wait_ready(proc, ready, what, self.log_tails, timeout)
 
     def _log_has(self, proc, text):
         return lambda: text in proc.log_text()

@@ -250,15 +250,7 @@ class HostSite:
         return p.start()
 
     def _wait(self, proc, ready, what, timeout=im.START_TIMEOUT):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not proc.alive():
-                raise AssertionError(f"{proc.name} exited with {proc.proc.returncode} before"
-                                     f" {what}\n{self.log_tails()}")
-            if ready():
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"{proc.name}: not {what} within {timeout}s\n{self.log_tails()}")
+        im.wait_ready(proc, ready, what, self.log_tails, timeout)
 
     def start(self):
         """Router first, then the sm, the muc and both c2s, each waited for (bounded): the
